@@ -1,0 +1,100 @@
+"""Turning (instruction, query, document) into the token ids the model reads.
+
+User text is tokenized as plain text: a `<|im_end|>` or `<think>` typed into a document is spelled out
+in ordinary tokens, never turned into the control token, so a document cannot close its own turn and
+answer for itself. For text without such strings the ids are exactly the model card's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer
+from transformers import PreTrainedTokenizerBase
+
+from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, user_turn
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """One prompt's token ids; `truncated` when the user turn was cut to fit `max_length`."""
+
+    input_ids: list[int]
+    truncated: bool
+
+
+class PromptEncoder:
+    """Builds prompts the way the model card does: prefix + user turn (cut from its end) + suffix."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.prefix_ids = tokenizer.encode(SYSTEM_PREFIX, add_special_tokens=False)
+        self.suffix_ids = tokenizer.encode(ASSISTANT_SUFFIX, add_special_tokens=False)
+        self.user_budget = max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        if self.user_budget < 1:
+            raise ValueError(
+                f"max_length={max_length} leaves no room for the query and document: the prompt's fixed "
+                f"part alone takes {len(self.prefix_ids) + len(self.suffix_ids)} tokens"
+            )
+        self.yes_id = _single_token_id(tokenizer, YES_TOKEN)
+        self.no_id = _single_token_id(tokenizer, NO_TOKEN)
+        self._plain = _plain_text_tokenizer(tokenizer)
+
+    def tokenize_text(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, with every special or added token string read as plain text."""
+        if not texts:
+            return []
+        if self._plain is not None:
+            return [e.ids for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
+        out = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)
+        return out["input_ids"]
+
+    def encode(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[EncodedPair]:
+        turns = self.tokenize_text([user_turn(query, d, instruction) for d in documents])
+        return [
+            EncodedPair(self.prefix_ids + ids[: self.user_budget] + self.suffix_ids, len(ids) > self.user_budget)
+            for ids in turns
+        ]
+
+    def shared_prefix(self, query: str, instruction: str | None = None) -> list[int]:
+        """Ids every document's prompt for this query starts with (system + instruction + query).
+
+        The user turn with an empty document ends in a lone space that a real document's first word
+        absorbs; callers keep only the part a given prompt really shares (see `common_prefix_length`).
+        """
+        turn = self.tokenize_text([user_turn(query, "", instruction)])[0][: self.user_budget]
+        return self.prefix_ids + turn
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize_text([text])[0])
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _single_token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise ValueError(f"the tokenizer has no single token {token!r}; is this a Qwen3-Reranker tokenizer?")
+    return token_id
+
+
+def _plain_text_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Tokenizer | None:
+    """A copy of a fast tokenizer that knows no added tokens, so control strings stay text."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    spec = json.loads(backend.to_str())
+    spec["added_tokens"] = []
+    spec["post_processor"] = None
+    spec["truncation"] = None
+    spec["padding"] = None
+    return Tokenizer.from_str(json.dumps(spec))

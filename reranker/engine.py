@@ -1,0 +1,262 @@
+"""Qwen3Reranker: the score of the model card, computed without its waste.
+
+Three things make it fast, none of which changes a score:
+- only the final position's hidden state meets the LM head, and only its "yes" and "no" rows;
+- the prompt part every document of a query shares (system + instruction + query) runs once, and
+  its key/value cache is reused by each document;
+- documents go in length-sorted batches under a token budget, so padding is rare.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from reranker.encoding import EncodedPair, PromptEncoder, common_prefix_length
+from reranker.loading import load_model, resolve_device, resolve_dtype, resolve_model
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query with the documents to judge against it."""
+
+    query: str
+    documents: Sequence[str]
+    instruction: str | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The model's verdict on one (query, document) pair."""
+
+    score: float
+    """P("yes"), the model card's score."""
+    logit: float
+    """log P(yes) - log P(no): still tells documents apart when scores saturate near 0 or 1."""
+    tokens: int
+    """Prompt tokens the model read."""
+    truncated: bool
+    """The document (or query) was cut to fit max_length."""
+
+
+@dataclass(frozen=True)
+class RankedDocument:
+    index: int
+    document: str
+    score: float
+    logit: float
+    rank: int
+    tokens: int
+    truncated: bool
+
+
+def rank_judgements(
+    documents: Sequence[str], judgements: Sequence[Judgement], top_k: int | None = None
+) -> list[RankedDocument]:
+    """Best first; equal logits keep input order. Logits, not saturated scores, decide the order."""
+    order = sorted(range(len(documents)), key=lambda i: (-judgements[i].logit, i))
+    if top_k is not None:
+        order = order[: max(top_k, 0)]
+    return [
+        RankedDocument(i, documents[i], judgements[i].score, judgements[i].logit, r, judgements[i].tokens,
+                       judgements[i].truncated)
+        for r, i in enumerate(order, start=1)
+    ]
+
+
+class Qwen3Reranker:
+    """A Qwen3-Reranker loaded once; `score` and `rank` are all most callers need.
+
+    model: a hub id or a local folder (default: $RERANKER_MODEL, else Qwen/Qwen3-Reranker-0.6B).
+    device: "auto" (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
+    dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16"; $RERANKER_DTYPE.
+    max_length: prompt tokens at most; longer user turns are cut from their end, as the model card does.
+    batch_tokens: key/value slots per forward pass; bounds memory (default 2048 on CPU, 32768 on GPU).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | None = "auto",
+        dtype: str | torch.dtype | None = "auto",
+        max_length: int = 8192,
+        batch_tokens: int | None = None,
+    ) -> None:
+        self.model_name = resolve_model(model)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        started = time.perf_counter()
+        self.tokenizer, self.model = load_model(self.model_name, self.device, self.dtype)
+        self.load_seconds = time.perf_counter() - started
+        self.max_length = max_length
+        self.batch_tokens = batch_tokens or (2048 if self.device.type == "cpu" else 32768)
+        self.encoder = PromptEncoder(self.tokenizer, max_length)
+        head = self.model.get_output_embeddings()
+        rows = [self.encoder.no_id, self.encoder.yes_id]
+        self._no_yes_weight = head.weight[rows].detach().float()
+        self._no_yes_bias = head.bias[rows].detach().float() if getattr(head, "bias", None) is not None else None
+        self._body = self.model.get_decoder()
+        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self._lock = threading.Lock()
+
+    def score(self, query: str, documents: Sequence[str], instruction: str | None = None,
+              progress: Progress | None = None) -> list[float]:
+        """P("yes") for each document, in input order."""
+        return [j.score for j in self.judge(query, documents, instruction, progress)]
+
+    def rank(self, query: str, documents: Sequence[str], instruction: str | None = None,
+             top_k: int | None = None, progress: Progress | None = None) -> list[RankedDocument]:
+        """Documents best first, cut to top_k."""
+        return rank_judgements(documents, self.judge(query, documents, instruction, progress), top_k)
+
+    def judge(self, query: str, documents: Sequence[str], instruction: str | None = None,
+              progress: Progress | None = None) -> list[Judgement]:
+        return self.judge_many([Query(query, documents, instruction)], progress)[0]
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        """Judge several queries' documents in shared forward passes (batch jobs, concurrent requests)."""
+        for q in queries:
+            _check_text("query", q.query)
+            if q.instruction is not None:
+                _check_text("instruction", q.instruction)
+            if isinstance(q.documents, str):
+                raise TypeError("documents must be a list of strings, not one string")
+            for i, d in enumerate(q.documents):
+                _check_text(f"documents[{i}]", d)
+        encoded = [self.encoder.encode(q.query, q.documents, q.instruction) for q in queries]
+        verdicts = self._run(queries, encoded, progress)
+        return [
+            [Judgement(score, logit, len(pair.input_ids), pair.truncated)
+             for (score, logit), pair in zip(group, pairs)]
+            for group, pairs in zip(verdicts, encoded)
+        ]
+
+    def count_tokens(self, text: str) -> int:
+        return self.encoder.count_tokens(text)
+
+    def describe(self) -> dict[str, object]:
+        return {"model": self.model_name, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+                "max_length": self.max_length, "load_seconds": round(self.load_seconds, 2)}
+
+    # The forward passes.
+
+    def _run(self, queries: Sequence[Query], encoded: list[list[EncodedPair]],
+             progress: Progress | None) -> list[list[tuple[float, float]]]:
+        """(score, logit) per pair, grouped like `encoded`."""
+        prefixes: dict[tuple[int, ...], int] = {}
+        rows: list[tuple[int, int, int]] = []  # (group, document, prefix number)
+        row_prefix_len: list[int] = []
+        for g, (q, pairs) in enumerate(zip(queries, encoded)):
+            if not pairs:
+                continue
+            shared = self.encoder.shared_prefix(q.query, q.instruction)
+            length = min(min(common_prefix_length(p.input_ids, shared), len(p.input_ids) - 1) for p in pairs)
+            key = tuple(shared[:length])
+            number = prefixes.setdefault(key, len(prefixes))
+            for d in range(len(pairs)):
+                rows.append((g, d, number))
+                row_prefix_len.append(length)
+        results: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * len(p) for p in encoded]
+        if not rows:
+            return results
+        tails = [encoded[g][d].input_ids[row_prefix_len[i]:] for i, (g, d, _) in enumerate(rows)]
+        with self._lock, torch.inference_mode():
+            cached = self._prefix_cache([list(k) for k in prefixes])
+            order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]) - row_prefix_len[i], i))
+            done = 0
+            for batch in self._batches(order, tails, row_prefix_len):
+                verdicts = self._tail_pass([tails[i] for i in batch], [cached[rows[i][2]] for i in batch])
+                for i, verdict in zip(batch, verdicts):
+                    g, d, _ = rows[i]
+                    results[g][d] = verdict
+                done += len(batch)
+                if progress is not None:
+                    progress(done, len(rows))
+        return results
+
+    def _batches(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
+        batches: list[list[int]] = []
+        current: list[int] = []
+        widest_tail = widest_prefix = 0
+        for i in order:
+            tail, prefix = max(widest_tail, len(tails[i])), max(widest_prefix, prefix_len[i])
+            if current and (len(current) + 1) * (tail + prefix) > self.batch_tokens:
+                batches.append(current)
+                current, tail, prefix = [], len(tails[i]), prefix_len[i]
+            current.append(i)
+            widest_tail, widest_prefix = tail, prefix
+        if current:
+            batches.append(current)
+        return batches
+
+    def _prefix_cache(self, prefixes: list[list[int]]) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Per prefix, per layer, its (key, value) tensors of shape (1, kv_heads, length, head_dim)."""
+        out: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        step = max(1, self.batch_tokens // max(len(p) for p in prefixes))
+        for start in range(0, len(prefixes), step):
+            chunk = prefixes[start:start + step]
+            ids = _right_padded(chunk, self._pad_id, self.device)
+            cache = self._body(input_ids=ids, use_cache=True).past_key_values
+            layers = [_layer_kv(cache, n) for n in range(len(cache))]
+            for i, p in enumerate(chunk):
+                out.append([(k[i:i + 1, :, :len(p)], v[i:i + 1, :, :len(p)]) for k, v in layers])
+        return out
+
+    def _tail_pass(self, tails: list[list[int]], prefixes: list[list[tuple[torch.Tensor, torch.Tensor]]]
+                   ) -> list[tuple[float, float]]:
+        from transformers import DynamicCache
+
+        lengths = [p[0][0].shape[2] for p in prefixes]
+        widest = max(lengths)
+        cache = DynamicCache()
+        for layer in range(len(prefixes[0])):
+            keys = torch.cat([_pad_seq(p[layer][0], widest) for p in prefixes])
+            values = torch.cat([_pad_seq(p[layer][1], widest) for p in prefixes])
+            cache.update(keys, values, layer)
+        ids = _right_padded(tails, self._pad_id, self.device)
+        width = ids.shape[1]
+        positions = torch.tensor(lengths, device=self.device)[:, None] + torch.arange(width, device=self.device)
+        mask = None
+        if min(lengths) != widest:
+            slots = torch.arange(widest + width, device=self.device)[None, :]
+            prefix_len = torch.tensor(lengths, device=self.device)[:, None]
+            tail_len = torch.tensor([len(t) for t in tails], device=self.device)[:, None]
+            mask = ((slots < prefix_len) | ((slots >= widest) & (slots < widest + tail_len))).long()
+        hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            use_cache=True).last_hidden_state
+        last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
+        final = hidden[torch.arange(len(tails), device=self.device), last].float()
+        no_yes = final @ self._no_yes_weight.T
+        if self._no_yes_bias is not None:
+            no_yes = no_yes + self._no_yes_bias
+        scores = torch.log_softmax(no_yes, dim=1)[:, 1].exp()
+        logits = no_yes[:, 1] - no_yes[:, 0]
+        return list(zip(scores.tolist(), logits.tolist()))
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+
+
+def _right_padded(seqs: list[list[int]], pad_id: int, device: torch.device) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], dtype=torch.long, device=device)
+
+
+def _pad_seq(t: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - t.shape[2]
+    return t if missing == 0 else torch.nn.functional.pad(t, (0, 0, 0, missing))
+
+
+def _layer_kv(cache: object, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key, value) of one layer, across the cache layouts of transformers 4.51 to 5.x."""
+    if hasattr(cache, "layers"):
+        return cache.layers[layer].keys, cache.layers[layer].values
+    return cache.key_cache[layer], cache.value_cache[layer]

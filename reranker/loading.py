@@ -1,0 +1,92 @@
+"""Finding the model (hub id or local folder), the device and the dtype; one clear error when it fails."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import transformers
+from packaging.version import Version
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+KNOWN_MODELS = ("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B")
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    """The model or tokenizer could not be loaded; the message says where we looked and how to fix it."""
+
+
+def resolve_model(model: str | None) -> str:
+    return model or os.environ.get("RERANKER_MODEL") or DEFAULT_MODEL
+
+
+def resolve_device(device: str | None) -> torch.device:
+    device = device or os.environ.get("RERANKER_DEVICE") or "auto"
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from e
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but this torch sees no CUDA GPU")
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """auto: bfloat16 on CUDA (the model's own dtype), float32 elsewhere (exact on CPU, safe on MPS)."""
+    dtype = dtype or os.environ.get("RERANKER_DTYPE") or "auto"
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+    return _DTYPES[dtype]
+
+
+def load_model(
+    model: str, device: torch.device, dtype: torch.dtype
+) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    source = Path(model).expanduser()
+    is_local = source.is_dir() or model.startswith((".", "/", "~"))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source) if is_local else model)
+        kwargs = {_dtype_kwarg(): dtype}
+        lm = AutoModelForCausalLM.from_pretrained(str(source) if is_local else model, **kwargs)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one explained error
+        raise ModelLoadError(_explain(model, source, is_local, e)) from e
+    return tokenizer, lm.to(device).eval()
+
+
+def _dtype_kwarg() -> str:
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
+def _explain(model: str, source: Path, is_local: bool, error: Exception) -> str:
+    reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    if is_local:
+        where = f"the local folder {source.resolve()}"
+        if not source.is_dir():
+            where += " (it does not exist)"
+        fix = ("point RERANKER_MODEL at a folder holding config.json, the tokenizer files and the weights "
+               "(*.safetensors), e.g. one made by `huggingface-cli download Qwen/Qwen3-Reranker-0.6B "
+               "--local-dir ./models/qwen3-reranker-0.6b`")
+    else:
+        cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+        where = (f"the Hugging Face hub id {model!r} (local cache {cache}"
+                 f"{'; HF_HUB_OFFLINE=1 is set, so the hub was not asked' if offline else ''})")
+        fix = (f"download it once where the hub is reachable (`huggingface-cli download {model}`), "
+               "or point RERANKER_MODEL at a local folder with the model, "
+               "or set HF_ENDPOINT to a mirror of the hub; check the id for typos "
+               f"(known: {', '.join(KNOWN_MODELS)})")
+    return f"Could not load the reranker model {model!r}. Looked in {where}. Reason: {reason}. Fix: {fix}."

@@ -1,0 +1,23 @@
+"""The Qwen3-Reranker prompt, exactly as the model card builds it. The only place it is spelled out."""
+
+from __future__ import annotations
+
+SYSTEM_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+)
+ASSISTANT_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+YES_TOKEN = "yes"
+NO_TOKEN = "no"
+
+
+def resolve_instruction(instruction: str | None) -> str:
+    """None or blank means the model card's default instruction."""
+    if instruction is None or not instruction.strip():
+        return DEFAULT_INSTRUCTION
+    return instruction
+
+
+def user_turn(query: str, document: str, instruction: str | None = None) -> str:
+    return f"<Instruct>: {resolve_instruction(instruction)}\n<Query>: {query}\n<Document>: {document}"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ./start.sh        set up .venv on first run, then start the workbench (and the sidecar API)
+# ./start.sh test   same set-up, then ruff and the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PYTHON=${PYTHON:-python3}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "[start.sh] creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.requirements.sha256"
+  local want
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[start.sh] installing requirements (first run takes a few minutes)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # torch first and alone, so nothing else can pull a CUDA build in its place
+    "$VENV/bin/python" -m pip install -q "$(grep -E '^torch==' requirements.txt)"
+    "$VENV/bin/python" -m pip install -q -r requirements.txt
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[start.sh] installing Debian's chromium for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+      || echo "[start.sh] could not install chromium; the browser test will fail and say why"
+  else
+    echo "[start.sh] chromium is not installed (apt-get install chromium); the browser test will fail and say why"
+  fi
+}
+
+setup
+export PATH="$VENV/bin:$PATH"
+
+case "${1:-run}" in
+  test)
+    shift || true
+    ensure_chromium
+    ruff check .
+    exec python -m pytest "$@"
+    ;;
+  run|"")
+    exec streamlit run app.py --server.port "${RERANKER_UI_PORT:-8501}" --server.address 127.0.0.1
+    ;;
+  *)
+    echo "usage: ./start.sh [test [pytest args]]" >&2
+    exit 2
+    ;;
+esac

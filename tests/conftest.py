@@ -1,0 +1,44 @@
+"""Every test runs on a tiny random-weight Qwen3 built here, once per session.
+
+With RERANKER_TEST_TOKENIZER pointing at a tokenizer folder (CI: the real Qwen3 tokenizer) the model uses
+it; without, a small byte-level tokenizer is built, so a fresh clone anywhere passes too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from reranker.random_model import TINY_SHAPE, build_random_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tokenizer = os.environ.get("RERANKER_TEST_TOKENIZER")
+    dest = tmp_path_factory.mktemp("models") / "tiny-qwen3-reranker"
+    build_random_model(dest, tokenizer_dir=Path(tokenizer) if tokenizer else None, init_std=0.5, **TINY_SHAPE)
+    os.environ["RERANKER_MODEL"] = str(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def reranker(tiny_model_dir: Path):
+    from reranker import Qwen3Reranker
+
+    return Qwen3Reranker(model=str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Artifacts a person may want to look at (screenshots); kept after the run."""
+    path = ROOT / "test-output"
+    path.mkdir(exist_ok=True)
+    return path
