@@ -41,7 +41,7 @@ class PromptEncoder:
             )
         self.yes_id = _single_token_id(tokenizer, YES_TOKEN)
         self.no_id = _single_token_id(tokenizer, NO_TOKEN)
-        self._plain = _plain_text_tokenizer(tokenizer)
+        self._plain = plain_text_tokenizer(tokenizer)
 
     def tokenize_text(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, with every special or added token string read as plain text."""
@@ -87,7 +87,7 @@ def _single_token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     return token_id
 
 
-def _plain_text_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Tokenizer | None:
+def plain_text_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Tokenizer | None:
     """A copy of a fast tokenizer that knows no added tokens, so control strings stay text."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:

@@ -1,8 +1,9 @@
 """The model card's scoring code, kept as written: the baseline that tests and benchmarks measure against.
 
 One padded batch (left padding), full-vocabulary logits, P(yes) from a softmax over [no, yes] at the last
-position. `split_special_tokens=True` gives the same ids as the card for ordinary text and reads control
-strings in user text as plain text, as the engine does; with False it is the card to the letter.
+position. With `plain_user_text=True` every special or added token string in the user turn (`<|im_end|>`,
+`<think>`) is read as plain text, as the engine does; for ordinary text the ids are the card's own. With
+False (the default) it is the card to the letter, which lets a document close its own turn.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reranker.encoding import plain_text_tokenizer
 from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, user_turn
 
 
@@ -21,16 +23,19 @@ def model_card_scores(
     documents: list[str],
     instruction: str | None = None,
     max_length: int = 8192,
-    split_special_tokens: bool = False,
+    plain_user_text: bool = False,
 ) -> list[float]:
     prefix_tokens = tokenizer.encode(SYSTEM_PREFIX, add_special_tokens=False)
     suffix_tokens = tokenizer.encode(ASSISTANT_SUFFIX, add_special_tokens=False)
     pairs = [user_turn(query, doc, instruction) for doc in documents]
-    inputs = tokenizer(
-        pairs, padding=False, truncation="longest_first", return_attention_mask=False,
-        max_length=max_length - len(prefix_tokens) - len(suffix_tokens),
-        split_special_tokens=split_special_tokens,
-    )
+    limit = max_length - len(prefix_tokens) - len(suffix_tokens)
+    if plain_user_text:
+        plain = plain_text_tokenizer(tokenizer)
+        inputs = {"input_ids": [e.ids[:limit] for e in plain.encode_batch(pairs, add_special_tokens=False)]}
+    else:
+        inputs = tokenizer(
+            pairs, padding=False, truncation="longest_first", return_attention_mask=False, max_length=limit
+        )
     for i, ele in enumerate(inputs["input_ids"]):
         inputs["input_ids"][i] = prefix_tokens + ele + suffix_tokens
     tokenizer.padding_side = "left"

@@ -1,0 +1,3 @@
+from reranker.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""`python -m reranker rank ...` scores a file of documents; `python -m reranker serve` starts the sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from reranker.csv_io import safe_csv_bytes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reranker", description="Qwen3-Reranker from the command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rank = commands.add_parser("rank", help="rank the documents of a file (one per line) against a query")
+    rank.add_argument("--query", required=True)
+    rank.add_argument("--docs", required=True, help="text file, one document per line; - reads standard input")
+    rank.add_argument("--instruction", default=None, help="task instruction (default: web search)")
+    rank.add_argument("--top-k", type=int, default=None)
+    rank.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _engine_options(rank)
+
+    serve = commands.add_parser("serve", help="start the sidecar HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8502)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from reranker.sidecar.server import serve as run_server
+
+        run_server(args.host, args.port)
+        return 0
+    return _rank(args)
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="hub id or local folder (default: $RERANKER_MODEL or 0.6B)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--max-length", type=int, default=8192)
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from reranker import ModelLoadError, Qwen3Reranker
+
+    try:
+        text = sys.stdin.read() if args.docs == "-" else Path(args.docs).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"error: cannot read documents from {args.docs}: {e}", file=sys.stderr)
+        return 2
+    documents = [line for line in text.splitlines() if line.strip()]
+    if not documents:
+        print(f"error: {args.docs} holds no documents (one per line, blank lines are skipped)", file=sys.stderr)
+        return 2
+    if args.top_k is not None and args.top_k < 1:
+        print("error: --top-k must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        engine = Qwen3Reranker(model=args.model, device=args.device, dtype=args.dtype, max_length=args.max_length)
+    except (ModelLoadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    ranked = engine.rank(args.query, documents, args.instruction, top_k=args.top_k)
+    records = [{"rank": r.rank, "index": r.index, "score": r.score, "logit": r.logit, "tokens": r.tokens,
+                "truncated": r.truncated, "document": r.document} for r in ranked]
+    if args.format == "json":
+        print(json.dumps({"query": args.query, "results": records}, ensure_ascii=False, indent=2))
+    elif args.format == "csv":
+        sys.stdout.buffer.write(safe_csv_bytes(pd.DataFrame(records)))
+    else:
+        print(f"{'rank':>4}  {'score':<6}  {'log-odds':>8}  {'input':<5} document")
+        for r in records:
+            text = r["document"] if len(r["document"]) <= 80 else r["document"][:77] + "..."
+            cut = " [truncated]" if r["truncated"] else ""
+            print(f"{r['rank']:>4}  {r['score']:.4f}  {r['logit']:+8.3f}  #{r['index']:<4} {text}{cut}")
+    return 0
