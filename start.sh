@@ -47,7 +47,37 @@ case "${1:-run}" in
     exec python -m pytest "$@"
     ;;
   run|"")
-    exec streamlit run app.py --server.port "${RERANKER_UI_PORT:-8501}" --server.address 127.0.0.1
+    ui_port=${RERANKER_UI_PORT:-8501}
+    api_port=${RERANKER_API_PORT:-8502}
+    # Each child gets its own process group (set -m), so stopping a group reaches all it started, and
+    # Ctrl-C reaches only this script, which then stops both.
+    # Neither reads the terminal (a background group that did would be stopped): no first-run email prompt.
+    set -m
+    python -m reranker serve --port "$api_port" </dev/null &
+    api_pid=$!
+    streamlit run app.py --server.port "$ui_port" --server.address 127.0.0.1 --server.showEmailPrompt false \
+      </dev/null &
+    ui_pid=$!
+    set +m
+    stop_all() {
+      trap - INT TERM EXIT
+      kill -TERM -- "-$api_pid" "-$ui_pid" 2>/dev/null || true
+      for _ in $(seq 50); do  # 10 s to shut down cleanly, then SIGKILL
+        kill -0 -- "-$api_pid" 2>/dev/null || kill -0 -- "-$ui_pid" 2>/dev/null || break
+        sleep 0.2
+      done
+      kill -KILL -- "-$api_pid" "-$ui_pid" 2>/dev/null || true
+      wait 2>/dev/null || true
+    }
+    trap 'stop_all; exit 130' INT
+    trap 'stop_all; exit 143' TERM
+    trap stop_all EXIT
+    echo "[start.sh] workbench http://127.0.0.1:$ui_port  sidecar API http://127.0.0.1:$api_port/docs  (Ctrl-C stops both)"
+    while kill -0 "$api_pid" 2>/dev/null && kill -0 "$ui_pid" 2>/dev/null; do
+      wait -n 2>/dev/null || sleep 1
+    done
+    echo "[start.sh] $(kill -0 "$api_pid" 2>/dev/null && echo "the workbench" || echo "the sidecar API") stopped; stopping the other" >&2
+    exit 1
     ;;
   *)
     echo "usage: ./start.sh [test [pytest args]]" >&2

@@ -69,5 +69,8 @@ def build_random_model(dest: Path, tokenizer_dir: Path | None = None, config_pat
     config = Qwen3Config(**fields)
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config).eval()
+    saved_dtype = fields.get("dtype") or fields.get("torch_dtype")
+    if saved_dtype in ("bfloat16", "float16"):
+        model = model.to(getattr(torch, saved_dtype))
     model.save_pretrained(dest)
     return dest

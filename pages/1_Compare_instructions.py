@@ -1,0 +1,100 @@
+"""The same query and documents under 2 to 4 instructions: ranks side by side, how they agree, label metrics."""
+
+import streamlit as st
+
+import workbench
+from reranker import Query, rank_judgements
+from reranker.charts import bump_figure
+from reranker.comparison import Comparison, InstructionRun, agreement_table, metrics_table, rank_table
+from reranker.documents import parse_documents
+from reranker.presets import INSTRUCTION_PRESETS
+from reranker.prompt import resolve_instruction
+
+NAMES = ("A", "B", "C", "D")
+
+workbench.page_setup("Compare instructions")
+engine = workbench.engine_sidebar()
+
+st.title("Compare instructions")
+st.caption("One query, one set of documents, 2 to 4 instructions. Documents with a tab and a relevance label "
+           "(0/1/2) at the end of each line also get NDCG, MRR and Hit@1 per instruction.")
+
+workbench.sample_buttons("compare_query", "compare_documents")
+query = st.text_input("Query", key="compare_query", persist_state="session")
+documents_text = st.text_area("Documents (one per line)", key="compare_documents", height=200,
+                              persist_state="session",
+                              placeholder="One candidate per line; optionally a tab and its relevance label (0/1/2).")
+parsed = parse_documents(documents_text)
+st.caption(f"{parsed.count} document{'' if parsed.count == 1 else 's'}"
+           + (" · with relevance labels" if parsed.labels is not None else " · no labels"))
+for note in parsed.warnings():
+    st.warning(workbench.plain_markdown(note))
+
+count = st.radio("Instructions to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
+presets = list(INSTRUCTION_PRESETS)
+instructions = []
+for i, column in enumerate(st.columns(count)):
+    with column:
+        instructions.append(workbench.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
+                                                         preset=presets[i]))
+k_column, _ = st.columns([1, 3])
+k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
+                              key="compare_k", persist_state="session"))
+
+compare = st.button("Compare", type="primary", disabled=engine is None, key="compare")
+if compare and not query.strip():
+    st.error("Type a query first.")
+elif compare and parsed.count == 0:
+    st.error("Paste at least one document, one per line.")
+elif compare and engine is not None:
+    bar = st.progress(0.0, text="Scoring…")
+    with workbench.scoring_errors_shown():
+        judged = workbench.score_cache().judge_many(
+            engine, [Query(query, parsed.documents, instruction) for instruction in instructions],
+            workbench.progress_callback(bar))
+        runs = [InstructionRun(NAMES[i], resolve_instruction(instruction),
+                               rank_judgements(parsed.documents, judgements))
+                for i, (instruction, judgements) in enumerate(zip(instructions, judged))]
+        st.session_state.comparison = Comparison(engine.model_name, query, parsed, runs)
+    bar.empty()
+
+comparison: Comparison | None = st.session_state.get("comparison")
+if comparison is None:
+    st.info("Pick the instructions, then press **Compare**.")
+    st.stop()
+
+st.divider()
+for run in comparison.runs:
+    st.markdown(f"**{run.name}**: {workbench.plain_markdown(run.instruction)}")
+labels = comparison.parsed.labels
+
+st.subheader("Ranks")
+st.dataframe(rank_table(comparison.runs, comparison.parsed.documents, labels), hide_index=True, key="compare_ranks",
+             column_config={"text": st.column_config.TextColumn("text", width="large"),
+                            **{f"score {run.name}": st.column_config.NumberColumn(format="%.4f")
+                               for run in comparison.runs}})
+
+st.subheader("How documents move")
+highlight = comparison.top_k_union(k) if len(comparison.parsed.documents) > 12 else []
+st.plotly_chart(bump_figure({run.name: run.rank_of() for run in comparison.runs},
+                            [f"#{i + 1}" for i in range(len(comparison.parsed.documents))],
+                            [f"#{i + 1}: {d}" for i, d in enumerate(comparison.parsed.documents)], highlight),
+                key="bump_chart")
+if highlight:
+    st.caption(f"Documents in some instruction's top {k} drawn bold; the rest faint.")
+
+st.subheader("Agreement")
+st.dataframe(agreement_table(comparison.runs, k), hide_index=True, key="compare_agreement",
+             column_config={"Kendall tau": st.column_config.NumberColumn(format="%.3f"),
+                            f"top-{k} overlap": st.column_config.NumberColumn(format="%.2f")})
+st.caption("Kendall tau: 1 = the same order, 0 = unrelated, −1 = reversed. "
+           f"Top-{k} overlap: the share of the top {k} both instructions have in common.")
+
+if labels is not None:
+    st.subheader("Against your labels")
+    metrics = metrics_table(comparison.runs, labels, k)
+    st.dataframe(metrics, hide_index=True, key="compare_metrics",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in metrics.columns[1:4]})
+    best = metrics[metrics["best"] != ""].iloc[0]
+    st.success(f"Best: instruction {best['instruction']} (NDCG@{k} {best[f'NDCG@{k}']:.3f}, "
+               f"MRR {best['MRR']:.3f}, Hit@1 {best['Hit@1']:.0f})")

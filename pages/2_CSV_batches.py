@@ -1,0 +1,177 @@
+"""Upload a table of (query, document) pairs, map its columns, score it all, download the ranking."""
+
+import hashlib
+import time
+
+import requests
+import streamlit as st
+
+import workbench
+from reranker.batches import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
+from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
+
+NONE = "(none)"
+ALL_QUERIES = "(all queries)"
+
+workbench.page_setup("CSV batches")
+engine = workbench.engine_sidebar()
+
+st.title("CSV batches")
+st.caption("One row per (query, document) pair, with an optional relevance label and instruction per row. "
+           "CSV or TSV; UTF-8, UTF-8 with BOM or GBK; up to 20 MB.")
+st.download_button("Sample file", (workbench.ASSETS / "samples" / "batch_sample.csv").read_bytes(),
+                   "batch_sample.csv", "text/csv", key="sample_csv", on_click="ignore", type="tertiary",
+                   icon=":material/download:")
+
+upload = st.file_uploader("CSV or TSV file", type=["csv", "tsv", "tab", "txt"], key="batch_file")
+if upload is None:
+    st.info("Upload a file to start; its columns are mapped in the next step.")
+    st.stop()
+data = upload.getvalue()
+try:
+    table = read_table(data, upload.name)
+except TableError as e:
+    st.error(workbench.plain_markdown(str(e)), title=f"{workbench.plain_markdown(upload.name)} cannot be used")
+    st.stop()
+
+st.subheader("Columns")
+columns = list(table.columns)
+if len(columns) < 2:
+    st.error(workbench.plain_markdown(
+        f"{upload.name} has one column ({columns[0]}); a batch needs a query column and a document column. "
+        "Is it separated by something other than commas or tabs?"), title="No document column")
+    st.stop()
+guess = guess_columns(table)
+
+
+optional = [NONE, *columns]
+
+
+def index_of(options: list[str], name: str | None, fallback: int) -> int:
+    return options.index(name) if name in options else min(fallback, len(options) - 1)
+
+
+query_column, document_column, label_column, instruction_column = st.columns(4)
+query_name = query_column.selectbox("Query column", columns, index=index_of(columns, guess["query"], 0),
+                                    key="map_query")
+document_name = document_column.selectbox("Document column", columns, index=index_of(columns, guess["document"], 1),
+                                          key="map_document")
+label_name = label_column.selectbox("Label column (optional)", optional, index=index_of(optional, guess["label"], 0),
+                                    key="map_label")
+instruction_name = instruction_column.selectbox("Instruction column (optional)", optional,
+                                                index=index_of(optional, guess["instruction"], 0),
+                                                key="map_instruction")
+mapping = {"query": query_name, "document": document_name,
+           "label": None if label_name == NONE else label_name,
+           "instruction": None if instruction_name == NONE else instruction_name}
+instruction = workbench.instruction_picker("Instruction for rows without one", key="batch_instruction")
+if query_name == document_name:
+    st.error("The query and the document need different columns.")
+    st.stop()
+try:
+    rows = pairs_from_table(table, mapping["query"], mapping["document"], mapping["label"], mapping["instruction"])
+except TableError as e:
+    st.error(workbench.plain_markdown(str(e)), title="These columns cannot be used")
+    st.stop()
+groups = group_pairs(rows)
+empty = sum(not r.query.strip() or not r.document.strip() for r in rows)
+if empty:
+    st.warning(f"{empty} row{'s have' if empty > 1 else ' has'} an empty query or document; "
+               "they are scored as they are.")
+
+st.subheader("Preview")
+labelled = sum(r.label is not None for r in rows)
+st.caption(f"{len(rows):,} pairs · {len(groups):,} queries"
+           + (f" · {labelled:,} labelled" if mapping["label"] else "") + f" · first {min(len(table), 50)} rows:")
+st.dataframe(table.head(50), hide_index=True, key="batch_preview")
+
+k_column, _ = st.columns([1, 3])
+k = int(k_column.number_input("k for NDCG@k", min_value=1, max_value=100, value=10, key="batch_k",
+                              persist_state="session"))
+run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction,
+           engine.model_name if engine is not None else None)
+if st.button(f"Score {len(rows):,} pairs", type="primary", disabled=engine is None, key="batch_run"):
+    bar = st.progress(0.0, text="Starting…")
+
+    def show(progress: BatchProgress) -> None:
+        bar.progress(progress.fraction, text=progress.text())
+
+    started = time.perf_counter()
+    with workbench.scoring_errors_shown():
+        results = run_batch(workbench.score_cache(), engine, rows, instruction, show)
+        st.session_state.batch = {"key": run_key, "results": results, "seconds": time.perf_counter() - started}
+    bar.empty()
+
+batch = st.session_state.get("batch")
+if batch is not None and batch["key"] != run_key:
+    st.caption("The file, the columns or the instruction changed since the last run: press Score to update.")
+    batch = None
+if batch is not None:
+    results = batch["results"]
+    st.subheader("Results")
+    st.caption(f"{len(results):,} pairs scored in {batch['seconds']:.1f} s; grouped by query, best first.")
+    queries = list(dict.fromkeys(results["query"]))
+    pick = st.selectbox("Show", [ALL_QUERIES, *queries], key="batch_filter")
+    shown = results if pick == ALL_QUERIES else results[results["query"] == pick]
+    st.dataframe(shown, hide_index=True, key="batch_results", column_config={
+        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.4f"),
+        "log-odds": st.column_config.NumberColumn("log-odds", format="%+.3f"),
+        "document": st.column_config.TextColumn("document", width="large")})
+    csv_column, json_column = st.columns(2)
+    csv_column.download_button("Download CSV", safe_csv_bytes(results), "batch-reranked.csv", "text/csv",
+                               key="batch_csv", on_click="ignore", width="stretch")
+    json_column.download_button("Download JSON", batch_json(results, run_key[3] or ""), "batch-reranked.json",
+                                "application/json", key="batch_json", on_click="ignore", width="stretch")
+
+    per_query = batch_metrics(results, k)
+    if len(per_query):
+        st.subheader("Against the labels")
+        overall = overall_metrics(per_query)
+        for column, (name, value) in zip(st.columns(len(overall)), overall.items()):
+            column.metric(f"{name} (mean of {len(per_query)} queries)", f"{value:.3f}")
+        st.dataframe(per_query, hide_index=True, key="batch_metrics",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_query.columns[3:]})
+    elif mapping["label"]:
+        st.caption("No row carries a label, so there are no metrics.")
+
+# Optional: hand the upload to the sidecar API as a background job (only when RERANKER_API_URL is set).
+api = workbench.sidecar_url()
+if api:
+    st.divider()
+    st.subheader("Send to sidecar as a job")
+    st.caption(f"The sidecar at {workbench.plain_markdown(api)} scores the file in the background; "
+               "this page follows its progress.")
+    if st.button("Send to sidecar as a job", key="sidecar_send"):
+        form = {f"{role}_column": name or "" for role, name in mapping.items()}
+        try:
+            response = requests.post(f"{api}/api/jobs", files={"file": (upload.name, data, "text/csv")}, data=form,
+                                     timeout=60)
+            if response.status_code >= 400:
+                st.error(workbench.plain_markdown(f"{response.status_code}: {response.text[:500]}"),
+                         title="The sidecar refused the job")
+            else:
+                st.session_state.sidecar_job = response.json()["id"]
+        except (requests.RequestException, ValueError, KeyError) as e:
+            st.error(workbench.plain_markdown(str(e)), title=f"Could not reach the sidecar at {api}")
+    job_id = st.session_state.get("sidecar_job")
+    if job_id:
+        job_bar = st.progress(0.0, text=f"Job {job_id}")
+        job: dict = {}
+        try:
+            for _ in range(3600):
+                job = requests.get(f"{api}/api/jobs/{job_id}", timeout=30).json()
+                progress = job.get("progress") or {}
+                eta = job.get("eta_seconds")
+                job_bar.progress(min(float(progress.get("fraction", 0.0)), 1.0),
+                                 text=f"Job {job_id}: {job.get('status')} · {progress.get('done', 0):,} / "
+                                      f"{progress.get('total', 0):,} pairs"
+                                      + (f" · about {eta:.0f} s left" if eta is not None else ""))
+                if job.get("status") not in ("queued", "running"):
+                    break
+                time.sleep(1.0)
+        except (requests.RequestException, ValueError) as e:
+            st.error(workbench.plain_markdown(str(e)), title="Lost track of the sidecar job")
+        if job.get("status") == "done":
+            st.link_button("Download the job's CSV", f"{api}/api/jobs/{job_id}/results?format=csv")
+        elif job.get("status") in ("failed", "cancelled"):
+            st.error(workbench.plain_markdown(f"Job {job_id} {job['status']}: {job.get('error') or ''}"))

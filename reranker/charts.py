@@ -1,0 +1,84 @@
+"""Plotly figures of the workbench: score decay with its cliff, and the bump chart of the comparison page."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+DEEP_BLUE = "#0b3d91"
+CLIFF_RED = "#c62828"
+
+
+@dataclass(frozen=True)
+class Cliff:
+    after_rank: int
+    """The drop is between this rank and the next."""
+    drop: float
+
+
+def find_cliff(values: Sequence[float]) -> Cliff | None:
+    """The largest drop between neighbouring ranks of a best-first list; None with fewer than two values."""
+    if len(values) < 2:
+        return None
+    drops = [values[i] - values[i + 1] for i in range(len(values) - 1)]
+    i = max(range(len(drops)), key=lambda j: (drops[j], -j))
+    return Cliff(after_rank=i + 1, drop=drops[i])
+
+
+def decay_figure(values: Sequence[float], value_name: str = "score", threshold: float | None = None,
+                 hover_texts: Sequence[str] | None = None) -> go.Figure:
+    """Score (or log-odds) against rank, the cliff marked, and a threshold line when one is given."""
+    ranks = list(range(1, len(values) + 1))
+    fig = go.Figure(go.Scatter(
+        x=ranks, y=list(values), mode="lines+markers", name=value_name, line={"color": DEEP_BLUE, "width": 2},
+        text=_plain(hover_texts) if hover_texts is not None else None,
+        hovertemplate=f"rank %{{x}}<br>{value_name} %{{y:.4f}}" + ("<br>%{text}" if hover_texts else "")
+        + "<extra></extra>"))
+    cliff = find_cliff(values)
+    if cliff is not None and cliff.drop > 0:
+        fig.add_vrect(x0=cliff.after_rank, x1=cliff.after_rank + 1, fillcolor=CLIFF_RED, opacity=0.12,
+                      line_width=0, annotation_text=f"cliff: −{cliff.drop:.3f} after rank {cliff.after_rank}",
+                      annotation_position="bottom left")
+        fig.add_trace(go.Scatter(
+            x=[cliff.after_rank, cliff.after_rank + 1], y=[values[cliff.after_rank - 1], values[cliff.after_rank]],
+            mode="lines+markers", name="cliff", line={"color": CLIFF_RED, "width": 4}, hoverinfo="skip"))
+    if threshold is not None:
+        above = sum(v >= threshold for v in values)
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#555",
+                      annotation_text=f"threshold {threshold:g}: {above} above", annotation_position="bottom right")
+    fig.update_layout(xaxis_title="rank", yaxis_title=value_name, showlegend=False, height=380,
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    fig.update_xaxes(dtick=1 if len(values) <= 30 else None)
+    return fig
+
+
+def bump_figure(ranks: Mapping[str, Sequence[int]], names: Sequence[str], hover_texts: Sequence[str] | None = None,
+                highlight: Sequence[int] = ()) -> go.Figure:
+    """How each document's rank moves from one instruction to the next.
+
+    ranks: instruction name -> each document's rank (in input order); names: a short name per document.
+    highlight: documents drawn thick (e.g. those in some instruction's top k); the rest are faint.
+    """
+    columns = list(ranks)
+    fig = go.Figure()
+    marked = set(highlight)
+    names = _plain(names)
+    hovers = _plain(hover_texts) if hover_texts is not None else names
+    for i, name in enumerate(names):
+        strong = not marked or i in marked
+        fig.add_trace(go.Scatter(
+            x=columns, y=[ranks[c][i] for c in columns], mode="lines+markers+text" if strong else "lines+markers",
+            name=name, text=[name if c == columns[-1] else "" for c in columns], textposition="middle right",
+            customdata=[hovers[i]] * len(columns), line={"width": 3 if strong else 1}, opacity=1.0 if strong else 0.3,
+            hovertemplate="%{customdata}<br>%{x}: rank %{y}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="rank", dtick=1 if len(names) <= 30 else None)
+    fig.update_layout(showlegend=False, height=max(320, 28 * len(names)), margin={"l": 10, "r": 90, "t": 10, "b": 10})
+    return fig
+
+
+def _plain(texts: Sequence[str], limit: int = 80) -> list[str]:
+    """User text for plotly labels, which read a few HTML tags: cut short and escaped, so it shows as typed."""
+    return [html.escape(t if len(t) <= limit else t[: limit - 1] + "…") for t in texts]

@@ -1,0 +1,85 @@
+"""One query and its documents under several instructions: ranks side by side, agreement, label metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import pandas as pd
+
+from reranker.documents import ParsedDocuments
+from reranker.engine import RankedDocument
+from reranker.metrics import kendall_tau, label_metrics, top_k_overlap
+
+BEST_MARK = "★"
+
+
+@dataclass(frozen=True)
+class InstructionRun:
+    name: str
+    """A short name for tables and charts, e.g. "A"."""
+    instruction: str
+    ranked: list[RankedDocument]
+    """Every document, best first."""
+
+    def rank_of(self) -> list[int]:
+        """Each document's rank, in input order."""
+        ranks = [0] * len(self.ranked)
+        for d in self.ranked:
+            ranks[d.index] = d.rank
+        return ranks
+
+    def order(self) -> list[int]:
+        return [d.index for d in self.ranked]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One Compare press: the query, its documents and their ranking under each instruction."""
+
+    model: str
+    query: str
+    parsed: ParsedDocuments
+    runs: list[InstructionRun]
+
+    def top_k_union(self, k: int) -> list[int]:
+        """Documents in the top k of at least one instruction, in input order."""
+        return sorted({d.index for run in self.runs for d in run.ranked[:k]})
+
+
+def rank_table(runs: Sequence[InstructionRun], documents: Sequence[str],
+               labels: Sequence[float] | None = None) -> pd.DataFrame:
+    """One row per document in input order: its rank and score under each instruction."""
+    frame = pd.DataFrame({"input #": range(1, len(documents) + 1), "text": list(documents)})
+    if labels is not None:
+        frame["label"] = list(labels)
+    for run in runs:
+        frame[f"rank {run.name}"] = run.rank_of()
+    for run in runs:
+        scores = [0.0] * len(documents)
+        for d in run.ranked:
+            scores[d.index] = d.score
+        frame[f"score {run.name}"] = scores
+    return frame
+
+
+def agreement_table(runs: Sequence[InstructionRun], k: int) -> pd.DataFrame:
+    """Each pair of instructions: Kendall tau of their rankings and the overlap of their top k."""
+    rows = [{"instructions": f"{a.name} vs {b.name}", "Kendall tau": kendall_tau(a.rank_of(), b.rank_of()),
+             f"top-{k} overlap": top_k_overlap(a.order(), b.order(), k)}
+            for a, b in combinations(runs, 2)]
+    return pd.DataFrame(rows, columns=["instructions", "Kendall tau", f"top-{k} overlap"])
+
+
+def metrics_table(runs: Sequence[InstructionRun], labels: Sequence[float], k: int) -> pd.DataFrame:
+    """NDCG@k, MRR and Hit@1 per instruction; the best one (by NDCG@k, then MRR, then Hit@1) gets a ★."""
+    rows = []
+    for run in runs:
+        ranked_labels = [labels[d.index] for d in run.ranked]
+        rows.append({"instruction": run.name, **label_metrics(ranked_labels, k)})
+    frame = pd.DataFrame(rows)
+    keys = [f"NDCG@{k}", "MRR", "Hit@1"]
+    best = max(range(len(rows)), key=lambda i: (tuple(rows[i][m] for m in keys), -i)) if rows else None
+    frame["best"] = [BEST_MARK if i == best else "" for i in range(len(rows))]
+    return frame

@@ -1,0 +1,75 @@
+"""Judgements remembered per (model, instruction, query, document), so a pair is scored at most once.
+
+The workbench keeps one ScoreCache per browser session: re-running with one document added scores
+only that document; two instructions over the same documents share forward passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reranker.engine import Judgement, Progress, Query
+from reranker.prompt import resolve_instruction
+
+PairKey = tuple[str, str, str, str]
+
+
+class Judge(Protocol):
+    model_name: str
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]: ...
+
+
+@dataclass
+class ScoreCache:
+    max_pairs: int = 200_000
+    """Oldest pairs are forgotten past this many."""
+    judgements: dict[PairKey, Judgement] = field(default_factory=dict)
+    engine_calls: int = 0
+    """judge_many calls made on the engine; stays put when everything asked for was cached."""
+    pairs_scored: int = 0
+
+    def key(self, model: str, query: str, document: str, instruction: str | None) -> PairKey:
+        return model, resolve_instruction(instruction), query, document
+
+    def missing(self, model: str, queries: Sequence[Query]) -> list[Query]:
+        """The pairs not cached yet, each once, grouped as engine Queries."""
+        seen: set[PairKey] = set()
+        todo: list[Query] = []
+        for q in queries:
+            documents = []
+            for d in q.documents:
+                k = self.key(model, q.query, d, q.instruction)
+                if k not in self.judgements and k not in seen:
+                    seen.add(k)
+                    documents.append(d)
+            if documents:
+                todo.append(Query(q.query, documents, resolve_instruction(q.instruction)))
+        return todo
+
+    def judge_many(self, engine: Judge, queries: Sequence[Query],
+                   progress: Callable[[int, int], None] | None = None) -> list[list[Judgement]]:
+        """Like engine.judge_many, but only the pairs not seen before reach the engine."""
+        model = engine.model_name
+        todo = self.missing(model, queries)
+        if todo:
+            self.engine_calls += 1
+            for q, judged in zip(todo, engine.judge_many(todo, progress)):
+                for d, j in zip(q.documents, judged):
+                    self.judgements[self.key(model, q.query, d, q.instruction)] = j
+                self.pairs_scored += len(judged)
+        answer = [[self.judgements[self.key(model, q.query, d, q.instruction)] for d in q.documents]
+                  for q in queries]
+        self._forget_oldest()
+        return answer
+
+    def judge(self, engine: Judge, query: str, documents: Sequence[str], instruction: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
+        return self.judge_many(engine, [Query(query, documents, instruction)], progress)[0]
+
+    def _forget_oldest(self) -> None:
+        extra = len(self.judgements) - self.max_pairs
+        for k in list(self.judgements)[:max(extra, 0)]:
+            del self.judgements[k]

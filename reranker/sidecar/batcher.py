@@ -1,0 +1,167 @@
+"""One queue in front of the one engine: waiting requests are merged into shared forward passes.
+
+Many clients sending a few documents each would otherwise pay a forward pass apiece; the worker thread
+takes everything waiting (up to a pair and character cap) and hands it to `judge_many` at once, then
+gives each request its own slice of the verdicts. Interactive requests go first; job chunks run when no
+interactive request waits (and at least every `fairness` engine calls, so a busy API cannot stall jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from reranker import Judgement, Query, Qwen3Reranker
+
+Verdicts = list[list[Judgement]]
+log = logging.getLogger("reranker.sidecar")
+
+
+class QueueFull(RuntimeError):
+    """Too many requests are already waiting for the model."""
+
+
+class BatcherClosed(RuntimeError):
+    """The sidecar is shutting down; the request was not scored."""
+
+
+@dataclass
+class _Pending:
+    queries: list[Query]
+    future: Future[Verdicts]
+    background: bool
+    pairs: int = 0
+    chars: int = 0
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """What one merged engine call did, for the metrics."""
+
+    requests: int
+    pairs: int
+    tokens: int
+    seconds: float
+    background: bool
+
+
+class Batcher:
+    def __init__(self, engine: Qwen3Reranker, max_pairs: int = 256, max_chars: int = 1_000_000,
+                 max_queue: int = 1000, fairness: int = 8,
+                 on_call: Callable[[EngineCall], None] | None = None) -> None:
+        self.engine = engine
+        self.max_pairs = max_pairs
+        self.max_chars = max_chars
+        self.max_queue = max_queue
+        self.fairness = fairness
+        self.on_call = on_call
+        self._interactive: deque[_Pending] = deque()
+        self._background: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._calls_since_background = 0
+        self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, queries: Sequence[Query], background: bool = False) -> Future[Verdicts]:
+        """Queue queries for scoring; the future resolves to one list of Judgements per query."""
+        pending = _Pending(list(queries), Future(), background)
+        for q in pending.queries:
+            pending.pairs += len(q.documents)
+            shared = len(q.query) + len(q.instruction or "")
+            pending.chars += sum(len(d) + shared for d in q.documents)
+        if pending.pairs == 0:
+            pending.future.set_result([[] for _ in pending.queries])
+            return pending.future
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the sidecar is shutting down")
+            if not background and len(self._interactive) >= self.max_queue:
+                raise QueueFull(f"{len(self._interactive)} requests are already waiting for the model "
+                                f"(RERANKER_MAX_QUEUE={self.max_queue}); retry shortly")
+            (self._background if background else self._interactive).append(pending)
+            self._cond.notify()
+        return pending.future
+
+    def depth(self) -> dict[str, int]:
+        """Requests waiting (not yet handed to the engine), by queue."""
+        with self._cond:
+            return {"interactive": len(self._interactive), "jobs": len(self._background)}
+
+    def close(self) -> None:
+        """Stop the worker; whatever still waits fails with BatcherClosed."""
+        with self._cond:
+            self._closed = True
+            left = list(self._interactive) + list(self._background)
+            self._interactive.clear()
+            self._background.clear()
+            self._cond.notify_all()
+        for pending in left:
+            if pending.future.set_running_or_notify_cancel():
+                pending.future.set_exception(BatcherClosed("the sidecar is shutting down"))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._interactive or self._background or self._closed):
+                    self._cond.wait()
+                if self._closed:
+                    return
+                batch = self._take()
+            try:
+                self._run(batch)
+            except Exception as e:  # noqa: BLE001 - the worker must outlive any one batch, or every client hangs
+                log.exception("engine call failed")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(e)
+
+    def _take(self) -> list[_Pending]:
+        """The next engine call's requests: interactive first, background when none wait or fairness is due."""
+        use_background = bool(self._background) and (
+            not self._interactive or self._calls_since_background >= self.fairness)
+        source = self._background if use_background else self._interactive
+        self._calls_since_background = 0 if use_background else self._calls_since_background + 1
+        batch: list[_Pending] = []
+        pairs = chars = 0
+        while source:
+            nxt = source[0]
+            if batch and (pairs + nxt.pairs > self.max_pairs or chars + nxt.chars > self.max_chars):
+                break
+            source.popleft()
+            if nxt.future.set_running_or_notify_cancel():
+                batch.append(nxt)
+                pairs += nxt.pairs
+                chars += nxt.chars
+        return batch
+
+    def _run(self, batch: list[_Pending]) -> None:
+        if not batch:  # every request taken had been given up by its client
+            return
+        started = time.perf_counter()
+        try:
+            verdicts = self.engine.judge_many([q for p in batch for q in p.queries])
+        except Exception as merged_error:  # noqa: BLE001 - one bad request must not fail the others
+            if len(batch) == 1:
+                batch[0].future.set_exception(merged_error)
+                return
+            for pending in batch:
+                try:
+                    pending.future.set_result(self.engine.judge_many(pending.queries))
+                except Exception as e:  # noqa: BLE001
+                    pending.future.set_exception(e)
+            return
+        seconds = time.perf_counter() - started
+        at = 0
+        for pending in batch:
+            n = len(pending.queries)
+            pending.future.set_result(verdicts[at:at + n])
+            at += n
+        if self.on_call is not None:
+            tokens = sum(j.tokens for group in verdicts for j in group)
+            self.on_call(EngineCall(len(batch), sum(p.pairs for p in batch), tokens, seconds, batch[0].background))

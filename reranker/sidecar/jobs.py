@@ -1,0 +1,296 @@
+"""Jobs in SQLite: a job accepted is committed before its id is answered, and scores are committed chunk by
+chunk, so after a crash the worker picks up where the last commit left off and scores nothing twice
+(except the one chunk that was in the engine when the process died).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from reranker import Judgement, RankedDocument, rank_judgements
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    total_pairs INTEGER NOT NULL,
+    done_pairs INTEGER NOT NULL DEFAULT 0,
+    top_n INTEGER,
+    error TEXT,
+    filename TEXT,
+    upload BLOB,
+    columns TEXT,
+    run_started_at REAL,
+    run_done_at_start INTEGER
+);
+CREATE TABLE IF NOT EXISTS job_queries (
+    job_id TEXT NOT NULL,
+    qnum INTEGER NOT NULL,
+    query TEXT NOT NULL,
+    instruction TEXT,
+    PRIMARY KEY (job_id, qnum)
+);
+CREATE TABLE IF NOT EXISTS job_pairs (
+    job_id TEXT NOT NULL,
+    pnum INTEGER NOT NULL,
+    qnum INTEGER NOT NULL,
+    doc_index INTEGER NOT NULL,
+    row INTEGER,
+    document TEXT NOT NULL,
+    label REAL,
+    score REAL,
+    logit REAL,
+    tokens INTEGER,
+    truncated INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    scored_at REAL,
+    PRIMARY KEY (job_id, pnum)
+);
+CREATE INDEX IF NOT EXISTS job_pairs_pending ON job_pairs (job_id, pnum) WHERE scored_at IS NULL;
+CREATE INDEX IF NOT EXISTS jobs_active ON jobs (status, created_at);
+"""
+
+
+@dataclass(frozen=True)
+class NewPair:
+    qnum: int
+    doc_index: int
+    document: str
+    row: int | None = None
+    label: float | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    status: str
+    kind: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    total_pairs: int
+    done_pairs: int
+    top_n: int | None
+    error: str | None
+    filename: str | None
+    columns: dict[str, str | None] | None
+    run_started_at: float | None
+    run_done_at_start: int | None
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Seconds left at the pace of the current run; None before the pace is known or once finished."""
+        if self.status != "running" or self.run_started_at is None:
+            return None
+        scored = self.done_pairs - (self.run_done_at_start or 0)
+        elapsed = (now or time.time()) - self.run_started_at
+        if scored <= 0 or elapsed <= 0:
+            return None
+        return round((self.total_pairs - self.done_pairs) * elapsed / scored, 1)
+
+
+@dataclass(frozen=True)
+class PendingPair:
+    pnum: int
+    qnum: int
+    document: str
+
+
+@dataclass(frozen=True)
+class ScoredQuery:
+    """One query of a finished job, its documents ranked; `rows`/`labels` by document index (CSV jobs)."""
+
+    query: str
+    instruction: str | None
+    ranked: list[RankedDocument]
+    rows: list[int | None]
+    labels: list[float | None]
+
+
+class JobStore:
+    """All job state; safe to use from several threads (one SQLite connection per thread, WAL journal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                try:
+                    db.close()
+                except sqlite3.Error:
+                    pass
+            self._connections.clear()
+
+    # Creating and reading jobs.
+
+    def create(self, kind: str, queries: Sequence[tuple[str, str | None]], pairs: Sequence[NewPair],
+               top_n: int | None = None, filename: str | None = None, upload: bytes | None = None,
+               columns: dict[str, str | None] | None = None) -> JobRecord:
+        """Commit a queued job with all its pairs; once this returns, the job survives any crash."""
+        job_id = uuid.uuid4().hex
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs (id, status, kind, created_at, total_pairs, top_n, filename, upload, columns) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, kind, time.time(), len(pairs), top_n, filename, upload,
+                 json.dumps(columns) if columns is not None else None))
+            db.executemany("INSERT INTO job_queries (job_id, qnum, query, instruction) VALUES (?, ?, ?, ?)",
+                           ((job_id, n, q, i) for n, (q, i) in enumerate(queries)))
+            db.executemany(
+                "INSERT INTO job_pairs (job_id, pnum, qnum, doc_index, row, document, label) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((job_id, n, p.qnum, p.doc_index, p.row, p.document, p.label) for n, p in enumerate(pairs)))
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self._db().execute(
+            "SELECT id, status, kind, created_at, started_at, finished_at, total_pairs, done_pairs, top_n, error, "
+            "filename, columns, run_started_at, run_done_at_start FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        fields = dict(row)
+        fields["columns"] = json.loads(fields["columns"]) if fields["columns"] else None
+        return JobRecord(**fields)
+
+    def recent(self, limit: int = 50) -> list[JobRecord]:
+        rows = self._db().execute("SELECT id FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [job for job in (self.get(r["id"]) for r in rows) if job is not None]
+
+    def upload(self, job_id: str) -> bytes | None:
+        row = self._db().execute("SELECT upload FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row["upload"]
+
+    def counts(self) -> dict[str, int]:
+        found = dict(self._db().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+        return {s: found.get(s, 0) for s in STATUSES}
+
+    def next_runnable(self) -> JobRecord | None:
+        """The job to work on: an interrupted one first, then the oldest queued."""
+        row = self._db().execute(
+            "SELECT id FROM jobs WHERE status IN ('running', 'queued') "
+            "ORDER BY status = 'queued', created_at LIMIT 1").fetchone()
+        return None if row is None else self.get(row["id"])
+
+    # The worker's side.
+
+    def mark_running(self, job_id: str) -> bool:
+        """Start (or resume) a run; False when the job was cancelled meanwhile."""
+        now = time.time()
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), run_started_at = ?, "
+                "run_done_at_start = done_pairs WHERE id = ? AND status IN ('queued', 'running')",
+                (now, now, job_id)).rowcount
+        return changed == 1
+
+    def status(self, job_id: str) -> str | None:
+        row = self._db().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row["status"]
+
+    def claim_chunk(self, job_id: str, size: int) -> tuple[list[PendingPair], dict[int, tuple[str, str | None]]]:
+        """The next unscored pairs (attempts counted and committed first) and the queries they belong to."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT pnum, qnum, document FROM job_pairs "
+                "WHERE job_id = ? AND scored_at IS NULL ORDER BY pnum LIMIT ?", (job_id, size)).fetchall()
+            pairs = [PendingPair(r["pnum"], r["qnum"], r["document"]) for r in rows]
+            db.executemany("UPDATE job_pairs SET attempts = attempts + 1 WHERE job_id = ? AND pnum = ?",
+                           ((job_id, p.pnum) for p in pairs))
+            qnums = sorted({p.qnum for p in pairs})
+            queries: dict[int, tuple[str, str | None]] = {}
+            for qnum in qnums:
+                q = db.execute("SELECT query, instruction FROM job_queries WHERE job_id = ? AND qnum = ?",
+                               (job_id, qnum)).fetchone()
+                queries[qnum] = (q["query"], q["instruction"])
+        return pairs, queries
+
+    def save_scores(self, job_id: str, scored: Sequence[tuple[PendingPair, Judgement]]) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE job_pairs SET score = ?, logit = ?, tokens = ?, truncated = ?, scored_at = ? "
+                "WHERE job_id = ? AND pnum = ? AND scored_at IS NULL",
+                ((j.score, j.logit, j.tokens, int(j.truncated), now, job_id, p.pnum) for p, j in scored))
+            db.execute("UPDATE jobs SET done_pairs = (SELECT COUNT(*) FROM job_pairs WHERE job_id = ? "
+                       "AND scored_at IS NOT NULL) WHERE id = ?", (job_id, job_id))
+
+    def finish(self, job_id: str, status: str, error: str | None = None) -> bool:
+        """Move a running job to done or failed; False when it was cancelled meanwhile."""
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = 'running'",
+                (status, error, time.time(), job_id)).rowcount
+        return changed == 1
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel a queued or running job; a finished one is left as it is."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? "
+                       "AND status IN ('queued', 'running')", (time.time(), job_id))
+        return self.get(job_id)
+
+    # Results.
+
+    def results(self, job_id: str, top_n: int | None = None) -> list[ScoredQuery]:
+        """Each query's scored documents, best first (cut to top_n)."""
+        db = self._db()
+        queries = db.execute("SELECT qnum, query, instruction FROM job_queries WHERE job_id = ? ORDER BY qnum",
+                             (job_id,)).fetchall()
+        grouped: dict[int, list[sqlite3.Row]] = {q["qnum"]: [] for q in queries}
+        for r in db.execute("SELECT qnum, doc_index, row, document, label, score, logit, tokens, truncated "
+                            "FROM job_pairs WHERE job_id = ? AND scored_at IS NOT NULL ORDER BY pnum", (job_id,)):
+            grouped[r["qnum"]].append(r)
+        out: list[ScoredQuery] = []
+        for q in queries:
+            rows = sorted(grouped[q["qnum"]], key=lambda r: r["doc_index"])
+            documents = [r["document"] for r in rows]
+            judgements = [Judgement(r["score"], r["logit"], r["tokens"], bool(r["truncated"])) for r in rows]
+            ranked = rank_judgements(documents, judgements, top_n)
+            out.append(ScoredQuery(q["query"], q["instruction"], ranked, [r["row"] for r in rows],
+                                   [r["label"] for r in rows]))
+        return out

@@ -1,0 +1,120 @@
+"""ASGI middleware: body size limits, the API key, and per-request metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reranker.sidecar.metrics import SidecarMetrics
+
+# A body over the limit is still read (and thrown away) up to this size before the 413 goes out, so that
+# ordinary clients, which send the whole body before reading the answer, see the 413 and not a reset.
+_DRAIN_BYTES = 256 * 1024 * 1024
+
+
+async def send_json(send: Send, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimitMiddleware:
+    """413 for a body over its route's limit, whether announced by Content-Length or sent chunked."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[Scope], tuple[int, str]]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, setting = self.limit_for(scope)
+        message = (f"the request body is larger than the limit of {limit:,} bytes ({setting}); "
+                   "send fewer or shorter documents, or split the work into several requests or jobs")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            if int(declared) <= _DRAIN_BYTES:
+                await _drain(receive)
+            await send_json(send, 413, {"detail": message}, {"connection": "close"})
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    if msg.get("more_body", False):
+                        await _drain(receive, _DRAIN_BYTES - received)
+                    raise HTTPException(413, message)
+            return msg
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _drain(receive: Receive, budget: int = _DRAIN_BYTES) -> None:
+    while budget > 0:
+        msg = await receive()
+        if msg["type"] != "http.request" or not msg.get("more_body", False):
+            return
+        budget -= len(msg.get("body", b""))
+
+
+class BearerAuthMiddleware:
+    """Every path but the open ones needs `Authorization: Bearer <key>`; the key is compared in constant time."""
+
+    def __init__(self, app: ASGIApp, key: str, open_paths: tuple[str, ...] = ("/health",)) -> None:
+        self.app = app
+        self.key = key.encode()
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key):
+            await self.app(scope, receive, send)
+            return
+        detail = ("wrong API key" if header else "missing API key") + \
+            ": send the header 'Authorization: Bearer <key>' with the key in RERANKER_API_KEY"
+        await send_json(send, 401, {"detail": detail}, {"www-authenticate": "Bearer"})
+
+
+class MetricsMiddleware:
+    """Counts every answer by route template and status, and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: SidecarMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)

@@ -1,0 +1,97 @@
+"""Everything one running sidecar holds: the engine (loaded in the background), its queue, the job store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from reranker import Judgement, ModelLoadError, Query, Qwen3Reranker
+from reranker.loading import resolve_model
+from reranker.sidecar.batcher import Batcher
+from reranker.sidecar.job_worker import JobWorker
+from reranker.sidecar.jobs import JobStore
+from reranker.sidecar.metrics import SidecarMetrics
+from reranker.sidecar.settings import Settings
+
+log = logging.getLogger("reranker.sidecar")
+
+
+class NotReady(RuntimeError):
+    """The model is still loading, or failed to load; the message says which."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings, engine_factory: Callable[[], Qwen3Reranker] | None = None) -> None:
+        self.settings = settings
+        self.engine_factory = engine_factory or Qwen3Reranker
+        self.metrics = SidecarMetrics()
+        self.store = JobStore(settings.data_dir / "jobs.sqlite3")
+        self.engine: Qwen3Reranker | None = None
+        self.batcher: Batcher | None = None
+        self.load_error: str | None = None
+        self.model_name = resolve_model(None)
+        self._jobs: JobWorker | None = None
+        self._loader = threading.Thread(target=self._load, name="reranker-load", daemon=True)
+        self._closed = threading.Event()
+
+    def start(self) -> None:
+        """Begin loading the model; /health answers 503 until it is ready, then jobs start running."""
+        self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            engine = self.engine_factory()
+        except Exception as e:  # noqa: BLE001 - any failure is reported by /health instead of killing the server
+            self.load_error = str(e) if isinstance(e, ModelLoadError) else f"{type(e).__name__}: {e}"
+            log.error("the model could not be loaded: %s", e)
+            return
+        if self._closed.is_set():
+            return
+        self.batcher = Batcher(engine, self.settings.batch_max_pairs, self.settings.batch_max_chars,
+                               self.settings.max_queue, on_call=self.metrics.record_call)
+        self._jobs = JobWorker(self.store, lambda queries: self.batcher.submit(queries, background=True),
+                               self.settings.job_chunk_pairs, self.settings.job_chunk_delay)
+        self.engine = engine
+        self.model_name = engine.model_name
+        self._jobs.start()
+        log.info("model loaded: %s", engine.describe())
+
+    def stop(self) -> None:
+        self._closed.set()
+        if self._jobs is not None:
+            self._jobs.stop()
+        if self.batcher is not None:
+            self.batcher.close()
+        self.store.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    def health(self) -> dict[str, object]:
+        if self.engine is not None:
+            return {"status": "ok", **self.engine.describe()}
+        if self.load_error is not None:
+            return {"status": "failed", "model": self.model_name, "device": None, "dtype": None,
+                    "error": self.load_error}
+        return {"status": "loading", "model": self.model_name, "device": None, "dtype": None}
+
+    def require_ready(self) -> Batcher:
+        if self.batcher is None:
+            if self.load_error is not None:
+                raise NotReady(f"the model failed to load: {self.load_error}")
+            raise NotReady("the model is still loading; retry in a few seconds (GET /health says when it is ready)")
+        return self.batcher
+
+    async def judge(self, queries: Sequence[Query]) -> list[list[Judgement]]:
+        """Score interactively: queued with the other waiting requests and merged into shared forward passes."""
+        return await asyncio.wrap_future(self.require_ready().submit(queries))
+
+    def wake_jobs(self) -> None:
+        if self._jobs is not None:
+            self._jobs.wake()
+
+    def queue_depth(self) -> dict[str, int]:
+        return self.batcher.depth() if self.batcher is not None else {"interactive": 0, "jobs": 0}

@@ -1,0 +1,143 @@
+"""Request and response bodies; FastAPI turns them into the validation errors and the /docs page."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TextDocument(BaseModel):
+    """A document given as an object, as Jina and Cohere clients send it; only `text` is read."""
+
+    text: str
+
+
+DocumentIn = str | TextDocument
+
+
+def document_text(document: DocumentIn) -> str:
+    return document if isinstance(document, str) else document.text
+
+
+class RerankRequest(BaseModel):
+    """POST /v1/rerank: the shape Jina, Cohere and vLLM rerank clients send."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "query": "What is the capital of China?",
+        "documents": ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies."],
+        "top_n": 1}]})
+
+    query: str
+    documents: list[DocumentIn]
+    top_n: int | None = Field(None, ge=1, description="Return only the best top_n documents.")
+    return_documents: bool = Field(True, description="Include each document's text in the results.")
+    instruction: str | None = Field(None, description="Task instruction; blank means the model's default.")
+    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+
+
+class RerankDocument(BaseModel):
+    text: str
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float = Field(description='P("yes") from the model, 0 to 1.')
+    document: RerankDocument | None = None
+
+
+class Usage(BaseModel):
+    total_tokens: int = Field(description="Prompt tokens the model read for this request.")
+
+
+class RerankResponse(BaseModel):
+    id: str
+    model: str
+    results: list[RerankResult]
+    usage: Usage
+
+
+class BatchRerankRequest(BaseModel):
+    """POST /api/rerank and JSON jobs: several queries, one list of documents each."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "queries": ["What is the capital of China?", "什么是重力？"],
+        "documents": [["The capital of China is Beijing.", "Paris is in France."],
+                      ["重力是一种使两个物体相互吸引的力。", "北京是中国的首都。"]],
+        "top_n": 2}]})
+
+    queries: list[str]
+    documents: list[list[DocumentIn]]
+    instruction: str | None = Field(None, description="Task instruction for every query; blank means the default.")
+    top_n: int | None = Field(None, ge=1, description="Keep only the best top_n documents of each query.")
+
+    @model_validator(mode="after")
+    def _one_list_per_query(self) -> BatchRerankRequest:
+        if len(self.queries) != len(self.documents):
+            raise ValueError(f"queries and documents differ in length: {len(self.queries)} queries but "
+                             f"{len(self.documents)} document lists; give one list of documents per query")
+        return self
+
+    def texts(self) -> list[list[str]]:
+        return [[document_text(d) for d in docs] for docs in self.documents]
+
+
+class RankedItem(BaseModel):
+    index: int
+    document: str
+    score: float = Field(description='P("yes"), 0 to 1.')
+    logit: float = Field(description="log P(yes) - log P(no); orders documents whose scores saturate.")
+    rank: int
+    tokens: int
+    truncated: bool
+
+
+class BatchRerankResponse(BaseModel):
+    model: str
+    results: list[list[RankedItem]] = Field(description="One ranked list per query, best first.")
+    usage: Usage
+
+
+JobStatusName = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: JobStatusName
+
+
+class JobProgress(BaseModel):
+    done: int = Field(description="Pairs scored.")
+    total: int = Field(description="Pairs in the job.")
+    fraction: float
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: JobStatusName
+    kind: Literal["json", "csv"]
+    progress: JobProgress
+    eta_seconds: float | None = Field(description="Seconds left at the current pace; null when not known.")
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    filename: str | None = None
+    columns: dict[str, str | None] | None = None
+
+
+class JobItem(RankedItem):
+    row: int | None = Field(None, description="CSV jobs: the row of the uploaded table (0 = first data row).")
+    label: float | None = Field(None, description="CSV jobs: the label column's value, when one was mapped.")
+
+
+class JobQueryResults(BaseModel):
+    query: str
+    instruction: str | None
+    results: list[JobItem]
+
+
+class JobResults(BaseModel):
+    id: str
+    status: JobStatusName
+    queries: list[JobQueryResults] = Field(description="Each query with its documents, best first.")

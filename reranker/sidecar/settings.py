@@ -1,0 +1,92 @@
+"""The sidecar's limits and switches, read once from the environment (every one has a default)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """An environment variable holds something the sidecar cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    """RERANKER_DATA_DIR: where jobs.sqlite3 lives."""
+    api_key: str | None = None
+    """RERANKER_API_KEY: when set, every endpoint but /health needs `Authorization: Bearer <key>`."""
+    cors_origins: tuple[str, ...] = ()
+    """RERANKER_CORS_ORIGINS: comma-separated origins allowed to call from a browser; none by default."""
+    max_documents: int = 1000
+    """RERANKER_MAX_DOCUMENTS: documents per query in one /v1/rerank or /api/rerank request."""
+    max_document_chars: int = 100_000
+    """RERANKER_MAX_DOCUMENT_CHARS: characters per document, query or instruction."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """RERANKER_MAX_BODY_BYTES: request body size, except job submissions."""
+    max_request_pairs: int = 10_000
+    """RERANKER_MAX_REQUEST_PAIRS: (query, document) pairs in one interactive request; more goes to /api/jobs."""
+    max_job_bytes: int = 20 * 1024 * 1024
+    """RERANKER_MAX_JOB_BYTES: body size of a job submission (JSON or CSV upload)."""
+    max_job_pairs: int = 200_000
+    """RERANKER_MAX_JOB_PAIRS: pairs in one job."""
+    max_queue: int = 1000
+    """RERANKER_MAX_QUEUE: interactive requests waiting for the model before new ones get 503."""
+    batch_max_pairs: int = 256
+    """RERANKER_BATCH_MAX_PAIRS: pairs merged from waiting requests into one engine call."""
+    batch_max_chars: int = 1_000_000
+    """RERANKER_BATCH_MAX_CHARS: characters merged into one engine call (a cheap stand-in for tokens)."""
+    job_chunk_pairs: int = 32
+    """RERANKER_JOB_CHUNK_PAIRS: pairs a job scores, and commits, at a time."""
+    job_chunk_delay: float = 0.0
+    """RERANKER_JOB_CHUNK_DELAY: seconds to pause after each job chunk (tests use it to catch a job mid-way)."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        origins = tuple(o.strip() for o in env.get("RERANKER_CORS_ORIGINS", "").split(",") if o.strip())
+        if "*" in origins:
+            raise SettingsError("RERANKER_CORS_ORIGINS may not be '*': list the origins that may call the API")
+        return cls(
+            data_dir=Path(env.get("RERANKER_DATA_DIR") or "data"),
+            api_key=env.get("RERANKER_API_KEY") or None,
+            cors_origins=origins,
+            max_documents=_int(env, "RERANKER_MAX_DOCUMENTS", cls.max_documents),
+            max_document_chars=_int(env, "RERANKER_MAX_DOCUMENT_CHARS", cls.max_document_chars),
+            max_body_bytes=_int(env, "RERANKER_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_request_pairs=_int(env, "RERANKER_MAX_REQUEST_PAIRS", cls.max_request_pairs),
+            max_job_bytes=_int(env, "RERANKER_MAX_JOB_BYTES", cls.max_job_bytes),
+            max_job_pairs=_int(env, "RERANKER_MAX_JOB_PAIRS", cls.max_job_pairs),
+            max_queue=_int(env, "RERANKER_MAX_QUEUE", cls.max_queue),
+            batch_max_pairs=_int(env, "RERANKER_BATCH_MAX_PAIRS", cls.batch_max_pairs),
+            batch_max_chars=_int(env, "RERANKER_BATCH_MAX_CHARS", cls.batch_max_chars),
+            job_chunk_pairs=_int(env, "RERANKER_JOB_CHUNK_PAIRS", cls.job_chunk_pairs),
+            job_chunk_delay=_float(env, "RERANKER_JOB_CHUNK_DELAY", cls.job_chunk_delay),
+        )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} may not be negative")
+    return value

@@ -1,0 +1,116 @@
+"""What the workbench shows of a ranking: result cards (HTML, every user string escaped), tables, exports.
+
+No Streamlit here, so plain tests reach all of it; the pages hand these to st.html / st.dataframe.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from reranker.documents import ParsedDocuments
+from reranker.engine import RankedDocument
+
+ScoreMode = Literal["Probability", "Log-odds"]
+SCORE_MODES: tuple[ScoreMode, ...] = ("Probability", "Log-odds")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One Rerank press: what was asked and every document best first. Views re-render it, never re-score."""
+
+    model: str
+    query: str
+    instruction: str
+    parsed: ParsedDocuments
+    ranked: list[RankedDocument]
+
+    def asked(self, model: str, query: str, instruction: str, parsed: ParsedDocuments) -> bool:
+        """Whether these inputs are the ones this ranking answers."""
+        return (model, query, instruction, parsed.documents) == (self.model, self.query, self.instruction,
+                                                                 self.parsed.documents)
+
+
+def movement(doc: RankedDocument) -> int:
+    """Places the document moved up from its input position (negative: down)."""
+    return (doc.index + 1) - doc.rank
+
+
+def shown_value(doc: RankedDocument, mode: ScoreMode) -> float:
+    return doc.logit if mode == "Log-odds" else doc.score
+
+
+def format_score(doc: RankedDocument, mode: ScoreMode) -> str:
+    return f"{doc.logit:+.3f}" if mode == "Log-odds" else f"{doc.score:.4f}"
+
+
+def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float | None = None,
+              duplicate_of: int | None = None) -> str:
+    """One result card. The document text is escaped: `<img src=x>` shows as those characters."""
+    moved = movement(doc)
+    if moved > 0:
+        arrow = f'<span class="move up" title="moved up {moved} from input #{doc.index + 1}">▲ {moved}</span>'
+    elif moved < 0:
+        arrow = f'<span class="move down" title="moved down {-moved} from input #{doc.index + 1}">▼ {-moved}</span>'
+    else:
+        arrow = '<span class="move same" title="same place as in the input">= 0</span>'
+    badges = []
+    if doc.truncated:
+        badges.append('<span class="badge warn" title="cut to fit the model\'s max length">✂ truncated</span>')
+    if duplicate_of is not None:
+        badges.append(f'<span class="badge">duplicate of input #{duplicate_of + 1}</span>')
+    if label is not None:
+        badges.append(f'<span class="badge label">label {label:g}</span>')
+    width = max(0.0, min(1.0, doc.score)) * 100
+    top = " top" if doc.rank == 1 else ""
+    return (
+        f'<div class="rank-card{top}" data-rank="{doc.rank}">'
+        f'<div class="card-head"><span class="rank">#{doc.rank}</span>'
+        f'<span class="score" title="{html.escape(mode)}">{format_score(doc, mode)}</span>'
+        f'<span class="meta">log-odds {doc.logit:+.2f} · input #{doc.index + 1} · {doc.tokens} tokens</span>'
+        f'{arrow}{"".join(badges)}</div>'
+        f'<div class="score-bar"><div style="width:{width:.1f}%"></div></div>'
+        f'<div class="doc-text">{html.escape(doc.document)}</div></div>'
+    )
+
+
+def cards_html(ranked: Sequence[RankedDocument], mode: ScoreMode = "Probability",
+               labels: Sequence[float] | None = None, duplicate_of: dict[int, int] | None = None) -> str:
+    duplicate_of = duplicate_of or {}
+    return "".join(card_html(d, mode, labels[d.index] if labels is not None else None,
+                             duplicate_of.get(d.index)) for d in ranked)
+
+
+def results_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
+    """The Table tab: one row per document, best first."""
+    frame = pd.DataFrame({
+        "rank": [d.rank for d in ranked],
+        "input #": [d.index + 1 for d in ranked],
+        "score": [d.score for d in ranked],
+        "log-odds": [d.logit for d in ranked],
+        "tokens": [d.tokens for d in ranked],
+        "truncated": [d.truncated for d in ranked],
+        "text": [d.document for d in ranked],
+    })
+    if labels is not None:
+        frame.insert(6, "label", [labels[d.index] for d in ranked])
+    return frame
+
+
+def results_json(ranked: Sequence[RankedDocument], query: str, instruction: str, model: str,
+                 labels: Sequence[float] | None = None) -> str:
+    """The JSON download: what was asked and the ranking, UTF-8 text (Chinese kept readable)."""
+    results = []
+    for d in ranked:
+        row = {"rank": d.rank, "index": d.index, "score": d.score, "logit": d.logit, "tokens": d.tokens,
+               "truncated": d.truncated, "document": d.document}
+        if labels is not None:
+            row["label"] = labels[d.index]
+        results.append(row)
+    return json.dumps({"model": model, "instruction": instruction, "query": query, "results": results},
+                      ensure_ascii=False, indent=2)

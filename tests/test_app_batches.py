@@ -1,0 +1,127 @@
+"""The CSV batch page driven through Streamlit's AppTest, on the tiny real model."""
+
+import socket
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from reranker import DEFAULT_INSTRUCTION
+from reranker.csv_io import MAX_UPLOAD_BYTES
+from reranker.metrics import label_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPITAL = "中国的首都是哪里？"
+SLEEP = "如何提高睡眠质量？"
+TSV = (
+    "查询\t文档\t标签\n"
+    f"{CAPITAL}\t北京是中国的首都。\t2\n"
+    f"{SLEEP}\t保持规律的作息时间。\t2\n"
+    f"{CAPITAL}\t上海是中国最大的城市。\t0\n"
+    f"{CAPITAL}\t=1+1\t0\n"
+    f"{SLEEP}\t红烧肉的做法。\t0\n"
+    f"{CAPITAL}\t南京曾是首都。\t1\n"
+)
+
+
+@pytest.fixture
+def page(tiny_model_dir) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    return at.switch_page("pages/2_CSV_batches.py").run()
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    return at.file_uploader(key="batch_file").set_value((name, data, "text/csv")).run()
+
+
+def results_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "rank" in d.value.columns)
+
+
+def test_gbk_tsv_is_mapped_scored_grouped_and_measured(page, reranker):
+    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
+    assert not at.exception and not at.error
+    assert [at.selectbox(key=k).value for k in ("map_query", "map_document", "map_label", "map_instruction")] == [
+        "查询", "文档", "标签", "(none)"]
+    assert "6 pairs · 2 queries · 6 labelled" in " ".join(c.value for c in at.caption)
+    at = at.button(key="batch_run").click().run()
+    assert not at.exception and not at.error
+
+    results = results_table(at)
+    assert results["query"].tolist() == [CAPITAL] * 4 + [SLEEP] * 2
+    capital_docs = ["北京是中国的首都。", "上海是中国最大的城市。", "=1+1", "南京曾是首都。"]
+    expected = reranker.rank(CAPITAL, capital_docs, DEFAULT_INSTRUCTION)
+    assert results["document"].tolist()[:4] == [d.document for d in expected]
+    assert results["score"].tolist()[:4] == pytest.approx([d.score for d in expected], abs=1e-5)
+    assert results["rank"].tolist() == [1, 2, 3, 4, 1, 2]
+
+    per_query = next(d.value for d in at.dataframe if "MRR" in d.value.columns)
+    labels = {"北京是中国的首都。": 2, "上海是中国最大的城市。": 0, "=1+1": 0, "南京曾是首都。": 1}
+    want = label_metrics([labels[d.document] for d in expected], 10)
+    assert per_query.iloc[0][["NDCG@10", "MRR", "Hit@1"]].tolist() == pytest.approx(list(want.values()))
+    assert len(at.metric) == 3 and at.metric[0].label == "NDCG@10 (mean of 2 queries)"
+    assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON"}
+
+
+def test_view_changes_after_a_run_do_not_score_again(page):
+    at = upload(page, "pairs.tsv", TSV.encode("gbk")).button(key="batch_run").click().run()
+    batch, calls = at.session_state["batch"], at.session_state["score_cache"].engine_calls
+    at.selectbox(key="batch_filter").set_value(SLEEP).run()
+    assert results_table(at)["query"].tolist() == [SLEEP, SLEEP]
+    at.number_input(key="batch_k").set_value(1).run()
+    assert "NDCG@1" in next(d.value for d in at.dataframe if "MRR" in d.value.columns).columns
+    assert at.session_state["batch"] is batch and at.session_state["score_cache"].engine_calls == calls
+
+
+def test_utf8_bom_csv_and_a_new_instruction_for_rows(page, reranker):
+    data = "\ufeffquestion,passage\nWhat is the capital?,Beijing.\nWhat is the capital?,Paris.\n".encode()
+    at = upload(page, "pairs.csv", data)
+    at.selectbox(key="batch_instruction_preset").set_value("Legal clause").run()
+    at = at.button(key="batch_run").click().run()
+    results = results_table(at)
+    expected = reranker.rank("What is the capital?", ["Beijing.", "Paris."],
+                             at.session_state["batch"]["results"]["instruction"].iloc[0])
+    assert results["document"].tolist() == [d.document for d in expected]
+    assert results["instruction"].iloc[0].startswith("Given a legal question")
+    assert "label" not in results.columns and not at.metric
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("empty.csv", b"", "empty"),
+    ("book.csv", b"PK\x03\x04\x00\x00binary", "not a CSV"),
+    ("huge.csv", b"query,document\n" + b"x" * MAX_UPLOAD_BYTES, "the limit is"),
+    ("one.csv", b"just one column\nrow\n", "a query column and a document column"),
+])
+def test_bad_files_get_a_clear_message(page, name, data, message):
+    at = upload(page, name, data)
+    assert not at.exception
+    (error,) = at.main.error
+    assert message in error.value.replace("\\", "")
+    assert "batch_run" not in [b.key for b in at.button]
+
+
+def test_a_label_that_is_not_a_number_names_the_row_and_can_be_left_out(page):
+    at = upload(page, "pairs.csv", b"query,document,label\nq,d1,1\nq,d2,high\n")
+    (error,) = at.main.error
+    assert "row 2" in error.value and "high" in error.value and "not a number" in error.value
+    at = at.selectbox(key="map_label").set_value("(none)").run()
+    assert not at.main.error
+    assert not at.button(key="batch_run").disabled
+
+
+def test_no_sidecar_section_without_its_url(page, monkeypatch):
+    monkeypatch.delenv("RERANKER_API_URL", raising=False)
+    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
+    assert "sidecar_send" not in [b.key for b in at.button]
+
+
+def test_sidecar_section_says_when_the_sidecar_cannot_be_reached(page, monkeypatch):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RERANKER_API_URL", f"http://127.0.0.1:{port}/")
+    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
+    at = at.button(key="sidecar_send").click().run()
+    assert not at.exception
+    (error,) = at.main.error
+    assert "127.0.0.1" in error.value.replace("\\", "") and "sidecar_job" not in at.session_state

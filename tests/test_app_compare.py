@@ -1,0 +1,95 @@
+"""The instruction comparison page driven through Streamlit's AppTest, on the tiny real model."""
+
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from reranker.metrics import kendall_tau, ndcg_at_k, top_k_overlap
+from reranker.presets import INSTRUCTION_PRESETS, load_sample_sets
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = list(INSTRUCTION_PRESETS)
+
+
+@pytest.fixture
+def page(tiny_model_dir) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    return at.switch_page("pages/1_Compare_instructions.py").run()
+
+
+def frame_with(at: AppTest, column: str):
+    """The first table on the page with this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def ranks(reranker, query, documents, instruction) -> list[int]:
+    """Each document's rank under `instruction`, in input order."""
+    out = [0] * len(documents)
+    for d in reranker.rank(query, documents, instruction):
+        out[d.index] = d.rank
+    return out
+
+
+def test_three_instructions_side_by_side_with_labels(page, reranker):
+    sample = load_sample_sets()[0]
+    page.button(key=f"sample_compare_documents_{sample.name}").click().run()
+    page.radio(key="compare_count").set_value(3).run()
+    at = page.button(key="compare").click().run()
+    assert not at.exception and not at.error
+    cache = at.session_state["score_cache"]
+    assert cache.engine_calls == 1 and cache.pairs_scored == 3 * len(sample.documents)
+
+    table = frame_with(at, "rank A")
+    expected = {name: ranks(reranker, sample.query, sample.documents, INSTRUCTION_PRESETS[preset])
+                for name, preset in zip("ABC", PRESETS)}
+    for name, want in expected.items():
+        assert table[f"rank {name}"].tolist() == want
+    assert table["label"].tolist() == sample.labels
+
+    agreement = frame_with(at, "Kendall tau")
+    orders = {n: sorted(range(len(r)), key=r.__getitem__) for n, r in expected.items()}
+    assert agreement["instructions"].tolist() == ["A vs B", "A vs C", "B vs C"]
+    assert agreement["Kendall tau"].tolist() == pytest.approx(
+        [kendall_tau(expected[a], expected[b]) for a, b in combinations("ABC", 2)])
+    assert agreement["top-5 overlap"].tolist() == pytest.approx(
+        [top_k_overlap(orders[a], orders[b], 5) for a, b in combinations("ABC", 2)])
+
+    metrics = frame_with(at, "best")
+    ndcg = {n: ndcg_at_k([sample.labels[i] for i in orders[n]], 5) for n in "ABC"}
+    assert metrics["NDCG@5"].tolist() == pytest.approx(list(ndcg.values()))
+    starred = metrics.loc[metrics["best"] == "★", "instruction"].tolist()
+    assert len(starred) == 1 and ndcg[starred[0]] == max(ndcg.values())
+    assert at.main.success[0].value.startswith(f"Best: instruction {starred[0]}")
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_same_instruction_twice_agrees_fully_and_scores_once(page):
+    page.text_input(key="compare_query").input("如何提高睡眠质量？")
+    page.text_area(key="compare_documents").input("早睡早起。\n少喝咖啡。\n北京是首都。\n运动有益睡眠。")
+    page.selectbox(key="compare_B_preset").set_value(PRESETS[0]).run()
+    at = page.button(key="compare").click().run()
+    agreement = frame_with(at, "Kendall tau")
+    assert agreement["Kendall tau"].tolist() == [1.0] and agreement["top-5 overlap"].tolist() == [1.0]
+    assert at.session_state["score_cache"].pairs_scored == 4
+    assert not at.main.success  # no labels, no metrics
+
+
+def test_changing_k_re_renders_without_scoring(page):
+    page.text_input(key="compare_query").input("capital")
+    page.text_area(key="compare_documents").input("Beijing\t2\nParis\t0\nRome\t1")
+    at = page.button(key="compare").click().run()
+    comparison, calls = at.session_state["comparison"], at.session_state["score_cache"].engine_calls
+    at.number_input(key="compare_k").set_value(1).run()
+    assert "top-1 overlap" in frame_with(at, "Kendall tau").columns
+    assert "NDCG@1" in frame_with(at, "best").columns
+    assert at.session_state["comparison"] is comparison
+    assert at.session_state["score_cache"].engine_calls == calls
+
+
+def test_missing_query_is_a_message(page):
+    page.text_area(key="compare_documents").input("one\ntwo")
+    at = page.button(key="compare").click().run()
+    assert [e.value for e in at.error] == ["Type a query first."]
+    assert "comparison" not in at.session_state

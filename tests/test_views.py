@@ -1,0 +1,125 @@
+"""Cards, tables, exports and charts of the workbench, without Streamlit."""
+
+import json
+
+import pytest
+
+from reranker.charts import bump_figure, decay_figure, find_cliff
+from reranker.comparison import InstructionRun, agreement_table, metrics_table, rank_table
+from reranker.csv_io import safe_csv_bytes
+from reranker.engine import Judgement, RankedDocument, rank_judgements
+from reranker.views import card_html, cards_html, movement, results_frame, results_json
+
+ATTACK = "<img src=x onerror=alert(1)>"
+
+
+def ranked_docs() -> list[RankedDocument]:
+    documents = ["plain", ATTACK, "=1+1 formula", "北京是中国的首都"]
+    judgements = [Judgement(0.2, -1.4, 10, False), Judgement(0.9, 2.2, 14, True), Judgement(0.5, 0.0, 9, False),
+                  Judgement(0.7, 0.85, 12, False)]
+    return rank_judgements(documents, judgements)
+
+
+def test_cards_escape_every_user_string():
+    html = cards_html(ranked_docs())
+    assert ATTACK not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "北京是中国的首都" in html
+
+
+def test_only_rank_one_is_the_highlighted_card():
+    html = cards_html(ranked_docs())
+    assert html.count('class="rank-card top"') == 1
+    assert html.startswith('<div class="rank-card top" data-rank="1">')
+    assert html.count('class="rank-card"') == 3
+
+
+def test_card_shows_rank_score_input_position_movement_and_truncation():
+    best = ranked_docs()[0]  # the attack line: input #2, now #1, truncated
+    html = card_html(best)
+    assert "#1" in html and "0.9000" in html and "input #2" in html and "log-odds +2.20" in html
+    assert "▲ 1" in html and "truncated" in html
+    last = ranked_docs()[-1]  # "plain": input #1, now #4
+    assert movement(last) == -3 and "▼ 3" in card_html(last)
+    assert "+2.200" in card_html(best, "Log-odds")
+
+
+def test_card_badges_for_labels_and_duplicates():
+    html = card_html(ranked_docs()[1], label=2.0, duplicate_of=0)
+    assert "label 2" in html and "duplicate of input #1" in html
+
+
+def test_results_frame_has_the_table_columns_best_first():
+    frame = results_frame(ranked_docs())
+    assert list(frame.columns) == ["rank", "input #", "score", "log-odds", "tokens", "truncated", "text"]
+    assert frame["rank"].tolist() == [1, 2, 3, 4]
+    assert frame["input #"].tolist() == [2, 4, 3, 1]
+    assert frame["text"].iloc[0] == ATTACK
+    assert "label" in results_frame(ranked_docs(), labels=[0, 1, 2, 0]).columns
+
+
+def test_csv_export_neutralises_formulas_and_keeps_chinese():
+    data = safe_csv_bytes(results_frame(ranked_docs()))
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig")
+    assert "'=1+1 formula" in text and "北京是中国的首都" in text
+
+
+def test_json_export_round_trips():
+    payload = json.loads(results_json(ranked_docs(), "查询", "an instruction", "tiny", labels=[0, 1, 2, 0]))
+    assert payload["query"] == "查询" and payload["model"] == "tiny"
+    assert [r["index"] for r in payload["results"]] == [1, 3, 2, 0]
+    assert payload["results"][0]["document"] == ATTACK and payload["results"][0]["label"] == 1
+    assert "查询" in results_json(ranked_docs(), "查询", "", "tiny")
+
+
+def test_find_cliff_is_the_largest_drop_between_neighbours():
+    cliff = find_cliff([0.99, 0.97, 0.40, 0.35, 0.01])
+    assert cliff.after_rank == 2 and cliff.drop == pytest.approx(0.57)
+    assert find_cliff([0.5]) is None
+
+
+def test_decay_figure_marks_cliff_and_threshold():
+    fig = decay_figure([0.99, 0.97, 0.40, 0.35], "probability", threshold=0.5, hover_texts=[ATTACK] * 4)
+    assert list(fig.data[0].y) == [0.99, 0.97, 0.40, 0.35]
+    annotations = [a.text for a in fig.layout.annotations]
+    assert any("cliff" in a and "after rank 2" in a for a in annotations)
+    assert any("threshold 0.5: 2 above" in a for a in annotations)
+    assert all("<img" not in t for t in fig.data[0].text)
+    no_line = decay_figure([0.9, 0.1], "probability")
+    assert not any("threshold" in (a.text or "") for a in no_line.layout.annotations)
+
+
+def test_bump_figure_one_line_per_document_ranks_downwards():
+    fig = bump_figure({"A": [1, 2, 3], "B": [3, 1, 2]}, ["#1", "#2", "#3"], [ATTACK, "b", "c"])
+    assert len(fig.data) == 3
+    assert list(fig.data[0].y) == [1, 3]
+    assert fig.layout.yaxis.autorange == "reversed"
+    assert "<img" not in fig.data[0].customdata[0]
+
+
+def runs() -> list[InstructionRun]:
+    documents = ["a", "b", "c"]
+    a = rank_judgements(documents, [Judgement(0.9, 2, 5, False), Judgement(0.5, 0, 5, False),
+                                    Judgement(0.1, -2, 5, False)])
+    b = rank_judgements(documents, [Judgement(0.1, -2, 5, False), Judgement(0.5, 0, 5, False),
+                                    Judgement(0.9, 2, 5, False)])
+    return [InstructionRun("A", "first", a), InstructionRun("B", "second", b)]
+
+
+def test_rank_table_has_a_rank_column_per_instruction():
+    frame = rank_table(runs(), ["a", "b", "c"], labels=[2, 0, 1])
+    assert frame["rank A"].tolist() == [1, 2, 3]
+    assert frame["rank B"].tolist() == [3, 2, 1]
+    assert frame["label"].tolist() == [2, 0, 1]
+
+
+def test_agreement_and_metrics_tables():
+    agreement = agreement_table(runs(), k=1)
+    assert agreement["instructions"].tolist() == ["A vs B"]
+    assert agreement["Kendall tau"].iloc[0] == pytest.approx(-1.0)
+    assert agreement["top-1 overlap"].iloc[0] == 0.0
+    metrics = metrics_table(runs(), labels=[2, 0, 1], k=2)
+    assert metrics["best"].tolist() == ["★", ""]
+    assert metrics.loc[0, "MRR"] == 1.0 and metrics.loc[1, "Hit@1"] == 1.0
+    assert metrics.loc[0, "NDCG@2"] > metrics.loc[1, "NDCG@2"]
