@@ -26,12 +26,13 @@ setup() {
 }
 
 ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  # fonts-wqy-zenhei: without a CJK font Chromium draws Chinese as empty boxes in the screenshots
+  if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wenquanyi; then return 0; fi
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[start.sh] installing Debian's chromium for the browser test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-      || echo "[start.sh] could not install chromium; the browser test will fail and say why"
-  else
+    echo "[start.sh] installing Debian's chromium and a Chinese font for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei) \
+      >/dev/null 2>&1 || echo "[start.sh] could not install chromium; the browser test will fail and say why"
+  elif ! command -v chromium >/dev/null 2>&1; then
     echo "[start.sh] chromium is not installed (apt-get install chromium); the browser test will fail and say why"
   fi
 }
@@ -55,7 +56,8 @@ case "${1:-run}" in
     set -m
     python -m reranker serve --port "$api_port" </dev/null &
     api_pid=$!
-    streamlit run app.py --server.port "$ui_port" --server.address 127.0.0.1 --server.showEmailPrompt false \
+    RERANKER_API_URL=${RERANKER_API_URL:-http://127.0.0.1:$api_port} \
+      streamlit run app.py --server.port "$ui_port" --server.address 127.0.0.1 --server.showEmailPrompt false \
       </dev/null &
     ui_pid=$!
     set +m

@@ -38,7 +38,7 @@ class PairRow:
 def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
     """A CSV or TSV upload as a frame of strings; UTF-8 (with or without BOM) or GBK/GB18030."""
     if len(data) > max_bytes:
-        raise TableError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise TableError(f"the file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
     if not data.strip():
         raise TableError("the file is empty")
     if b"\x00" in data[:4096]:

@@ -77,7 +77,8 @@ class Qwen3Reranker:
     device: "auto" (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
     dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16"; $RERANKER_DTYPE.
     max_length: prompt tokens at most; longer user turns are cut from their end, as the model card does.
-    batch_tokens: key/value slots per forward pass; bounds memory (default 2048 on CPU, 32768 on GPU).
+    batch_tokens: key/value slots per forward pass; bounds memory (default 1024 on CPU, where small
+        batches pad least and run as fast as big ones, 32768 on GPU).
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class Qwen3Reranker:
         self.tokenizer, self.model = load_model(self.model_name, self.device, self.dtype)
         self.load_seconds = time.perf_counter() - started
         self.max_length = max_length
-        self.batch_tokens = batch_tokens or (2048 if self.device.type == "cpu" else 32768)
+        self.batch_tokens = batch_tokens or (1024 if self.device.type == "cpu" else 32768)
         self.encoder = PromptEncoder(self.tokenizer, max_length)
         head = self.model.get_output_embeddings()
         rows = [self.encoder.no_id, self.encoder.yes_id]
