@@ -29,10 +29,7 @@ with controls:
         "Documents (one per line)", key="documents", height=240, persist_state="session",
         placeholder="One candidate per line. A tab and a digit (0/1/2) at the end of a line is its relevance label.")
     parsed = parse_documents(documents_text)
-    st.caption(f"{parsed.count} document{'' if parsed.count == 1 else 's'}"
-               + (" · with relevance labels" if parsed.labels is not None else ""))
-    for note in parsed.warnings():
-        st.warning(workbench.plain_markdown(note))
+    workbench.documents_summary(parsed)
     top_k_column, mode_column = st.columns(2)
     top_k = int(top_k_column.number_input("Show top k", min_value=1, max_value=1000, value=10, key="top_k",
                                           persist_state="session"))

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from reranker import KNOWN_MODELS, ModelLoadError, Qwen3Reranker
-from reranker.documents import format_documents
+from reranker.documents import ParsedDocuments, format_documents
 from reranker.loading import resolve_model
 from reranker.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.score_cache import ScoreCache
@@ -110,6 +110,14 @@ def sample_buttons(query_key: str, documents_key: str, preset_key: str | None = 
                 st.session_state[preset_key] = sample.preset
         row.button(sample.name, on_click=fill, key=f"sample_{documents_key}_{sample.name}", type="tertiary",
                    icon=":material/description:")
+
+
+def documents_summary(parsed: ParsedDocuments, without_labels: str = "") -> None:
+    """The count under a documents box, and why duplicates or labels need a look."""
+    labels = " · with relevance labels" if parsed.labels is not None else without_labels
+    st.caption(f"{parsed.count} document{'' if parsed.count == 1 else 's'}{labels}")
+    for note in parsed.warnings():
+        st.warning(plain_markdown(note))
 
 
 def progress_callback(bar: DeltaGenerator, what: str = "pairs") -> Callable[[int, int], None]:

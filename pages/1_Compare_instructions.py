@@ -25,10 +25,7 @@ documents_text = st.text_area("Documents (one per line)", key="compare_documents
                               persist_state="session",
                               placeholder="One candidate per line; optionally a tab and its relevance label (0/1/2).")
 parsed = parse_documents(documents_text)
-st.caption(f"{parsed.count} document{'' if parsed.count == 1 else 's'}"
-           + (" · with relevance labels" if parsed.labels is not None else " · no labels"))
-for note in parsed.warnings():
-    st.warning(workbench.plain_markdown(note))
+workbench.documents_summary(parsed, without_labels=" · no labels")
 
 count = st.radio("Instructions to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
 presets = list(INSTRUCTION_PRESETS)

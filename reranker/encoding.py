@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
-from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, user_turn
+from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, query_lead, user_turn
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ class PromptEncoder:
         """
         turn = self.tokenize_text([user_turn(query, "", instruction)])[0][: self.user_budget]
         return self.prefix_ids + turn
+
+    def instruction_prefix(self, instruction: str | None = None) -> list[int]:
+        """Ids every prompt under this instruction starts with (system + instruction), whatever the query."""
+        return self.prefix_ids + self.tokenize_text([query_lead(instruction)])[0]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize_text([text])[0])

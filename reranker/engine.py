@@ -3,7 +3,9 @@
 Three things make it fast, none of which changes a score:
 - only the final position's hidden state meets the LM head, and only its "yes" and "no" rows;
 - the prompt part every document of a query shares (system + instruction + query) runs once, and
-  its key/value cache is reused by each document;
+  its key/value cache is reused by each document; the part every query under one instruction shares
+  (system + instruction) is kept across calls, so many small requests pay for little more than their
+  own query and documents;
 - documents go in length-sorted batches under a token budget, so padding is rare.
 """
 
@@ -11,15 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from reranker.encoding import EncodedPair, PromptEncoder, common_prefix_length
 from reranker.loading import load_model, resolve_device, resolve_dtype, resolve_model
 
 Progress = Callable[[int, int], None]
+KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per layer, (key, value) tensors of shape (batch, kv_heads, length, head_dim)."""
+_STEMS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ class Qwen3Reranker:
         self._body = self.model.get_decoder()
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._lock = threading.Lock()
+        self._stems: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
 
     def score(self, query: str, documents: Sequence[str], instruction: str | None = None,
               progress: Progress | None = None) -> list[float]:
@@ -151,6 +159,7 @@ class Qwen3Reranker:
              progress: Progress | None) -> list[list[tuple[float, float]]]:
         """(score, logit) per pair, grouped like `encoded`."""
         prefixes: dict[tuple[int, ...], int] = {}
+        stem_lengths: list[int] = []
         rows: list[tuple[int, int, int]] = []  # (group, document, prefix number)
         row_prefix_len: list[int] = []
         for g, (q, pairs) in enumerate(zip(queries, encoded)):
@@ -160,6 +169,9 @@ class Qwen3Reranker:
             length = min(min(common_prefix_length(p.input_ids, shared), len(p.input_ids) - 1) for p in pairs)
             key = tuple(shared[:length])
             number = prefixes.setdefault(key, len(prefixes))
+            if number == len(stem_lengths):
+                stem = self.encoder.instruction_prefix(q.instruction)
+                stem_lengths.append(max(1, common_prefix_length(stem, key)))
             for d in range(len(pairs)):
                 rows.append((g, d, number))
                 row_prefix_len.append(length)
@@ -168,7 +180,7 @@ class Qwen3Reranker:
             return results
         tails = [encoded[g][d].input_ids[row_prefix_len[i]:] for i, (g, d, _) in enumerate(rows)]
         with self._lock, torch.inference_mode():
-            cached = self._prefix_cache([list(k) for k in prefixes])
+            cached = self._prefix_cache([(list(k), s) for k, s in zip(prefixes, stem_lengths)])
             order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]) - row_prefix_len[i], i))
             done = 0
             for batch in self._batches(order, tails, row_prefix_len):
@@ -196,30 +208,52 @@ class Qwen3Reranker:
             batches.append(current)
         return batches
 
-    def _prefix_cache(self, prefixes: list[list[int]]) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Per prefix, per layer, its (key, value) tensors of shape (1, kv_heads, length, head_dim)."""
-        out: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
-        step = max(1, self.batch_tokens // max(len(p) for p in prefixes))
-        for start in range(0, len(prefixes), step):
-            chunk = prefixes[start:start + step]
-            ids = _right_padded(chunk, self._pad_id, self.device)
-            cache = self._body(input_ids=ids, use_cache=True).past_key_values
-            layers = [_layer_kv(cache, n) for n in range(len(cache))]
-            for i, p in enumerate(chunk):
-                out.append([(k[i:i + 1, :, :len(p)], v[i:i + 1, :, :len(p)]) for k, v in layers])
+    def _prefix_cache(self, prefixes: list[tuple[list[int], int]]) -> list[KeyValues]:
+        """Each (prefix, stem length)'s key/values, its query part run on top of its cached instruction stem."""
+        out: list[KeyValues] = [[] for _ in prefixes]
+        by_stem: dict[tuple[int, ...], list[int]] = {}
+        for n, (ids, stem_length) in enumerate(prefixes):
+            by_stem.setdefault(tuple(ids[:stem_length]), []).append(n)
+        for stem, members in by_stem.items():
+            stem_kv = self._stem_kv(stem)
+            rest = [prefixes[m][0][len(stem):] for m in members]
+            widest = max(len(r) for r in rest)
+            step = max(1, self.batch_tokens // (len(stem) + widest))
+            for start in range(0, len(members), step):
+                chunk, tails = members[start:start + step], rest[start:start + step]
+                if not any(tails):
+                    for m in chunk:
+                        out[m] = stem_kv
+                    continue
+                cache = _cache_of([kv.expand(len(chunk), -1, -1, -1) for kv in pair] for pair in stem_kv)
+                ids = _right_padded(tails, self._pad_id, self.device)
+                positions = len(stem) + torch.arange(ids.shape[1], device=self.device).expand(len(chunk), -1)
+                self._body(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)
+                layers = [_layer_kv(cache, n) for n in range(len(cache))]
+                for i, (m, tail) in enumerate(zip(chunk, tails)):
+                    end = len(stem) + len(tail)
+                    out[m] = [(k[i:i + 1, :, :end], v[i:i + 1, :, :end]) for k, v in layers]
         return out
 
-    def _tail_pass(self, tails: list[list[int]], prefixes: list[list[tuple[torch.Tensor, torch.Tensor]]]
-                   ) -> list[tuple[float, float]]:
-        from transformers import DynamicCache
+    def _stem_kv(self, stem: tuple[int, ...]) -> KeyValues:
+        """Key/values of the system prompt + one instruction, kept across calls (a few instructions at most)."""
+        if stem in self._stems:
+            self._stems.move_to_end(stem)
+            return self._stems[stem]
+        ids = torch.tensor([list(stem)], dtype=torch.long, device=self.device)
+        cache = self._body(input_ids=ids, use_cache=True).past_key_values
+        self._stems[stem] = [_layer_kv(cache, n) for n in range(len(cache))]
+        if len(self._stems) > _STEMS_KEPT:
+            self._stems.popitem(last=False)
+        return self._stems[stem]
 
+    def _tail_pass(self, tails: list[list[int]], prefixes: list[KeyValues]) -> list[tuple[float, float]]:
         lengths = [p[0][0].shape[2] for p in prefixes]
         widest = max(lengths)
-        cache = DynamicCache()
-        for layer in range(len(prefixes[0])):
-            keys = torch.cat([_pad_seq(p[layer][0], widest) for p in prefixes])
-            values = torch.cat([_pad_seq(p[layer][1], widest) for p in prefixes])
-            cache.update(keys, values, layer)
+        cache = _cache_of(
+            [torch.cat([_pad_seq(p[layer][0], widest) for p in prefixes]),
+             torch.cat([_pad_seq(p[layer][1], widest) for p in prefixes])]
+            for layer in range(len(prefixes[0])))
         ids = _right_padded(tails, self._pad_id, self.device)
         width = ids.shape[1]
         positions = torch.tensor(lengths, device=self.device)[:, None] + torch.arange(width, device=self.device)
@@ -254,6 +288,14 @@ def _right_padded(seqs: list[list[int]], pad_id: int, device: torch.device) -> t
 def _pad_seq(t: torch.Tensor, length: int) -> torch.Tensor:
     missing = length - t.shape[2]
     return t if missing == 0 else torch.nn.functional.pad(t, (0, 0, 0, missing))
+
+
+def _cache_of(layers: Iterable[Sequence[torch.Tensor]]) -> DynamicCache:
+    """A transformers DynamicCache holding these (key, value) pairs, one per layer (any version >= 4.51)."""
+    cache = DynamicCache()
+    for n, (keys, values) in enumerate(layers):
+        cache.update(keys, values, n)
+    return cache
 
 
 def _layer_kv(cache: object, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,4 +20,9 @@ def resolve_instruction(instruction: str | None) -> str:
 
 
 def user_turn(query: str, document: str, instruction: str | None = None) -> str:
-    return f"<Instruct>: {resolve_instruction(instruction)}\n<Query>: {query}\n<Document>: {document}"
+    return f"{query_lead(instruction)} {query}\n<Document>: {document}"
+
+
+def query_lead(instruction: str | None = None) -> str:
+    """The user turn up to the query: the same for every query under one instruction."""
+    return f"<Instruct>: {resolve_instruction(instruction)}\n<Query>:"

@@ -242,3 +242,14 @@ def test_unknown_device_and_dtype_are_rejected(tiny_model_dir) -> None:
         Qwen3Reranker(model=str(tiny_model_dir), device="cpu", dtype="int3")
     with pytest.raises(ValueError, match="device"):
         Qwen3Reranker(model=str(tiny_model_dir), device="toaster")
+
+
+def test_instruction_stems_kept_across_calls_do_not_change_scores(tiny_model_dir) -> None:
+    """The system + instruction part is kept between calls (and evicted past a few instructions)."""
+    engine = Qwen3Reranker(model=str(tiny_model_dir), device="cpu")
+    instructions = [f"Task number {n}: find passages about {n}" for n in range(10)] + [None]
+    first = [engine.score(f"query {n}", DOCUMENTS[:5], instr) for n, instr in enumerate(instructions)]
+    again = [engine.score(f"query {n}", DOCUMENTS[:5], instr) for n, instr in enumerate(instructions)]
+    for n, instr in enumerate(instructions):
+        assert_close(again[n], first[n])
+        assert_close(first[n], card(engine, f"query {n}", DOCUMENTS[:5], instr))
