@@ -229,7 +229,7 @@ class Qwen3Reranker:
                 ids = _right_padded(tails, self._pad_id, self.device)
                 positions = len(stem) + torch.arange(ids.shape[1], device=self.device).expand(len(chunk), -1)
                 self._body(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)
-                layers = [_layer_kv(cache, n) for n in range(len(cache))]
+                layers = _key_values(cache)
                 for i, (m, tail) in enumerate(zip(chunk, tails)):
                     end = len(stem) + len(tail)
                     out[m] = [(k[i:i + 1, :, :end], v[i:i + 1, :, :end]) for k, v in layers]
@@ -242,7 +242,7 @@ class Qwen3Reranker:
             return self._stems[stem]
         ids = torch.tensor([list(stem)], dtype=torch.long, device=self.device)
         cache = self._body(input_ids=ids, use_cache=True).past_key_values
-        self._stems[stem] = [_layer_kv(cache, n) for n in range(len(cache))]
+        self._stems[stem] = _key_values(cache)
         if len(self._stems) > _STEMS_KEPT:
             self._stems.popitem(last=False)
         return self._stems[stem]
@@ -298,8 +298,8 @@ def _cache_of(layers: Iterable[Sequence[torch.Tensor]]) -> DynamicCache:
     return cache
 
 
-def _layer_kv(cache: object, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(key, value) of one layer, across the cache layouts of transformers 4.51 to 5.x."""
+def _key_values(cache: DynamicCache) -> KeyValues:
+    """The cache's (key, value) pairs, one per layer, across the layouts of transformers 4.51 to 5.x."""
     if hasattr(cache, "layers"):
-        return cache.layers[layer].keys, cache.layers[layer].values
-    return cache.key_cache[layer], cache.value_cache[layer]
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
