@@ -5,7 +5,6 @@ Pages import this; everything that is not Streamlit lives in reranker/ where pla
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from reranker.documents import ParsedDocuments, format_documents
 from reranker.loading import resolve_model
 from reranker.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.score_cache import ScoreCache
+from reranker.sidecar.client import SidecarClient, SidecarError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 OTHER_MODEL = "Local folder or other id"
@@ -136,8 +136,51 @@ def scoring_errors_shown() -> Iterator[None]:
         st.error(plain_markdown(f"{type(e).__name__}: {e}"), title="Scoring failed; nothing was changed")
 
 
-def sidecar_url() -> str | None:
-    return os.environ.get("RERANKER_API_URL", "").strip().rstrip("/") or None
+def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
+    """A sidecar job: its progress while it runs (polled without blocking the page), then its CSV or its error."""
+    try:
+        job = sidecar.job(job_id)
+    except SidecarError as e:
+        st.error(plain_markdown(str(e)), title=f"Lost track of job {job_id}")
+        return
+    if job["status"] in ("queued", "running"):
+        _job_progress(sidecar, job_id)
+    elif job["status"] == "done":
+        kept = st.session_state.get("sidecar_csv")
+        if not kept or kept[0] != job_id:
+            try:
+                kept = st.session_state.sidecar_csv = (job_id, sidecar.results_csv(job_id))
+            except SidecarError as e:
+                st.error(plain_markdown(str(e)), title=f"Job {job_id} is done but its results could not be fetched")
+                return
+        st.success(f"Job {job_id} is done: {job['progress']['total']:,} pairs scored.")
+        st.download_button("Download the job's CSV", kept[1], f"job-{job_id}-results.csv", "text/csv",
+                           key="sidecar_csv_download", on_click="ignore", icon=":material/download:")
+    else:
+        st.error(plain_markdown(f"Job {job_id} {job['status']}. {job.get('error') or ''}".strip()),
+                 title=f"Job {job_id} did not finish")
+
+
+@st.fragment(run_every=2.0)
+def _job_progress(sidecar: SidecarClient, job_id: str) -> None:
+    try:
+        job = sidecar.job(job_id)
+    except SidecarError as e:
+        st.error(plain_markdown(str(e)), title=f"Lost track of job {job_id}")
+        return
+    if job["status"] not in ("queued", "running"):
+        st.rerun()
+    progress, eta = job["progress"], job.get("eta_seconds")
+    st.progress(min(float(progress["fraction"]), 1.0),
+                text=f"Job {job_id}: {job['status']} · {progress['done']:,} / {progress['total']:,} pairs"
+                     + (f" · about {eta:.0f} s left" if eta is not None else ""))
+    if st.button("Cancel the job", key="sidecar_cancel"):
+        try:
+            sidecar.cancel(job_id)
+        except SidecarError as e:
+            st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be cancelled")
+            return
+        st.rerun()
 
 
 def plain_markdown(text: str) -> str:

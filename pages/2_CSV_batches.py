@@ -3,12 +3,12 @@
 import hashlib
 import time
 
-import requests
 import streamlit as st
 
 import workbench
 from reranker.batches import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
+from reranker.sidecar.client import SidecarClient, SidecarError
 
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
@@ -135,43 +135,16 @@ if batch is not None:
         st.caption("No row carries a label, so there are no metrics.")
 
 # Optional: hand the upload to the sidecar API as a background job (only when RERANKER_API_URL is set).
-api = workbench.sidecar_url()
-if api:
+sidecar = SidecarClient.from_env()
+if sidecar is not None:
     st.divider()
     st.subheader("Send to sidecar as a job")
-    st.caption(f"The sidecar at {workbench.plain_markdown(api)} scores the file in the background; "
-               "this page follows its progress.")
+    st.caption(f"The sidecar at {workbench.plain_markdown(sidecar.url)} scores the file in the background, "
+               "where it survives a restart; this page follows its progress.")
     if st.button("Send to sidecar as a job", key="sidecar_send"):
-        form = {f"{role}_column": name or "" for role, name in mapping.items()}
         try:
-            response = requests.post(f"{api}/api/jobs", files={"file": (upload.name, data, "text/csv")}, data=form,
-                                     timeout=60)
-            if response.status_code >= 400:
-                st.error(workbench.plain_markdown(f"{response.status_code}: {response.text[:500]}"),
-                         title="The sidecar refused the job")
-            else:
-                st.session_state.sidecar_job = response.json()["id"]
-        except (requests.RequestException, ValueError, KeyError) as e:
-            st.error(workbench.plain_markdown(str(e)), title=f"Could not reach the sidecar at {api}")
-    job_id = st.session_state.get("sidecar_job")
-    if job_id:
-        job_bar = st.progress(0.0, text=f"Job {job_id}")
-        job: dict = {}
-        try:
-            for _ in range(3600):
-                job = requests.get(f"{api}/api/jobs/{job_id}", timeout=30).json()
-                progress = job.get("progress") or {}
-                eta = job.get("eta_seconds")
-                job_bar.progress(min(float(progress.get("fraction", 0.0)), 1.0),
-                                 text=f"Job {job_id}: {job.get('status')} · {progress.get('done', 0):,} / "
-                                      f"{progress.get('total', 0):,} pairs"
-                                      + (f" · about {eta:.0f} s left" if eta is not None else ""))
-                if job.get("status") not in ("queued", "running"):
-                    break
-                time.sleep(1.0)
-        except (requests.RequestException, ValueError) as e:
-            st.error(workbench.plain_markdown(str(e)), title="Lost track of the sidecar job")
-        if job.get("status") == "done":
-            st.link_button("Download the job's CSV", f"{api}/api/jobs/{job_id}/results?format=csv")
-        elif job.get("status") in ("failed", "cancelled"):
-            st.error(workbench.plain_markdown(f"Job {job_id} {job['status']}: {job.get('error') or ''}"))
+            st.session_state.sidecar_job = sidecar.submit_table(upload.name, data, mapping)["id"]
+        except (SidecarError, ValueError, KeyError) as e:
+            st.error(workbench.plain_markdown(str(e)), title="The job was not started")
+    if st.session_state.get("sidecar_job"):
+        workbench.sidecar_job_panel(sidecar, st.session_state.sidecar_job)

@@ -36,6 +36,22 @@ def reranker(tiny_model_dir: Path):
     return Qwen3Reranker(model=str(tiny_model_dir), device="cpu")
 
 
+SIDECAR_KEY = "workbench-test-key"
+
+
+@pytest.fixture(scope="session")
+def keyed_sidecar(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A live sidecar on the tiny model that wants SIDECAR_KEY, with jobs slow enough to watch them run."""
+    from reranker.sidecar.launcher import SidecarProcess
+
+    data = tmp_path_factory.mktemp("keyed-sidecar")
+    env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(data), "RERANKER_API_KEY": SIDECAR_KEY,
+           "RERANKER_JOB_CHUNK_PAIRS": "2", "RERANKER_JOB_CHUNK_DELAY": "0.5"}
+    with SidecarProcess(env=env, log_path=data / "server.log") as server:
+        server.wait_healthy()
+        yield server
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     """Artifacts a person may want to look at (screenshots); kept after the run."""

@@ -1,8 +1,11 @@
 """The CSV batch page driven through Streamlit's AppTest, on the tiny real model."""
 
+import io
 import socket
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -125,3 +128,38 @@ def test_sidecar_section_says_when_the_sidecar_cannot_be_reached(page, monkeypat
     assert not at.exception
     (error,) = at.main.error
     assert "127.0.0.1" in error.value.replace("\\", "") and "sidecar_job" not in at.session_state
+
+
+def test_upload_handed_to_a_live_sidecar_runs_to_its_csv(page, keyed_sidecar, reranker, monkeypatch):
+    monkeypatch.setenv("RERANKER_API_URL", keyed_sidecar.url)
+    monkeypatch.setenv("RERANKER_API_KEY", keyed_sidecar.env["RERANKER_API_KEY"])
+    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
+    at = at.button(key="sidecar_send").click().run()
+    assert not at.exception and not at.main.error
+    job_id = at.session_state["sidecar_job"]
+    deadline = time.monotonic() + 120
+    while not any(b.label == "Download the job's CSV" for b in at.get("download_button")):
+        assert time.monotonic() < deadline, [e.value for e in at.main.error]
+        assert not at.exception and not at.main.error
+        time.sleep(0.5)
+        at = at.run()
+    assert f"Job {job_id} is done: 6 pairs scored." in [s.value for s in at.success]
+
+    table = pd.read_csv(io.BytesIO(at.session_state["sidecar_csv"][1]))
+    assert table.columns.tolist() == ["查询", "文档", "标签", "score", "logit", "rank"]
+    capital = table[table["查询"] == CAPITAL]
+    # the formula-looking document comes back quoted so a spreadsheet shows it as text
+    documents = [d.removeprefix("'") for d in capital["文档"]]
+    assert "=1+1" in documents and "'=1+1" in capital["文档"].tolist()
+    want = {d.document: d for d in reranker.rank(CAPITAL, documents)}
+    assert capital["score"].tolist() == pytest.approx([want[d].score for d in documents], abs=1e-5)
+    assert capital["rank"].tolist() == [want[d].rank for d in documents]
+
+
+def test_a_wrong_api_key_is_named_and_starts_nothing(page, keyed_sidecar, monkeypatch):
+    monkeypatch.setenv("RERANKER_API_URL", keyed_sidecar.url)
+    monkeypatch.setenv("RERANKER_API_KEY", "not-the-key")
+    at = upload(page, "pairs.tsv", TSV.encode("gbk")).button(key="sidecar_send").click().run()
+    assert not at.exception
+    (error,) = at.main.error
+    assert "401" in error.value and "sidecar_job" not in at.session_state

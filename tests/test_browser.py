@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def workbench_url(tiny_model_dir: Path, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def streamlit_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port; yields its URL once it answers, stops it after."""
     port = free_port()
-    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu"}
-    env.pop("RERANKER_API_URL", None)
-    log_path = tmp_path / "streamlit.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -74,41 +73,78 @@ def workbench_url(tiny_model_dir: Path, tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
-def test_rerank_in_a_real_browser(workbench_url, reranker, output_dir):
-    executable = chromium()
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture
+def workbench_url(tiny_model_dir: Path, tmp_path: Path) -> Iterator[str]:
+    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu"}
+    env.pop("RERANKER_API_URL", None)
+    with streamlit_server(env, tmp_path / "streamlit.log") as url:
+        yield url
 
-    expected = reranker.rank(QUERY, DOCUMENTS)
-    dialogs: list[str] = []
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(workbench_url)
-            expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
-
-            query = page.get_by_label("Query")
-            query.fill(QUERY)
-            query.press("Enter")
-            documents = page.get_by_label("Documents (one per line)")
-            documents.fill("\n".join(DOCUMENTS))
-            documents.press("Control+Enter")
-            expect(page.get_by_text(f"{len(DOCUMENTS)} documents")).to_be_visible(timeout=30_000)
-            page.get_by_role("button", name="Rerank").click()
-
-            top = page.locator(".rank-card.top")
-            expect(top).to_have_count(1, timeout=60_000)
-            expect(page.locator(".rank-card")).to_have_count(len(DOCUMENTS))
-            expect(top.locator(".doc-text")).to_have_text(expected[0].document)
-            expect(top.locator(".rank")).to_have_text("#1")
-            assert top.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(11, 61, 145)"
-            texts = page.locator(".rank-card .doc-text").all_inner_texts()
-            assert texts == [d.document for d in expected]
-            assert page.locator(".rank-card img").count() == 0
-            page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
-            page.get_by_role("heading", name="Qwen-Ranker Pro").scroll_into_view_if_needed()
-            page.screenshot(path=str(output_dir / "workbench-main.png"))
-            assert dialogs == []
+            yield browser
         finally:
             browser.close()
+
+
+def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
+    from playwright.sync_api import expect
+
+    expected = reranker.rank(QUERY, DOCUMENTS)
+    dialogs: list[str] = []
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(workbench_url)
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+
+    query = page.get_by_label("Query")
+    query.fill(QUERY)
+    query.press("Enter")
+    documents = page.get_by_label("Documents (one per line)")
+    documents.fill("\n".join(DOCUMENTS))
+    documents.press("Control+Enter")
+    expect(page.get_by_text(f"{len(DOCUMENTS)} documents")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Rerank").click()
+
+    top = page.locator(".rank-card.top")
+    expect(top).to_have_count(1, timeout=60_000)
+    expect(page.locator(".rank-card")).to_have_count(len(DOCUMENTS))
+    expect(top.locator(".doc-text")).to_have_text(expected[0].document)
+    expect(top.locator(".rank")).to_have_text("#1")
+    assert top.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(11, 61, 145)"
+    texts = page.locator(".rank-card .doc-text").all_inner_texts()
+    assert texts == [d.document for d in expected]
+    assert page.locator(".rank-card img").count() == 0
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
+    page.get_by_role("heading", name="Qwen-Ranker Pro").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "workbench-main.png"))
+    assert dialogs == []
+
+
+def test_a_batch_handed_to_the_sidecar_is_followed_to_its_download(tiny_model_dir, keyed_sidecar, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
+           "RERANKER_API_URL": keyed_sidecar.url, "RERANKER_API_KEY": keyed_sidecar.env["RERANKER_API_KEY"]}
+    table = tmp_path / "pairs.csv"
+    table.write_text("query,document\n" + "".join(f"{QUERY},{d}\n" for d in DOCUMENTS if "," not in d),
+                     encoding="utf-8")
+    with streamlit_server(env, tmp_path / "streamlit.log") as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+        page.goto(f"{url}/CSV_batches")
+        page.locator('input[type="file"]').set_input_files(str(table))
+        page.get_by_role("button", name="Send to sidecar as a job").click()
+        # the job runs for a few seconds (0.5 s between chunks of 2 pairs): the page follows it by itself
+        expect(page.get_by_text("pairs scored.")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Download the job's CSV")).to_be_visible()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download the job's CSV").click()
+        rows = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+        assert rows[0] == "query,document,score,logit,rank" and len(rows) == 1 + len(DOCUMENTS)

@@ -238,3 +238,29 @@ def test_job_survives_kill_9_and_resumes_without_rescoring(tiny_model_dir: Path,
     rescored = [pnum for pnum, (_, attempts) in after.items() if attempts > 1]
     assert len(rescored) <= chunk  # at most the one chunk that was in the engine when the process died
     assert all(attempts <= 2 for _, attempts in after.values())
+
+
+def test_a_second_sidecar_on_the_same_data_folder_refuses_to_start(jobs_server: SidecarProcess,
+                                                                    tmp_path: Path) -> None:
+    data = jobs_server.env["RERANKER_DATA_DIR"]
+    second = SidecarProcess(env={"RERANKER_DATA_DIR": data}, log_path=tmp_path / "second.log").start()
+    try:
+        assert second.process.wait(60) == 2
+    finally:
+        second.stop()
+    log = second.log_tail()
+    assert f"another sidecar (pid {jobs_server.process.pid})" in log and data in log and "RERANKER_DATA_DIR" in log
+    assert "Traceback" not in log
+    assert requests.get(f"{jobs_server.url}/health", timeout=10).status_code == 200  # the first one is untouched
+
+
+def test_a_data_folder_that_cannot_be_created_is_named(tiny_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(tmp_path / "a-file" / "data")}
+    server = SidecarProcess(env=env, log_path=tmp_path / "server.log").start()
+    try:
+        assert server.process.wait(60) == 2
+    finally:
+        server.stop()
+    log = server.log_tail()
+    assert "a-file/data cannot be used" in log and "RERANKER_DATA_DIR" in log and "Traceback" not in log

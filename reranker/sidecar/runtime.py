@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from reranker import Judgement, ModelLoadError, Query, Qwen3Reranker
 from reranker.loading import resolve_model
 from reranker.sidecar.batcher import Batcher
+from reranker.sidecar.data_lock import lock_data_dir
 from reranker.sidecar.job_worker import JobWorker
 from reranker.sidecar.jobs import JobStore
 from reranker.sidecar.metrics import SidecarMetrics
@@ -27,6 +28,7 @@ class Runtime:
         self.settings = settings
         self.engine_factory = engine_factory or Qwen3Reranker
         self.metrics = SidecarMetrics()
+        self._data_lock = lock_data_dir(settings.data_dir)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
         self.engine: Qwen3Reranker | None = None
         self.batcher: Batcher | None = None
@@ -65,6 +67,7 @@ class Runtime:
         if self.batcher is not None:
             self.batcher.close()
         self.store.close()
+        self._data_lock.close()
 
     @property
     def ready(self) -> bool:

@@ -8,6 +8,7 @@ import sys
 
 import uvicorn
 
+from reranker.sidecar.data_lock import DataDirError
 from reranker.sidecar.settings import Settings, SettingsError
 
 
@@ -17,9 +18,9 @@ def serve(host: str = "127.0.0.1", port: int = 8502) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings.from_env()
-    except SettingsError as e:
+        app = create_app(Settings.from_env())
+    except (SettingsError, DataDirError) as e:
         print(f"reranker serve: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=os.environ.get("RERANKER_LOG_LEVEL", "info"),
+    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("RERANKER_LOG_LEVEL", "info"),
                 timeout_graceful_shutdown=5)
