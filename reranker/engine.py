@@ -181,7 +181,7 @@ class Qwen3Reranker:
         tails = [encoded[g][d].input_ids[row_prefix_len[i]:] for i, (g, d, _) in enumerate(rows)]
         with self._lock, torch.inference_mode():
             cached = self._prefix_cache([(list(k), s) for k, s in zip(prefixes, stem_lengths)])
-            order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]) - row_prefix_len[i], i))
+            order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]), -row_prefix_len[i], i))
             done = 0
             for batch in self._batches(order, tails, row_prefix_len):
                 verdicts = self._tail_pass([tails[i] for i in batch], [cached[rows[i][2]] for i in batch])
@@ -193,7 +193,13 @@ class Qwen3Reranker:
                     progress(done, len(rows))
         return results
 
-    def _batches(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
+    def _batches(self, order: list[int], tails: Sequence[list[int]] | dict[int, list[int]],
+                 prefix_len: Sequence[int] | dict[int, int]) -> list[list[int]]:
+        """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget.
+
+        Sorted by tail length, rows pad little of the part they compute; prefixes of different lengths cost only
+        masked attention slots.
+        """
         batches: list[list[int]] = []
         current: list[int] = []
         widest_tail = widest_prefix = 0
@@ -216,11 +222,10 @@ class Qwen3Reranker:
             by_stem.setdefault(tuple(ids[:stem_length]), []).append(n)
         for stem, members in by_stem.items():
             stem_kv = self._stem_kv(stem)
-            rest = [prefixes[m][0][len(stem):] for m in members]
-            widest = max(len(r) for r in rest)
-            step = max(1, self.batch_tokens // (len(stem) + widest))
-            for start in range(0, len(members), step):
-                chunk, tails = members[start:start + step], rest[start:start + step]
+            rest = {m: prefixes[m][0][len(stem):] for m in members}
+            longest_first = sorted(members, key=lambda m: -len(rest[m]))
+            for chunk in self._batches(longest_first, rest, dict.fromkeys(members, len(stem))):
+                tails = [rest[m] for m in chunk]
                 if not any(tails):
                     for m in chunk:
                         out[m] = stem_kv

@@ -4,6 +4,10 @@ Many clients sending a few documents each would otherwise pay a forward pass api
 takes everything waiting (up to a pair and character cap) and hands it to `judge_many` at once, then
 gives each request its own slice of the verdicts. Interactive requests go first; job chunks run when no
 interactive request waits (and at least every `fairness` engine calls, so a busy API cannot stall jobs).
+
+Clients that were answered together send their next requests together, a few milliseconds apart; the worker
+waits for them briefly (at most a tenth of the last call's time, and 50 ms) rather than starting a call with
+the first one alone, which would leave the calls alternating between one request and all the others.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from reranker import Judgement, Query, Qwen3Reranker
 
 Verdicts = list[list[Judgement]]
+_GATHER_MAX_SECONDS = 0.05
 log = logging.getLogger("reranker.sidecar")
 
 
@@ -65,6 +70,8 @@ class Batcher:
         self._cond = threading.Condition()
         self._closed = False
         self._calls_since_background = 0
+        self._last_requests = 0
+        self._last_seconds = 0.0
         self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
         self._thread.start()
 
@@ -110,6 +117,7 @@ class Batcher:
             with self._cond:
                 while not (self._interactive or self._background or self._closed):
                     self._cond.wait()
+                self._gather()
                 if self._closed:
                     return
                 batch = self._take()
@@ -120,6 +128,15 @@ class Batcher:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(e)
+
+    def _gather(self) -> None:
+        """Give the last interactive call's clients a moment to send their next requests (see the module doc)."""
+        deadline = time.monotonic() + min(_GATHER_MAX_SECONDS, self._last_seconds / 10)
+        while not self._closed and len(self._interactive) < self._last_requests:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
 
     def _take(self) -> list[_Pending]:
         """The next engine call's requests: interactive first, background when none wait or fairness is due."""
@@ -157,6 +174,8 @@ class Batcher:
                     pending.future.set_exception(e)
             return
         seconds = time.perf_counter() - started
+        background = batch[0].background
+        self._last_requests, self._last_seconds = (0, 0.0) if background else (len(batch), seconds)
         at = 0
         for pending in batch:
             n = len(pending.queries)
@@ -164,4 +183,4 @@ class Batcher:
             at += n
         if self.on_call is not None:
             tokens = sum(j.tokens for group in verdicts for j in group)
-            self.on_call(EngineCall(len(batch), sum(p.pairs for p in batch), tokens, seconds, batch[0].background))
+            self.on_call(EngineCall(len(batch), sum(p.pairs for p in batch), tokens, seconds, background))
