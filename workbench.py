@@ -157,8 +157,16 @@ def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
         st.download_button("Download the job's CSV", kept[1], f"job-{job_id}-results.csv", "text/csv",
                            key="sidecar_csv_download", on_click="ignore", icon=":material/download:")
     else:
-        st.error(plain_markdown(f"Job {job_id} {job['status']}. {job.get('error') or ''}".strip()),
-                 title=f"Job {job_id} did not finish")
+        progress = job["progress"]
+        summary = f"Job {job_id} {job['status']} with {progress['done']:,} of {progress['total']:,} pairs scored."
+        st.error(plain_markdown(f"{summary} {job.get('error') or ''}".strip()), title=f"Job {job_id} did not finish")
+        if st.button("Retry the job (keeps what was scored)", key="sidecar_retry"):
+            try:
+                sidecar.retry(job_id)
+            except SidecarError as e:
+                st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be retried")
+                return
+            st.rerun()
 
 
 @st.fragment(run_every=2.0)

@@ -163,3 +163,23 @@ def test_a_wrong_api_key_is_named_and_starts_nothing(page, keyed_sidecar, monkey
     assert not at.exception
     (error,) = at.main.error
     assert "401" in error.value and "sidecar_job" not in at.session_state
+
+
+def test_a_sidecar_job_can_be_cancelled_and_retried_from_the_page(page, keyed_sidecar, monkeypatch):
+    monkeypatch.setenv("RERANKER_API_URL", keyed_sidecar.url)
+    monkeypatch.setenv("RERANKER_API_KEY", keyed_sidecar.env["RERANKER_API_KEY"])
+    rows = "".join(f"question {n % 4},passage number {n}\n" for n in range(40))  # 20 chunks, 0.5 s apart
+    at = upload(page, "many.csv", f"query,document\n{rows}".encode())
+    at = at.button(key="sidecar_send").click().run()
+    job_id = at.session_state["sidecar_job"]
+    assert any(f"Job {job_id}:" in p.proto.text for p in at.get("progress"))
+    at = at.button(key="sidecar_cancel").click().run()
+    (error,) = at.main.error
+    assert "cancelled with" in error.value and "of 40 pairs scored" in error.value
+    at = at.button(key="sidecar_retry").click().run()
+    deadline = time.monotonic() + 120
+    while not at.main.success:
+        assert time.monotonic() < deadline and not at.exception and not at.main.error
+        time.sleep(0.5)
+        at = at.run()
+    assert at.main.success[0].value == f"Job {job_id} is done: 40 pairs scored."

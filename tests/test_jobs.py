@@ -161,6 +161,21 @@ def test_cancel_a_running_job(jobs_server: SidecarProcess) -> None:
     assert results.status_code == 409 and "cancelled" in results.json()["detail"]
     assert requests.delete(url, timeout=30).status_code == 200  # cancelling twice is harmless
 
+    db = sqlite3.connect(Path(jobs_server.env["RERANKER_DATA_DIR"]) / "jobs.sqlite3")
+    query = "SELECT pnum, scored_at FROM job_pairs WHERE job_id = ? AND scored_at IS NOT NULL"
+    scored_before = dict(db.execute(query, (created.json()["id"],)).fetchall())
+    retried = requests.post(f"{url}/retry", timeout=30)
+    assert retried.status_code == 200 and retried.json()["status"] in ("queued", "running")
+    job = wait_for(url)
+    assert job["status"] == "done" and job["progress"]["done"] == job["progress"]["total"] == 60 and not job["error"]
+    scored_after = dict(db.execute(query, (created.json()["id"],)).fetchall())
+    db.close()
+    assert len(scored_after) == 60
+    assert {n: scored_after[n] for n in scored_before} == scored_before  # what was scored is kept, not redone
+    assert requests.get(f"{url}/results", timeout=30).status_code == 200
+    again = requests.post(f"{url}/retry", timeout=30)
+    assert again.status_code == 409 and "only a failed or cancelled job" in again.json()["detail"]
+
 
 def test_rerank_is_answered_while_a_job_runs(jobs_server: SidecarProcess) -> None:
     documents = [[f"job document {n}" for n in range(60)]]

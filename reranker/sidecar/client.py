@@ -41,6 +41,9 @@ class SidecarClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/api/jobs/{job_id}").json()
 
+    def retry(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/retry").json()
+
     def results_csv(self, job_id: str) -> bytes:
         return self._call("GET", f"/api/jobs/{job_id}/results", params={"format": "csv"}).content
 

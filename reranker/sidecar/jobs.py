@@ -274,6 +274,13 @@ class JobStore:
                        "AND status IN ('queued', 'running')", (time.time(), job_id))
         return self.get(job_id)
 
+    def requeue(self, job_id: str) -> JobRecord | None:
+        """Queue a failed or cancelled job again; the pairs it had scored are kept, the rest are scored."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status = 'queued', error = NULL, finished_at = NULL WHERE id = ? "
+                       "AND status IN ('failed', 'cancelled')", (job_id,))
+        return self.get(job_id)
+
     # Results.
 
     def results(self, job_id: str, top_n: int | None = None) -> list[ScoredQuery]:

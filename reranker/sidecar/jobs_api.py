@@ -154,6 +154,18 @@ def cancel_job(job_id: str, request: Request) -> JobStatus:
     return _status(store.cancel(job_id) or job)
 
 
+@router.post("/{job_id}/retry", response_model=JobStatus, summary="Queue a failed or cancelled job again")
+def retry_job(job_id: str, request: Request) -> JobStatus:
+    """The pairs it had scored are kept; only the rest are scored."""
+    runtime = _runtime(request)
+    job = _job_or_404(runtime.store, job_id)
+    if job.status not in ("failed", "cancelled"):
+        raise HTTPException(409, f"job {job_id} is {job.status}; only a failed or cancelled job can be retried")
+    job = runtime.store.requeue(job_id) or job
+    runtime.wake_jobs()
+    return _status(job)
+
+
 @router.get("/{job_id}/results", response_model=JobResults, response_model_exclude_none=True,
             summary="A finished job's scores: JSON, or ?format=csv",
             responses={200: {"content": {"text/csv": {}}}})
