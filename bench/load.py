@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             for clients in args.clients:
                 cell = run_cell(session, url, clients, docs, args.requests, args.seconds, args.doc_words)
                 cells.append(cell)
-                print(f"  {clients:>2} clients x {docs:>3} docs: {cell.pairs / cell.seconds:8.1f} pairs/s, "
+                print(f"  {clients:>2} clients x {docs:>3} docs: {cell.pairs / cell.seconds:8.2f} pairs/s, "
                       f"{len(cell.latencies)} ok, {cell.errors} errors", file=sys.stderr, flush=True)
         table = render(cells, health, args)
     finally:
@@ -192,7 +192,7 @@ def render(cells: list[Cell], health: dict[str, object], args: argparse.Namespac
         p50 = statistics.median(ok) * 1000 if ok else float("nan")
         p95 = ok[min(len(ok) - 1, int(0.95 * len(ok)))] * 1000 if ok else float("nan")
         merged = c.engine_pairs / c.engine_calls if c.engine_calls else float("nan")
-        lines.append(f"| {c.clients} | {c.docs} | {len(ok) + c.errors} | {c.errors} | {c.pairs / c.seconds:.1f} | "
+        lines.append(f"| {c.clients} | {c.docs} | {len(ok) + c.errors} | {c.errors} | {c.pairs / c.seconds:.2f} | "
                      f"{p50:.0f} | {p95:.0f} | {merged:.1f} |")
     errors = [f"{c.clients} clients x {c.docs} docs: {c.first_error}" for c in cells if c.errors]
     if errors:
