@@ -193,8 +193,7 @@ class Qwen3Reranker:
                     progress(done, len(rows))
         return results
 
-    def _batches(self, order: list[int], tails: Sequence[list[int]] | dict[int, list[int]],
-                 prefix_len: Sequence[int] | dict[int, int]) -> list[list[int]]:
+    def _batches(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
         """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget.
 
         Sorted by tail length, rows pad little of the part they compute; prefixes of different lengths cost only
@@ -222,22 +221,22 @@ class Qwen3Reranker:
             by_stem.setdefault(tuple(ids[:stem_length]), []).append(n)
         for stem, members in by_stem.items():
             stem_kv = self._stem_kv(stem)
-            rest = {m: prefixes[m][0][len(stem):] for m in members}
-            longest_first = sorted(members, key=lambda m: -len(rest[m]))
-            for chunk in self._batches(longest_first, rest, dict.fromkeys(members, len(stem))):
-                tails = [rest[m] for m in chunk]
+            rest = [prefixes[m][0][len(stem):] for m in members]
+            longest_first = sorted(range(len(members)), key=lambda i: -len(rest[i]))
+            for chunk in self._batches(longest_first, rest, [len(stem)] * len(members)):
+                tails = [rest[i] for i in chunk]
                 if not any(tails):
-                    for m in chunk:
-                        out[m] = stem_kv
+                    for i in chunk:
+                        out[members[i]] = stem_kv
                     continue
                 cache = _cache_of([kv.expand(len(chunk), -1, -1, -1) for kv in pair] for pair in stem_kv)
                 ids = _right_padded(tails, self._pad_id, self.device)
                 positions = len(stem) + torch.arange(ids.shape[1], device=self.device).expand(len(chunk), -1)
                 self._body(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)
                 layers = _key_values(cache)
-                for i, (m, tail) in enumerate(zip(chunk, tails)):
+                for row, (i, tail) in enumerate(zip(chunk, tails)):
                     end = len(stem) + len(tail)
-                    out[m] = [(k[i:i + 1, :, :end], v[i:i + 1, :, :end]) for k, v in layers]
+                    out[members[i]] = [(k[row:row + 1, :, :end], v[row:row + 1, :, :end]) for k, v in layers]
         return out
 
     def _stem_kv(self, stem: tuple[int, ...]) -> KeyValues:

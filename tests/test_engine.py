@@ -155,15 +155,21 @@ def test_empty_document_list(reranker: Qwen3Reranker) -> None:
     assert reranker.rank(QUERY, []) == []
 
 
-def test_shared_passes_across_queries_give_each_query_its_own_scores(reranker: Qwen3Reranker) -> None:
+@pytest.mark.parametrize("rows_a_pass", [1, 3, None])  # None: the default budget, every query in one pass
+def test_shared_passes_across_queries_give_each_query_its_own_scores(tiny_model_dir, reranker: Qwen3Reranker,
+                                                                     rows_a_pass: int | None) -> None:
+    stem = len(reranker.encoder.instruction_prefix(None))
+    budget = rows_a_pass and rows_a_pass * (stem + 40)
+    engine = Qwen3Reranker(model=str(tiny_model_dir), device="cpu", batch_tokens=budget)
     queries = [
         Query(QUERY, DOCUMENTS[:5]),
         Query("重力是什么？", DOCUMENTS[3:9], "给定一个问题，检索答案"),
         Query("x", ["y"]),
         Query("empty", []),
         Query(QUERY, DOCUMENTS[5:], "Find code"),
+        Query("a much longer query, whose own part of the prompt is several times that of the others", DOCUMENTS[:2]),
     ]
-    together = reranker.judge_many(queries)
+    together = engine.judge_many(queries)
     for q, judged in zip(queries, together):
         reference = card(reranker, q.query, list(q.documents), q.instruction)
         assert_close([j.score for j in judged], reference)
