@@ -138,14 +138,13 @@ def scoring_errors_shown() -> Iterator[None]:
 
 def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
     """A sidecar job: its progress while it runs (polled without blocking the page), then its CSV or its error."""
-    try:
-        job = sidecar.job(job_id)
-    except SidecarError as e:
-        st.error(plain_markdown(str(e)), title=f"Lost track of job {job_id}")
-        return
-    if job["status"] in ("queued", "running"):
+    if st.session_state.get("sidecar_finished") != job_id:
         _job_progress(sidecar, job_id)
-    elif job["status"] == "done":
+        return
+    job = _fetch_job(sidecar, job_id)
+    if job is None:
+        return
+    if job["status"] == "done":
         kept = st.session_state.get("sidecar_csv")
         if not kept or kept[0] != job_id:
             try:
@@ -156,27 +155,28 @@ def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
         st.success(f"Job {job_id} is done: {job['progress']['total']:,} pairs scored.")
         st.download_button("Download the job's CSV", kept[1], f"job-{job_id}-results.csv", "text/csv",
                            key="sidecar_csv_download", on_click="ignore", icon=":material/download:")
-    else:
-        progress = job["progress"]
-        summary = f"Job {job_id} {job['status']} with {progress['done']:,} of {progress['total']:,} pairs scored."
-        st.error(plain_markdown(f"{summary} {job.get('error') or ''}".strip()), title=f"Job {job_id} did not finish")
-        if st.button("Retry the job (keeps what was scored)", key="sidecar_retry"):
-            try:
-                sidecar.retry(job_id)
-            except SidecarError as e:
-                st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be retried")
-                return
-            st.rerun()
+        return
+    progress = job["progress"]
+    summary = f"Job {job_id} {job['status']} with {progress['done']:,} of {progress['total']:,} pairs scored."
+    st.error(plain_markdown(f"{summary} {job.get('error') or ''}".strip()), title=f"Job {job_id} did not finish")
+    if st.button("Retry the job (keeps what was scored)", key="sidecar_retry"):
+        try:
+            sidecar.retry(job_id)
+        except SidecarError as e:
+            st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be retried")
+            return
+        del st.session_state.sidecar_finished
+        st.rerun()
 
 
 @st.fragment(run_every=2.0)
 def _job_progress(sidecar: SidecarClient, job_id: str) -> None:
-    try:
-        job = sidecar.job(job_id)
-    except SidecarError as e:
-        st.error(plain_markdown(str(e)), title=f"Lost track of job {job_id}")
+    """Reruns on its own every 2 s; once the job has ended, hands over to the whole page."""
+    job = _fetch_job(sidecar, job_id)
+    if job is None:
         return
     if job["status"] not in ("queued", "running"):
+        st.session_state.sidecar_finished = job_id
         st.rerun()
     progress, eta = job["progress"], job.get("eta_seconds")
     st.progress(min(float(progress["fraction"]), 1.0),
@@ -189,6 +189,15 @@ def _job_progress(sidecar: SidecarClient, job_id: str) -> None:
             st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be cancelled")
             return
         st.rerun()
+
+
+def _fetch_job(sidecar: SidecarClient, job_id: str) -> dict | None:
+    """The job's status, or None with the reason shown on the page."""
+    try:
+        return sidecar.job(job_id)
+    except SidecarError as e:
+        st.error(plain_markdown(str(e)), title=f"Lost track of job {job_id}")
+        return None
 
 
 def plain_markdown(text: str) -> str:
