@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -22,6 +23,7 @@ from reranker.sidecar.client import SidecarClient, SidecarError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 OTHER_MODEL = "Local folder or other id"
+T = TypeVar("T")
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
 
 
@@ -141,17 +143,17 @@ def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
     if st.session_state.get("sidecar_finished") != job_id:
         _job_progress(sidecar, job_id)
         return
-    job = _fetch_job(sidecar, job_id)
+    job = _sidecar_call(sidecar.job, job_id, f"Lost track of job {job_id}")
     if job is None:
         return
     if job["status"] == "done":
         kept = st.session_state.get("sidecar_csv")
         if not kept or kept[0] != job_id:
-            try:
-                kept = st.session_state.sidecar_csv = (job_id, sidecar.results_csv(job_id))
-            except SidecarError as e:
-                st.error(plain_markdown(str(e)), title=f"Job {job_id} is done but its results could not be fetched")
+            csv = _sidecar_call(sidecar.results_csv, job_id,
+                                f"Job {job_id} is done but its results could not be fetched")
+            if csv is None:
                 return
+            kept = st.session_state.sidecar_csv = (job_id, csv)
         st.success(f"Job {job_id} is done: {job['progress']['total']:,} pairs scored.")
         st.download_button("Download the job's CSV", kept[1], f"job-{job_id}-results.csv", "text/csv",
                            key="sidecar_csv_download", on_click="ignore", icon=":material/download:")
@@ -159,12 +161,8 @@ def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
     progress = job["progress"]
     summary = f"Job {job_id} {job['status']} with {progress['done']:,} of {progress['total']:,} pairs scored."
     st.error(plain_markdown(f"{summary} {job.get('error') or ''}".strip()), title=f"Job {job_id} did not finish")
-    if st.button("Retry the job (keeps what was scored)", key="sidecar_retry"):
-        try:
-            sidecar.retry(job_id)
-        except SidecarError as e:
-            st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be retried")
-            return
+    if (st.button("Retry the job (keeps what was scored)", key="sidecar_retry")
+            and _sidecar_call(sidecar.retry, job_id, f"Job {job_id} could not be retried") is not None):
         del st.session_state.sidecar_finished
         st.rerun()
 
@@ -172,7 +170,7 @@ def sidecar_job_panel(sidecar: SidecarClient, job_id: str) -> None:
 @st.fragment(run_every=2.0)
 def _job_progress(sidecar: SidecarClient, job_id: str) -> None:
     """Reruns on its own every 2 s; once the job has ended, hands over to the whole page."""
-    job = _fetch_job(sidecar, job_id)
+    job = _sidecar_call(sidecar.job, job_id, f"Lost track of job {job_id}")
     if job is None:
         return
     if job["status"] not in ("queued", "running"):
@@ -182,21 +180,17 @@ def _job_progress(sidecar: SidecarClient, job_id: str) -> None:
     st.progress(min(float(progress["fraction"]), 1.0),
                 text=f"Job {job_id}: {job['status']} · {progress['done']:,} / {progress['total']:,} pairs"
                      + (f" · about {eta:.0f} s left" if eta is not None else ""))
-    if st.button("Cancel the job", key="sidecar_cancel"):
-        try:
-            sidecar.cancel(job_id)
-        except SidecarError as e:
-            st.error(plain_markdown(str(e)), title=f"Job {job_id} could not be cancelled")
-            return
+    if (st.button("Cancel the job", key="sidecar_cancel")
+            and _sidecar_call(sidecar.cancel, job_id, f"Job {job_id} could not be cancelled") is not None):
         st.rerun()
 
 
-def _fetch_job(sidecar: SidecarClient, job_id: str) -> dict | None:
-    """The job's status, or None with the reason shown on the page."""
+def _sidecar_call(call: Callable[[str], T], job_id: str, failure: str) -> T | None:
+    """call(job_id), or None with the sidecar's reason shown under the title `failure`."""
     try:
-        return sidecar.job(job_id)
+        return call(job_id)
     except SidecarError as e:
-        st.error(plain_markdown(str(e)), title=f"Lost track of job {job_id}")
+        st.error(plain_markdown(str(e)), title=failure)
         return None
 
 
