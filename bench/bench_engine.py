@@ -61,7 +61,7 @@ def main() -> None:
 def build_model() -> Path:
     if (DEFAULT_MODEL_DIR / "config.json").exists():
         return DEFAULT_MODEL_DIR
-    from reranker.random_model import build_random_model
+    from reranker.testing.random_models import build_random_model
 
     if not SHARED.is_dir():
         sys.exit(f"need {SHARED} (the real tokenizer and config) to build the benchmark model; or pass --model")
@@ -87,7 +87,7 @@ def child(args: argparse.Namespace) -> None:
     from corpus import WORKLOADS
 
     from reranker import Query, Qwen3Reranker
-    from reranker.model_card import model_card_scores
+    from reranker.testing.model_card import model_card_scores
 
     impl, workload = args.child
     base_rss = rss_bytes("VmRSS")

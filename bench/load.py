@@ -32,7 +32,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reranker.sidecar.launcher import SidecarProcess  # noqa: E402
+from reranker.testing.sidecar_process import SidecarProcess  # noqa: E402
 
 WORDS = ("model retrieval passage query answer search index vector ranking relevance document context language "
          "training data evaluation score network layer attention token embedding capital city river mountain "

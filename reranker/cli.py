@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from reranker.csv_io import safe_csv_bytes
+from reranker.documents import document_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +53,7 @@ def _rank(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as e:
         print(f"error: cannot read documents from {args.docs}: {e}", file=sys.stderr)
         return 2
-    documents = [line for line in text.splitlines() if line.strip()]
+    documents = [line for _, line in document_lines(text)]
     if not documents:
         print(f"error: {args.docs} holds no documents (one per line, blank lines are skipped)", file=sys.stderr)
         return 2
@@ -65,8 +66,7 @@ def _rank(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     ranked = engine.rank(args.query, documents, args.instruction, top_k=args.top_k)
-    records = [{"rank": r.rank, "index": r.index, "score": r.score, "logit": r.logit, "tokens": r.tokens,
-                "truncated": r.truncated, "document": r.document} for r in ranked]
+    records = [r.record() for r in ranked]
     if args.format == "json":
         print(json.dumps({"query": args.query, "results": records}, ensure_ascii=False, indent=2))
     elif args.format == "csv":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reranker.engine import Query
+from reranker.ranking import Query
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ENCODINGS = ("utf-8-sig", "gb18030")

@@ -46,10 +46,15 @@ class ParsedDocuments:
         return notes
 
 
-def parse_documents(text: str) -> ParsedDocuments:
-    """Split pasted text into documents: blank lines dropped, each line stripped, tabs inside kept."""
+def document_lines(text: str) -> list[tuple[int, str]]:
+    """The one "one document per line" rule: (line number from 1, the line stripped), blank lines dropped."""
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
-    lines = [(n, line) for n, line in lines if line]
+    return [(n, line) for n, line in lines if line]
+
+
+def parse_documents(text: str) -> ParsedDocuments:
+    """Split pasted text into documents (see `document_lines`), tabs inside kept, labels read when all have one."""
+    lines = document_lines(text)
     matches = [_LABELLED.match(line) for _, line in lines]
     labelled = sum(m is not None for m in matches)
     if lines and labelled == len(lines):

@@ -14,67 +14,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import torch
 from transformers import DynamicCache
 
 from reranker.encoding import EncodedPair, PromptEncoder, common_prefix_length
 from reranker.loading import load_model, resolve_device, resolve_dtype, resolve_model
+from reranker.ranking import Judgement, Progress, Query, RankedDocument, rank_judgements
 
-Progress = Callable[[int, int], None]
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, (key, value) tensors of shape (batch, kv_heads, length, head_dim)."""
 _STEMS_KEPT = 8
-
-
-@dataclass(frozen=True)
-class Query:
-    """One query with the documents to judge against it."""
-
-    query: str
-    documents: Sequence[str]
-    instruction: str | None = None
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """The model's verdict on one (query, document) pair."""
-
-    score: float
-    """P("yes"), the model card's score."""
-    logit: float
-    """log P(yes) - log P(no): still tells documents apart when scores saturate near 0 or 1."""
-    tokens: int
-    """Prompt tokens the model read."""
-    truncated: bool
-    """The document (or query) was cut to fit max_length."""
-
-
-@dataclass(frozen=True)
-class RankedDocument:
-    index: int
-    document: str
-    score: float
-    logit: float
-    rank: int
-    tokens: int
-    truncated: bool
-
-
-def rank_judgements(
-    documents: Sequence[str], judgements: Sequence[Judgement], top_k: int | None = None
-) -> list[RankedDocument]:
-    """Best first; equal logits keep input order. Logits, not saturated scores, decide the order."""
-    order = sorted(range(len(documents)), key=lambda i: (-judgements[i].logit, i))
-    if top_k is not None:
-        order = order[: max(top_k, 0)]
-    return [
-        RankedDocument(i, documents[i], judgements[i].score, judgements[i].logit, r, judgements[i].tokens,
-                       judgements[i].truncated)
-        for r, i in enumerate(order, start=1)
-    ]
 
 
 class Qwen3Reranker:

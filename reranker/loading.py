@@ -20,6 +20,11 @@ class ModelLoadError(RuntimeError):
     """The model or tokenizer could not be loaded; the message says where we looked and how to fix it."""
 
 
+def load_failure_text(error: BaseException) -> str:
+    """What every entry point says when the model did not load: the explained message, or the error's own."""
+    return str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
+
+
 def resolve_model(model: str | None) -> str:
     return model or os.environ.get("RERANKER_MODEL") or DEFAULT_MODEL
 

@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from reranker.random_model import TINY_SHAPE, build_random_model  # noqa: E402
+from reranker.testing.random_models import TINY_SHAPE, build_random_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ SIDECAR_KEY = "workbench-test-key"
 @pytest.fixture(scope="session")
 def keyed_sidecar(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A live sidecar on the tiny model that wants SIDECAR_KEY, with jobs slow enough to watch them run."""
-    from reranker.sidecar.launcher import SidecarProcess
+    from reranker.testing.sidecar_process import SidecarProcess
 
     data = tmp_path_factory.mktemp("keyed-sidecar")
     env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(data), "RERANKER_API_KEY": SIDECAR_KEY,

@@ -11,8 +11,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from reranker import Query
-from reranker.sidecar.launcher import SidecarProcess
 from reranker.sidecar.settings import Settings, SettingsError
+from reranker.testing.sidecar_process import SidecarProcess
 
 KEY = "test-key-0123456789"
 ALLOWED_ORIGIN = "http://workbench.example"

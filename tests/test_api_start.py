@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from reranker.sidecar.launcher import ROOT, free_port
+from reranker.testing.sidecar_process import ROOT, free_port
 
 
 def session_processes(session: int) -> list[str]:

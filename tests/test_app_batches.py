@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from reranker import DEFAULT_INSTRUCTION
 from reranker.csv_io import MAX_UPLOAD_BYTES
-from reranker.metrics import label_metrics
+from reranker.ranking_metrics import label_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPITAL = "中国的首都是哪里？"
@@ -30,7 +30,7 @@ TSV = (
 @pytest.fixture
 def page(tiny_model_dir) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    return at.switch_page("pages/2_CSV_batches.py").run()
+    return at.switch_page("pages/csv_batches.py").run()
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:

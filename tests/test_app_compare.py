@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from reranker.metrics import kendall_tau, ndcg_at_k, top_k_overlap
-from reranker.presets import INSTRUCTION_PRESETS, load_sample_sets
+from reranker.ranking_metrics import kendall_tau, ndcg_at_k, top_k_overlap
+from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = list(INSTRUCTION_PRESETS)
@@ -16,7 +16,7 @@ PRESETS = list(INSTRUCTION_PRESETS)
 @pytest.fixture
 def page(tiny_model_dir) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    return at.switch_page("pages/1_Compare_instructions.py").run()
+    return at.switch_page("pages/compare.py").run()
 
 
 def frame_with(at: AppTest, column: str):

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import workbench
 from reranker import DEFAULT_INSTRUCTION
-from reranker.metrics import label_metrics
-from reranker.presets import INSTRUCTION_PRESETS, load_sample_sets
+from reranker.ranking_metrics import label_metrics
+from reranker.workbench import widgets
+from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 QUERY = "What is the capital of China?"
@@ -156,5 +156,5 @@ def test_a_model_that_cannot_load_shows_the_engines_message(tiny_model_dir, tmp_
 
 
 def test_plain_markdown_shows_text_as_typed():
-    assert workbench.plain_markdown("**bold** _x_ [a](b) $1 :red[c] <b>") == (
+    assert widgets.plain_markdown("**bold** _x_ [a](b) $1 :red[c] <b>") == (
         r"\*\*bold\*\* \_x\_ \[a\]\(b\) \$1 \:red\[c\] \<b\>")

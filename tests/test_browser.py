@@ -138,7 +138,8 @@ def test_a_batch_handed_to_the_sidecar_is_followed_to_its_download(tiny_model_di
                      encoding="utf-8")
     with streamlit_server(env, tmp_path / "streamlit.log") as url:
         page = browser.new_page(viewport={"width": 1440, "height": 1100})
-        page.goto(f"{url}/CSV_batches")
+        page.goto(url)
+        page.get_by_role("link", name="CSV batches").click()
         page.locator('input[type="file"]').set_input_files(str(table))
         page.get_by_role("button", name="Send to sidecar as a job").click()
         # the job runs for a few seconds (0.5 s between chunks of 2 pairs): the page follows it by itself

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reranker import DEFAULT_INSTRUCTION, ModelLoadError, Query, Qwen3Reranker
-from reranker.model_card import model_card_scores
+from reranker.testing.model_card import model_card_scores
 
 QUERY = "What is the capital of China?"
 LONG_EN = " ".join(["The Great Wall stretches across northern China, built over many dynasties."] * 120)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from reranker.sidecar.launcher import SidecarProcess
+from reranker.testing.sidecar_process import SidecarProcess
 
 CHUNK = 3
 

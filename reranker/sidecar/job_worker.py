@@ -8,13 +8,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from reranker import Judgement, Query
-from reranker.sidecar.jobs import JobStore, PendingPair
+from reranker.sidecar.job_store import JobStore, PendingPair
 
 log = logging.getLogger("reranker.sidecar")
 
 
 class JobWorker:
-    """Runs jobs one at a time, chunk by chunk, through the batcher's background queue."""
+    """Runs jobs one at a time, chunk by chunk, through the request queue's background lane."""
 
     def __init__(self, store: JobStore, submit: Callable[[list[Query]], Future[list[list[Judgement]]]],
                  chunk_pairs: int = 32, chunk_delay: float = 0.0) -> None:

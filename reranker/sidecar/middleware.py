@@ -10,7 +10,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reranker.sidecar.metrics import SidecarMetrics
+from reranker.sidecar.telemetry import SidecarMetrics
 
 # A body over the limit is still read (and thrown away) up to this size before the 413 goes out, so that
 # ordinary clients, which send the whole body before reading the answer, see the 413 and not a reset.

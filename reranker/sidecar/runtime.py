@@ -7,20 +7,17 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from reranker import Judgement, ModelLoadError, Query, Qwen3Reranker
-from reranker.loading import resolve_model
-from reranker.sidecar.batcher import Batcher
+from reranker import Judgement, Query, Qwen3Reranker
+from reranker.loading import load_failure_text, resolve_model
 from reranker.sidecar.data_lock import lock_data_dir
+from reranker.sidecar.errors import NotReady
+from reranker.sidecar.job_store import JobStore
 from reranker.sidecar.job_worker import JobWorker
-from reranker.sidecar.jobs import JobStore
-from reranker.sidecar.metrics import SidecarMetrics
+from reranker.sidecar.request_queue import RequestQueue
 from reranker.sidecar.settings import Settings
+from reranker.sidecar.telemetry import SidecarMetrics
 
 log = logging.getLogger("reranker.sidecar")
-
-
-class NotReady(RuntimeError):
-    """The model is still loading, or failed to load; the message says which."""
 
 
 class Runtime:
@@ -31,7 +28,7 @@ class Runtime:
         self._data_lock = lock_data_dir(settings.data_dir)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
         self.engine: Qwen3Reranker | None = None
-        self.batcher: Batcher | None = None
+        self.queue: RequestQueue | None = None
         self.load_error: str | None = None
         self.model_name = resolve_model(None)
         self._jobs: JobWorker | None = None
@@ -46,14 +43,14 @@ class Runtime:
         try:
             engine = self.engine_factory()
         except Exception as e:  # noqa: BLE001 - any failure is reported by /health instead of killing the server
-            self.load_error = str(e) if isinstance(e, ModelLoadError) else f"{type(e).__name__}: {e}"
+            self.load_error = load_failure_text(e)
             log.error("the model could not be loaded: %s", e)
             return
         if self._closed.is_set():
             return
-        self.batcher = Batcher(engine, self.settings.batch_max_pairs, self.settings.batch_max_chars,
-                               self.settings.max_queue, on_call=self.metrics.record_call)
-        self._jobs = JobWorker(self.store, lambda queries: self.batcher.submit(queries, background=True),
+        self.queue = RequestQueue(engine, self.settings.batch_max_pairs, self.settings.batch_max_chars,
+                                  self.settings.max_queue, on_call=self.metrics.record_call)
+        self._jobs = JobWorker(self.store, lambda queries: self.queue.submit(queries, background=True),
                                self.settings.job_chunk_pairs, self.settings.job_chunk_delay)
         self.engine = engine
         self.model_name = engine.model_name
@@ -64,8 +61,8 @@ class Runtime:
         self._closed.set()
         if self._jobs is not None:
             self._jobs.stop()
-        if self.batcher is not None:
-            self.batcher.close()
+        if self.queue is not None:
+            self.queue.close()
         self.store.close()
         self._data_lock.close()
 
@@ -81,12 +78,12 @@ class Runtime:
                     "error": self.load_error}
         return {"status": "loading", "model": self.model_name, "device": None, "dtype": None}
 
-    def require_ready(self) -> Batcher:
-        if self.batcher is None:
+    def require_ready(self) -> RequestQueue:
+        if self.queue is None:
             if self.load_error is not None:
                 raise NotReady(f"the model failed to load: {self.load_error}")
             raise NotReady("the model is still loading; retry in a few seconds (GET /health says when it is ready)")
-        return self.batcher
+        return self.queue
 
     async def judge(self, queries: Sequence[Query]) -> list[list[Judgement]]:
         """Score interactively: queued with the other waiting requests and merged into shared forward passes."""
@@ -97,4 +94,4 @@ class Runtime:
             self._jobs.wake()
 
     def queue_depth(self) -> dict[str, int]:
-        return self.batcher.depth() if self.batcher is not None else {"interactive": 0, "jobs": 0}
+        return self.queue.depth() if self.queue is not None else {"interactive": 0, "jobs": 0}

@@ -57,8 +57,8 @@ class RerankResponse(BaseModel):
     usage: Usage
 
 
-class BatchRerankRequest(BaseModel):
-    """POST /api/rerank and JSON jobs: several queries, one list of documents each."""
+class MultiQueryRerankRequest(BaseModel):
+    """POST /api/rerank and JSON jobs: several queries, one list of documents each (the multi-query form)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "queries": ["What is the capital of China?", "什么是重力？"],
@@ -72,7 +72,7 @@ class BatchRerankRequest(BaseModel):
     top_n: int | None = Field(None, ge=1, description="Keep only the best top_n documents of each query.")
 
     @model_validator(mode="after")
-    def _one_list_per_query(self) -> BatchRerankRequest:
+    def _one_list_per_query(self) -> MultiQueryRerankRequest:
         if len(self.queries) != len(self.documents):
             raise ValueError(f"queries and documents differ in length: {len(self.queries)} queries but "
                              f"{len(self.documents)} document lists; give one list of documents per query")
@@ -92,7 +92,7 @@ class RankedItem(BaseModel):
     truncated: bool
 
 
-class BatchRerankResponse(BaseModel):
+class MultiQueryRerankResponse(BaseModel):
     model: str
     results: list[list[RankedItem]] = Field(description="One ranked list per query, best first.")
     usage: Usage

@@ -14,7 +14,7 @@ from reranker.sidecar.settings import Settings, SettingsError
 
 def serve(host: str = "127.0.0.1", port: int = 8502) -> None:
     """Start the sidecar on host:port (127.0.0.1 unless told otherwise); returns once it has shut down."""
-    from reranker.sidecar.app import create_app
+    from reranker.sidecar.application import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -18,7 +18,9 @@ INSTRUCTION_PRESETS: dict[str, str] = {
 CUSTOM = "Custom"
 """The choice next to the presets that lets the user type an instruction."""
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+"""The repository's assets folder: style, logo, sample sets."""
+SAMPLES_DIR = ASSETS / "samples"
 
 
 @dataclass(frozen=True)

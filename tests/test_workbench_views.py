@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from reranker.charts import bump_figure, decay_figure, find_cliff
-from reranker.comparison import InstructionRun, agreement_table, metrics_table, rank_table
 from reranker.csv_io import safe_csv_bytes
-from reranker.engine import Judgement, RankedDocument, rank_judgements
-from reranker.views import card_html, cards_html, movement, results_frame, results_json
+from reranker.ranking import Judgement, RankedDocument, rank_judgements
+from reranker.workbench.charts import bump_figure, decay_figure, find_cliff
+from reranker.workbench.comparison import InstructionRun, agreement_table, metrics_table, rank_table
+from reranker.workbench.results import card_html, cards_html, movement, results_frame, results_json
 
 ATTACK = "<img src=x onerror=alert(1)>"
 

@@ -14,10 +14,13 @@ from typing import Literal
 import pandas as pd
 
 from reranker.documents import ParsedDocuments
-from reranker.engine import RankedDocument
+from reranker.ranking import RankedDocument
 
 ScoreMode = Literal["Probability", "Log-odds"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("Probability", "Log-odds")
+_TABLE_NAMES = {"rank": "rank", "index": "input #", "score": "score", "logit": "log-odds", "tokens": "tokens",
+                "truncated": "truncated", "document": "text"}
+"""The record's fields as the Table tab names them (input # counts from 1)."""
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,9 @@ def cards_html(ranked: Sequence[RankedDocument], mode: ScoreMode = "Probability"
 
 def results_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
     """The Table tab: one row per document, best first."""
-    frame = pd.DataFrame({
-        "rank": [d.rank for d in ranked],
-        "input #": [d.index + 1 for d in ranked],
-        "score": [d.score for d in ranked],
-        "log-odds": [d.logit for d in ranked],
-        "tokens": [d.tokens for d in ranked],
-        "truncated": [d.truncated for d in ranked],
-        "text": [d.document for d in ranked],
-    })
+    frame = pd.DataFrame([d.record() for d in ranked], columns=list(_TABLE_NAMES))
+    frame["index"] += 1
+    frame = frame.rename(columns=_TABLE_NAMES)
     if labels is not None:
         frame.insert(6, "label", [labels[d.index] for d in ranked])
     return frame
@@ -107,8 +104,7 @@ def results_json(ranked: Sequence[RankedDocument], query: str, instruction: str,
     """The JSON download: what was asked and the ranking, UTF-8 text (Chinese kept readable)."""
     results = []
     for d in ranked:
-        row = {"rank": d.rank, "index": d.index, "score": d.score, "logit": d.logit, "tokens": d.tokens,
-               "truncated": d.truncated, "document": d.document}
+        row = d.record()
         if labels is not None:
             row["label"] = labels[d.index]
         results.append(row)

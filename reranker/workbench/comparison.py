@@ -9,8 +9,8 @@ from itertools import combinations
 import pandas as pd
 
 from reranker.documents import ParsedDocuments
-from reranker.engine import RankedDocument
-from reranker.metrics import kendall_tau, label_metrics, top_k_overlap
+from reranker.ranking import RankedDocument
+from reranker.ranking_metrics import kendall_tau, label_metrics, top_k_overlap
 
 BEST_MARK = "★"
 

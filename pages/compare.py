@@ -2,37 +2,36 @@
 
 import streamlit as st
 
-import workbench
 from reranker import Query, rank_judgements
-from reranker.charts import bump_figure
-from reranker.comparison import Comparison, InstructionRun, agreement_table, metrics_table, rank_table
 from reranker.documents import parse_documents
-from reranker.presets import INSTRUCTION_PRESETS
 from reranker.prompt import resolve_instruction
+from reranker.workbench import frame, widgets
+from reranker.workbench.charts import bump_figure
+from reranker.workbench.comparison import Comparison, InstructionRun, agreement_table, metrics_table, rank_table
+from reranker.workbench.presets import INSTRUCTION_PRESETS
 
 NAMES = ("A", "B", "C", "D")
 
-workbench.page_setup("Compare instructions")
-engine = workbench.engine_sidebar()
+engine = frame.engine()
 
 st.title("Compare instructions")
 st.caption("One query, one set of documents, 2 to 4 instructions. Documents with a tab and a relevance label "
            "(0/1/2) at the end of each line also get NDCG, MRR and Hit@1 per instruction.")
 
-workbench.sample_buttons("compare_query", "compare_documents")
+widgets.sample_buttons("compare_query", "compare_documents")
 query = st.text_input("Query", key="compare_query", persist_state="session")
 documents_text = st.text_area("Documents (one per line)", key="compare_documents", height=200,
                               persist_state="session",
                               placeholder="One candidate per line; optionally a tab and its relevance label (0/1/2).")
 parsed = parse_documents(documents_text)
-workbench.documents_summary(parsed, without_labels=" · no labels")
+widgets.documents_summary(parsed, without_labels=" · no labels")
 
 count = st.radio("Instructions to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
 presets = list(INSTRUCTION_PRESETS)
 instructions = []
 for i, column in enumerate(st.columns(count)):
     with column:
-        instructions.append(workbench.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
+        instructions.append(widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
                                                          preset=presets[i]))
 k_column, _ = st.columns([1, 3])
 k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
@@ -45,10 +44,10 @@ elif compare and parsed.count == 0:
     st.error("Paste at least one document, one per line.")
 elif compare and engine is not None:
     bar = st.progress(0.0, text="Scoring…")
-    with workbench.scoring_errors_shown():
-        judged = workbench.score_cache().judge_many(
+    with widgets.scoring_errors_shown():
+        judged = widgets.score_cache().judge_many(
             engine, [Query(query, parsed.documents, instruction) for instruction in instructions],
-            workbench.progress_callback(bar))
+            widgets.progress_callback(bar))
         runs = [InstructionRun(NAMES[i], resolve_instruction(instruction),
                                rank_judgements(parsed.documents, judgements))
                 for i, (instruction, judgements) in enumerate(zip(instructions, judged))]
@@ -62,7 +61,7 @@ if comparison is None:
 
 st.divider()
 for run in comparison.runs:
-    st.markdown(f"**{run.name}**: {workbench.plain_markdown(run.instruction)}")
+    st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.instruction)}")
 labels = comparison.parsed.labels
 
 st.subheader("Ranks")

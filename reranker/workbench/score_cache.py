@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reranker.engine import Judgement, Progress, Query
 from reranker.prompt import resolve_instruction
+from reranker.ranking import Judgement, Progress, Query
 
 PairKey = tuple[str, str, str, str]
 

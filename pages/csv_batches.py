@@ -5,21 +5,22 @@ import time
 
 import streamlit as st
 
-import workbench
-from reranker.batches import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
 from reranker.sidecar.client import SidecarClient, SidecarError
+from reranker.workbench import frame, widgets
+from reranker.workbench.csv_batches import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
+from reranker.workbench.job_panel import sidecar_job_panel
+from reranker.workbench.presets import ASSETS
 
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
 
-workbench.page_setup("CSV batches")
-engine = workbench.engine_sidebar()
+engine = frame.engine()
 
 st.title("CSV batches")
 st.caption("One row per (query, document) pair, with an optional relevance label and instruction per row. "
            "CSV or TSV; UTF-8, UTF-8 with BOM or GBK; up to 20 MB.")
-st.download_button("Sample file", (workbench.ASSETS / "samples" / "batch_sample.csv").read_bytes(),
+st.download_button("Sample file", (ASSETS / "samples" / "batch_sample.csv").read_bytes(),
                    "batch_sample.csv", "text/csv", key="sample_csv", on_click="ignore", type="tertiary",
                    icon=":material/download:")
 
@@ -31,13 +32,13 @@ data = upload.getvalue()
 try:
     table = read_table(data, upload.name)
 except TableError as e:
-    st.error(workbench.plain_markdown(str(e)), title=f"{workbench.plain_markdown(upload.name)} cannot be used")
+    st.error(widgets.plain_markdown(str(e)), title=f"{widgets.plain_markdown(upload.name)} cannot be used")
     st.stop()
 
 st.subheader("Columns")
 columns = list(table.columns)
 if len(columns) < 2:
-    st.error(workbench.plain_markdown(
+    st.error(widgets.plain_markdown(
         f"{upload.name} has one column ({columns[0]}); a batch needs a query column and a document column. "
         "Is it separated by something other than commas or tabs?"), title="No document column")
     st.stop()
@@ -64,14 +65,14 @@ instruction_name = instruction_column.selectbox("Instruction column (optional)",
 mapping = {"query": query_name, "document": document_name,
            "label": None if label_name == NONE else label_name,
            "instruction": None if instruction_name == NONE else instruction_name}
-instruction = workbench.instruction_picker("Instruction for rows without one", key="batch_instruction")
+instruction = widgets.instruction_picker("Instruction for rows without one", key="batch_instruction")
 if query_name == document_name:
     st.error("The query and the document need different columns.")
     st.stop()
 try:
     rows = pairs_from_table(table, mapping["query"], mapping["document"], mapping["label"], mapping["instruction"])
 except TableError as e:
-    st.error(workbench.plain_markdown(str(e)), title="These columns cannot be used")
+    st.error(widgets.plain_markdown(str(e)), title="These columns cannot be used")
     st.stop()
 groups = group_pairs(rows)
 empty = sum(not r.query.strip() or not r.document.strip() for r in rows)
@@ -97,8 +98,8 @@ if st.button(f"Score {len(rows):,} pairs", type="primary", disabled=engine is No
         bar.progress(progress.fraction, text=progress.text())
 
     started = time.perf_counter()
-    with workbench.scoring_errors_shown():
-        results = run_batch(workbench.score_cache(), engine, rows, instruction, show)
+    with widgets.scoring_errors_shown():
+        results = run_batch(widgets.score_cache(), engine, rows, instruction, show)
         st.session_state.batch = {"key": run_key, "results": results, "seconds": time.perf_counter() - started}
     bar.empty()
 
@@ -139,12 +140,12 @@ sidecar = SidecarClient.from_env()
 if sidecar is not None:
     st.divider()
     st.subheader("Send to sidecar as a job")
-    st.caption(f"The sidecar at {workbench.plain_markdown(sidecar.url)} scores the file in the background, "
+    st.caption(f"The sidecar at {widgets.plain_markdown(sidecar.url)} scores the file in the background, "
                "where it survives a restart; this page follows its progress.")
     if st.button("Send to sidecar as a job", key="sidecar_send"):
         try:
             st.session_state.sidecar_job = sidecar.submit_table(upload.name, data, mapping)["id"]
         except (SidecarError, ValueError, KeyError) as e:
-            st.error(workbench.plain_markdown(str(e)), title="The job was not started")
+            st.error(widgets.plain_markdown(str(e)), title="The job was not started")
     if st.session_state.get("sidecar_job"):
-        workbench.sidecar_job_panel(sidecar, st.session_state.sidecar_job)
+        sidecar_job_panel(sidecar, st.session_state.sidecar_job)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reranker import Judgement, RankedDocument, rank_judgements
+from reranker.progress import seconds_left
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -98,9 +99,8 @@ class JobRecord:
             return None
         scored = self.done_pairs - (self.run_done_at_start or 0)
         elapsed = (now or time.time()) - self.run_started_at
-        if scored <= 0 or elapsed <= 0:
-            return None
-        return round((self.total_pairs - self.done_pairs) * elapsed / scored, 1)
+        left = seconds_left(scored, scored + self.total_pairs - self.done_pairs, elapsed)
+        return None if left is None else round(left, 1)
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from reranker import Judgement, Query, Qwen3Reranker
+from reranker.sidecar.errors import QueueClosed, QueueFull
 
 Verdicts = list[list[Judgement]]
 _GATHER_MAX_SECONDS = 0.05
 log = logging.getLogger("reranker.sidecar")
-
-
-class QueueFull(RuntimeError):
-    """Too many requests are already waiting for the model."""
-
-
-class BatcherClosed(RuntimeError):
-    """The sidecar is shutting down; the request was not scored."""
 
 
 @dataclass
@@ -55,7 +48,7 @@ class EngineCall:
     background: bool
 
 
-class Batcher:
+class RequestQueue:
     def __init__(self, engine: Qwen3Reranker, max_pairs: int = 256, max_chars: int = 1_000_000,
                  max_queue: int = 1000, fairness: int = 8,
                  on_call: Callable[[EngineCall], None] | None = None) -> None:
@@ -72,7 +65,7 @@ class Batcher:
         self._calls_since_background = 0
         self._last_requests = 0
         self._last_seconds = 0.0
-        self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="reranker-queue", daemon=True)
         self._thread.start()
 
     def submit(self, queries: Sequence[Query], background: bool = False) -> Future[Verdicts]:
@@ -87,7 +80,7 @@ class Batcher:
             return pending.future
         with self._cond:
             if self._closed:
-                raise BatcherClosed("the sidecar is shutting down")
+                raise QueueClosed("the sidecar is shutting down")
             if not background and len(self._interactive) >= self.max_queue:
                 raise QueueFull(f"{len(self._interactive)} requests are already waiting for the model "
                                 f"(RERANKER_MAX_QUEUE={self.max_queue}); retry shortly")
@@ -101,7 +94,7 @@ class Batcher:
             return {"interactive": len(self._interactive), "jobs": len(self._background)}
 
     def close(self) -> None:
-        """Stop the worker; whatever still waits fails with BatcherClosed."""
+        """Stop the worker; whatever still waits fails with QueueClosed."""
         with self._cond:
             self._closed = True
             left = list(self._interactive) + list(self._background)
@@ -110,7 +103,7 @@ class Batcher:
             self._cond.notify_all()
         for pending in left:
             if pending.future.set_running_or_notify_cancel():
-                pending.future.set_exception(BatcherClosed("the sidecar is shutting down"))
+                pending.future.set_exception(QueueClosed("the sidecar is shutting down"))
 
     def _loop(self) -> None:
         while True:
@@ -120,12 +113,12 @@ class Batcher:
                 self._gather()
                 if self._closed:
                     return
-                batch = self._take()
+                call = self._take()
             try:
-                self._run(batch)
-            except Exception as e:  # noqa: BLE001 - the worker must outlive any one batch, or every client hangs
+                self._run(call)
+            except Exception as e:  # noqa: BLE001 - the worker must outlive any one call, or every client hangs
                 log.exception("engine call failed")
-                for pending in batch:
+                for pending in call:
                     if not pending.future.done():
                         pending.future.set_exception(e)
 
@@ -144,43 +137,43 @@ class Batcher:
             not self._interactive or self._calls_since_background >= self.fairness)
         source = self._background if use_background else self._interactive
         self._calls_since_background = 0 if use_background else self._calls_since_background + 1
-        batch: list[_Pending] = []
+        call: list[_Pending] = []
         pairs = chars = 0
         while source:
             nxt = source[0]
-            if batch and (pairs + nxt.pairs > self.max_pairs or chars + nxt.chars > self.max_chars):
+            if call and (pairs + nxt.pairs > self.max_pairs or chars + nxt.chars > self.max_chars):
                 break
             source.popleft()
             if nxt.future.set_running_or_notify_cancel():
-                batch.append(nxt)
+                call.append(nxt)
                 pairs += nxt.pairs
                 chars += nxt.chars
-        return batch
+        return call
 
-    def _run(self, batch: list[_Pending]) -> None:
-        if not batch:  # every request taken had been given up by its client
+    def _run(self, call: list[_Pending]) -> None:
+        if not call:  # every request taken had been given up by its client
             return
         started = time.perf_counter()
         try:
-            verdicts = self.engine.judge_many([q for p in batch for q in p.queries])
+            verdicts = self.engine.judge_many([q for p in call for q in p.queries])
         except Exception as merged_error:  # noqa: BLE001 - one bad request must not fail the others
-            if len(batch) == 1:
-                batch[0].future.set_exception(merged_error)
+            if len(call) == 1:
+                call[0].future.set_exception(merged_error)
                 return
-            for pending in batch:
+            for pending in call:
                 try:
                     pending.future.set_result(self.engine.judge_many(pending.queries))
                 except Exception as e:  # noqa: BLE001
                     pending.future.set_exception(e)
             return
         seconds = time.perf_counter() - started
-        background = batch[0].background
-        self._last_requests, self._last_seconds = (0, 0.0) if background else (len(batch), seconds)
+        background = call[0].background
+        self._last_requests, self._last_seconds = (0, 0.0) if background else (len(call), seconds)
         at = 0
-        for pending in batch:
+        for pending in call:
             n = len(pending.queries)
             pending.future.set_result(verdicts[at:at + n])
             at += n
         if self.on_call is not None:
             tokens = sum(j.tokens for group in verdicts for j in group)
-            self.on_call(EngineCall(len(batch), sum(p.pairs for p in batch), tokens, seconds, background))
+            self.on_call(EngineCall(len(call), sum(p.pairs for p in call), tokens, seconds, background))

@@ -5,10 +5,17 @@ import json
 import pytest
 
 from reranker import DEFAULT_INSTRUCTION, Query
-from reranker.batches import BatchProgress, batch_json, batch_metrics, chunk_groups, overall_metrics, run_batch
 from reranker.csv_io import pairs_from_table, read_table, safe_csv_bytes
-from reranker.metrics import label_metrics
-from reranker.score_cache import ScoreCache
+from reranker.ranking_metrics import label_metrics
+from reranker.workbench.csv_batches import (
+    BatchProgress,
+    batch_json,
+    batch_metrics,
+    chunk_groups,
+    overall_metrics,
+    run_batch,
+)
+from reranker.workbench.score_cache import ScoreCache
 
 TABLE = (
     "question,passage,relevance\n"

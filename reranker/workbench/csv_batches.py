@@ -10,12 +10,15 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from reranker.csv_io import PairRow, group_pairs
-from reranker.engine import Query, rank_judgements
-from reranker.metrics import label_metrics, mean
+from reranker.progress import duration_text, seconds_left
 from reranker.prompt import resolve_instruction
-from reranker.score_cache import Judge, ScoreCache
+from reranker.ranking import Query, rank_judgements
+from reranker.ranking_metrics import label_metrics, mean
+from reranker.workbench.score_cache import Judge, ScoreCache
 
 Group = tuple[Query, list[int]]
+RESULT_COLUMNS = ["query", "instruction", "rank", "score", "log-odds", "label", "tokens", "truncated", "document",
+                  "row"]
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,12 @@ class BatchProgress:
     @property
     def eta_seconds(self) -> float | None:
         """Seconds left at the pace so far; None before the first pair is done."""
-        if self.done == 0:
-            return None
-        return self.elapsed / self.done * (self.total - self.done)
+        return seconds_left(self.done, self.total, self.elapsed)
 
     def text(self) -> str:
         eta = self.eta_seconds
-        left = "estimating time left" if eta is None else f"about {_duration(eta)} left"
-        return f"{self.done:,} / {self.total:,} pairs · {_duration(self.elapsed)} elapsed · {left}"
+        left = "estimating time left" if eta is None else f"about {duration_text(eta)} left"
+        return f"{self.done:,} / {self.total:,} pairs · {duration_text(self.elapsed)} elapsed · {left}"
 
 
 def chunk_groups(groups: Sequence[Group], max_pairs: int) -> list[list[Group]]:
@@ -85,11 +86,9 @@ def run_batch(cache: ScoreCache, engine: Judge, rows: Sequence[PairRow], instruc
     for (q, numbers), judgements in zip(groups, judged):
         for d in rank_judgements(q.documents, judgements):
             source = by_row[numbers[d.index]]
-            records.append({"query": q.query, "instruction": q.instruction, "rank": d.rank, "score": d.score,
-                            "log-odds": d.logit, "label": source.label, "tokens": d.tokens,
-                            "truncated": d.truncated, "document": d.document, "row": source.row + 1})
-    frame = pd.DataFrame(records, columns=["query", "instruction", "rank", "score", "log-odds", "label", "tokens",
-                                           "truncated", "document", "row"])
+            records.append({"query": q.query, "instruction": q.instruction, **d.record(), "label": source.label,
+                            "row": source.row + 1})
+    frame = pd.DataFrame(records).rename(columns={"logit": "log-odds"}).reindex(columns=RESULT_COLUMNS)
     if frame["label"].isna().all():
         frame = frame.drop(columns="label")
     return frame
@@ -123,13 +122,3 @@ def batch_json(results: pd.DataFrame, model: str) -> str:
                         "results": json.loads(items.to_json(orient="records", force_ascii=False))})
     return json.dumps({"model": model, "queries": queries}, ensure_ascii=False, indent=2)
 
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"

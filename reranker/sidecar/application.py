@@ -1,0 +1,63 @@
+"""The sidecar's FastAPI app: the runtime and the service, the routes, the middleware, one error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+from starlette.types import Scope
+
+from reranker import Qwen3Reranker
+from reranker.sidecar.http_errors import install_error_handlers
+from reranker.sidecar.middleware import BearerAuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from reranker.sidecar.routes import jobs, rerank, status
+from reranker.sidecar.runtime import Runtime
+from reranker.sidecar.service import SidecarService
+from reranker.sidecar.settings import Settings
+
+DESCRIPTION = """Qwen3-Reranker over HTTP, beside the Qwen-Ranker Pro workbench.
+
+* `POST /v1/rerank` speaks the Jina / Cohere / vLLM rerank shape.
+* `POST /api/rerank` ranks several queries' documents in one call.
+* `/api/jobs` takes work too big for one request (JSON or a CSV upload), persisted in SQLite.
+
+With `RERANKER_API_KEY` set, every endpoint but `/health` needs `Authorization: Bearer <key>`.
+"""
+
+
+def create_app(settings: Settings | None = None, engine_factory: Callable[[], Qwen3Reranker] | None = None
+               ) -> FastAPI:
+    """The app over a runtime that starts loading the model when the app starts (engine_factory: how to load it)."""
+    settings = settings or Settings.from_env()
+    runtime = Runtime(settings, engine_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        yield
+        runtime.stop()
+
+    # FastAPIOffline serves the /docs page's scripts itself: it works where no CDN can be reached.
+    app = FastAPIOffline(title="Qwen-Ranker Pro sidecar", description=DESCRIPTION, version="1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.service = SidecarService(runtime)
+    for routes in (rerank, jobs, status):
+        app.include_router(routes.router)
+    install_error_handlers(app)
+
+    def body_limit(scope: Scope) -> tuple[int, str]:
+        if scope["path"].rstrip("/") == "/api/jobs" and scope["method"] == "POST":
+            return settings.max_job_bytes, "RERANKER_MAX_JOB_BYTES"
+        return settings.max_body_bytes, "RERANKER_MAX_BODY_BYTES"
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    if settings.api_key:
+        app.add_middleware(BearerAuthMiddleware, key=settings.api_key)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    return app

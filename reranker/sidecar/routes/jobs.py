@@ -1,0 +1,102 @@
+"""/api/jobs: submit work too big for one request (the multi-query form as JSON, or a CSV upload), follow it,
+cancel or retry it, fetch its results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi import Query as QueryParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from reranker.sidecar.errors import InvalidField, UnsupportedMediaType
+from reranker.sidecar.schemas import JobCreated, JobResults, JobStatus, MultiQueryRerankRequest
+from reranker.sidecar.service import COLUMN_FIELDS, SidecarService
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+_CREATE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/MultiQueryRerankRequest"}},
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "format": "binary",
+                         "description": "CSV or TSV, one (query, document) pair per row; UTF-8 or GBK"},
+                **{field: {"type": "string", "description": f"column holding the {role} (guessed from the "
+                           "header when left out; an empty value means none)"}
+                   for role, field in COLUMN_FIELDS.items()},
+            }}},
+    },
+}
+
+
+def _service(request: Request) -> SidecarService:
+    return request.app.state.service
+
+
+@router.post("", status_code=202, response_model=JobCreated,
+             summary="Submit a job (JSON multi-query form or CSV upload)", openapi_extra={"requestBody": _CREATE_BODY})
+async def create_job(request: Request) -> JSONResponse:
+    service = _service(request)
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=20)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidField(["file"], "upload the table as the multipart form field 'file'", kind="missing")
+        columns = {role: value.strip() or None for role, field in COLUMN_FIELDS.items()
+                   if isinstance(value := form.get(field), str)}
+        job = await service.create_table_job(upload.filename or "upload.csv", await upload.read(), columns)
+    elif content_type.startswith("application/json") or not content_type:
+        job = await service.create_json_job(_json_body(await request.body()))
+    else:
+        raise UnsupportedMediaType(f"unsupported content type {content_type!r}: send the multi-query form as "
+                                   "application/json, or a CSV file as the field 'file' of multipart/form-data")
+    return JSONResponse(job.model_dump(), 202, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+def _json_body(body: bytes) -> MultiQueryRerankRequest:
+    """The body read as the route's own parameters are, failing the same way (422, or 400 for broken JSON)."""
+    try:
+        return MultiQueryRerankRequest.model_validate_json(body or b"")
+    except ValidationError as e:
+        raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)],
+                                     body=body) from None
+
+
+@router.get("", response_model=list[JobStatus], summary="The most recent jobs, newest first")
+def list_jobs(request: Request, limit: int = QueryParam(50, ge=1, le=1000)) -> list[JobStatus]:
+    return _service(request).jobs(limit)
+
+
+@router.get("/{job_id}", response_model=JobStatus, summary="A job's status, progress and ETA")
+def get_job(job_id: str, request: Request) -> JobStatus:
+    return _service(request).job(job_id)
+
+
+@router.delete("/{job_id}", response_model=JobStatus, summary="Cancel a queued or running job")
+def cancel_job(job_id: str, request: Request) -> JobStatus:
+    return _service(request).cancel(job_id)
+
+
+@router.post("/{job_id}/retry", response_model=JobStatus, summary="Queue a failed or cancelled job again")
+def retry_job(job_id: str, request: Request) -> JobStatus:
+    """The pairs it had scored are kept; only the rest are scored."""
+    return _service(request).retry(job_id)
+
+
+@router.get("/{job_id}/results", response_model=JobResults, response_model_exclude_none=True,
+            summary="A finished job's scores: JSON, or ?format=csv",
+            responses={200: {"content": {"text/csv": {}}}})
+def job_results(job_id: str, request: Request,
+                format: Literal["json", "csv"] = QueryParam("json", description="json or csv")) -> Response:
+    service = _service(request)
+    if format == "csv":
+        return Response(service.results_csv(job_id), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="job-{job_id}-results.csv"'})
+    return JSONResponse(service.results(job_id).model_dump(exclude_none=True))

@@ -1,0 +1,211 @@
+"""The sidecar's operations, free of HTTP: rerank, rerank several queries, and create / follow / cancel / retry
+a job. Each takes a request body (or plain values) and answers with a response body, or raises one of
+`reranker.sidecar.errors`; the routes only translate HTTP to these calls and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pandas as pd
+
+from reranker import Query, rank_judgements
+from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
+from reranker.sidecar import limits
+from reranker.sidecar.errors import Conflict, InvalidField, InvalidInput, NotFound
+from reranker.sidecar.job_store import JobRecord, NewPair, ScoredQuery
+from reranker.sidecar.runtime import Runtime
+from reranker.sidecar.schemas import (
+    JobCreated,
+    JobItem,
+    JobProgress,
+    JobQueryResults,
+    JobResults,
+    JobStatus,
+    MultiQueryRerankRequest,
+    MultiQueryRerankResponse,
+    RankedItem,
+    RerankDocument,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    Usage,
+    document_text,
+)
+
+COLUMN_FIELDS = {"query": "query_column", "document": "document_column", "label": "label_column",
+                 "instruction": "instruction_column"}
+"""The role each column plays in a table job, and the form field that names it."""
+
+
+class SidecarService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.store = runtime.store
+
+    # Reranking, answered while the client waits.
+
+    async def rerank(self, body: RerankRequest) -> RerankResponse:
+        documents = [document_text(d) for d in body.documents]
+        limits.check_interactive(self.settings, [(body.query, documents)], body.instruction, batch=False)
+        [judgements] = await self.runtime.judge([Query(body.query, documents, body.instruction)])
+        ranked = rank_judgements(documents, judgements, body.top_n)
+        return RerankResponse(
+            id=f"rerank-{uuid.uuid4().hex}",
+            model=self.runtime.model_name,
+            results=[RerankResult(index=r.index, relevance_score=r.score,
+                                  document=RerankDocument(text=r.document) if body.return_documents else None)
+                     for r in ranked],
+            usage=Usage(total_tokens=sum(j.tokens for j in judgements)),
+        )
+
+    async def rerank_queries(self, body: MultiQueryRerankRequest) -> MultiQueryRerankResponse:
+        texts = body.texts()
+        limits.check_interactive(self.settings, list(zip(body.queries, texts)), body.instruction, batch=True)
+        verdicts = await self.runtime.judge([Query(q, d, body.instruction) for q, d in zip(body.queries, texts)])
+        results = [[RankedItem(**r.record()) for r in rank_judgements(docs, judgements, body.top_n)]
+                   for docs, judgements in zip(texts, verdicts)]
+        tokens = sum(j.tokens for group in verdicts for j in group)
+        return MultiQueryRerankResponse(model=self.runtime.model_name, results=results,
+                                        usage=Usage(total_tokens=tokens))
+
+    # Jobs: accepted now, scored in the background, kept in the store.
+
+    async def create_json_job(self, body: MultiQueryRerankRequest) -> JobCreated:
+        texts = body.texts()
+        limits.check_job(self.settings, sum(len(d) for d in texts))
+        limits.check_texts(self.settings, list(zip(body.queries, texts)), body.instruction, batch=True)
+        queries = [(q, body.instruction) for q in body.queries]
+        pairs = [NewPair(qnum, d, text) for qnum, docs in enumerate(texts) for d, text in enumerate(docs)]
+        job = await asyncio.to_thread(self.store.create, "json", queries, pairs, body.top_n)
+        return self._accepted(job)
+
+    async def create_table_job(self, filename: str, data: bytes, columns: dict[str, str | None]) -> JobCreated:
+        """A job over an uploaded CSV or TSV; `columns` names the column of some roles (None: no such column),
+        the others are guessed from the header."""
+        try:
+            mapping, queries, pairs = await asyncio.to_thread(self._pairs_from_table, data, filename, columns)
+        except TableError as e:
+            raise InvalidInput(str(e)) from None
+        job = await asyncio.to_thread(self.store.create, "csv", queries, pairs, None, filename, data, mapping)
+        return self._accepted(job)
+
+    def jobs(self, limit: int) -> list[JobStatus]:
+        return [job_status(job) for job in self.store.recent(limit)]
+
+    def job(self, job_id: str) -> JobStatus:
+        return job_status(self._job(job_id))
+
+    def cancel(self, job_id: str) -> JobStatus:
+        job = self._job(job_id)
+        if job.status in ("done", "failed"):
+            raise Conflict(f"job {job_id} has already finished ({job.status}); there is nothing to cancel")
+        return job_status(self.store.cancel(job_id) or job)
+
+    def retry(self, job_id: str) -> JobStatus:
+        """The pairs it had scored are kept; only the rest are scored."""
+        job = self._job(job_id)
+        if job.status not in ("failed", "cancelled"):
+            raise Conflict(f"job {job_id} is {job.status}; only a failed or cancelled job can be retried")
+        job = self.store.requeue(job_id) or job
+        self.runtime.wake_jobs()
+        return job_status(job)
+
+    def results(self, job_id: str) -> JobResults:
+        job, scored = self._finished(job_id)
+        return JobResults(id=job.id, status=job.status, queries=[
+            JobQueryResults(query=sq.query, instruction=sq.instruction, results=[
+                JobItem(**r.record(), row=sq.rows[r.index], label=sq.labels[r.index]) for r in sq.ranked])
+            for sq in scored])
+
+    def results_csv(self, job_id: str) -> bytes:
+        """Table jobs: the uploaded table with score, logit and rank added; JSON jobs: one row per pair, best first."""
+        job, scored = self._finished(job_id)
+        if job.kind != "csv":
+            return safe_csv_bytes(_pairs_frame(scored))
+        frame = read_table(self.store.upload(job.id) or b"", job.filename or "", max_bytes=1 << 62)
+        score, logit, rank = ([None] * len(frame) for _ in range(3))
+        for sq in scored:
+            for r in sq.ranked:
+                row = sq.rows[r.index]
+                score[row], logit[row], rank[row] = r.score, r.logit, r.rank
+        for name, values in (("score", score), ("logit", logit), ("rank", rank)):
+            frame[_free_column(frame, name)] = values
+        return safe_csv_bytes(frame)
+
+    def _accepted(self, job: JobRecord) -> JobCreated:
+        self.runtime.wake_jobs()
+        return JobCreated(id=job.id, status=job.status)
+
+    def _job(self, job_id: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        return job
+
+    def _finished(self, job_id: str) -> tuple[JobRecord, list[ScoredQuery]]:
+        job = self._job(job_id)
+        if job.status != "done":
+            state = {"queued": "is waiting to start", "running": f"is running ({job.done_pairs:,} of "
+                     f"{job.total_pairs:,} pairs scored)", "failed": f"failed: {job.error}",
+                     "cancelled": "was cancelled"}[job.status]
+            raise Conflict(f"job {job_id} {state}; results are ready once its status is done")
+        return job, self.store.results(job_id, job.top_n if job.kind == "json" else None)
+
+    def _pairs_from_table(self, data: bytes, filename: str, given: dict[str, str | None]
+                          ) -> tuple[dict[str, str | None], list[tuple[str, str | None]], list[NewPair]]:
+        """Column mapping (given, else guessed from the header), queries and pairs of an uploaded table."""
+        frame = read_table(data, filename, self.settings.max_job_bytes)
+        guessed = guess_columns(frame)
+        columns = {role: given[role] if role in given else guessed.get(role) for role in COLUMN_FIELDS}
+        for role in ("query", "document"):
+            if columns[role] is None:
+                raise InvalidField(
+                    [COLUMN_FIELDS[role]], f"no column looks like the {role}; name it with the form field "
+                    f"{COLUMN_FIELDS[role]} (the file has: {', '.join(frame.columns)})", kind="missing")
+        rows = pairs_from_table(frame, columns["query"], columns["document"], columns["label"],
+                                columns["instruction"])
+        limits.check_job(self.settings, len(rows))
+        for r in rows:
+            for role, text in (("query", r.query), ("document", r.document), ("instruction", r.instruction or "")):
+                limits.check_text(self.settings, f"row {r.row + 1}: the {columns[role]!r} cell", text)
+        labels = {r.row: r.label for r in rows}
+        queries: list[tuple[str, str | None]] = []
+        pairs: list[NewPair] = []
+        for qnum, (query, table_rows) in enumerate(group_pairs(rows)):
+            queries.append((query.query, query.instruction))
+            pairs.extend(NewPair(qnum, d, doc, row, labels[row])
+                         for d, (doc, row) in enumerate(zip(query.documents, table_rows)))
+        return columns, queries, pairs
+
+
+def job_status(job: JobRecord) -> JobStatus:
+    total = job.total_pairs
+    fraction = round(job.done_pairs / total, 4) if total else 1.0
+    return JobStatus(
+        id=job.id, status=job.status, kind=job.kind,
+        progress=JobProgress(done=job.done_pairs, total=total, fraction=fraction),
+        eta_seconds=job.eta_seconds(), created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, error=job.error, filename=job.filename, columns=job.columns)
+
+
+_PAIR_COLUMNS = {"query_index": "query_index", "query": "query", "instruction": "instruction", "rank": "rank",
+                 "index": "document_index", "document": "document", "score": "score", "logit": "logit",
+                 "tokens": "tokens", "truncated": "truncated"}
+"""A JSON job's CSV columns: the ranked record's fields, `index` named for what it counts."""
+
+
+def _pairs_frame(scored: list[ScoredQuery]) -> pd.DataFrame:
+    records = [{"query_index": q, "query": sq.query, "instruction": sq.instruction or "", **r.record()}
+               for q, sq in enumerate(scored) for r in sq.ranked]
+    return pd.DataFrame(records, columns=list(_PAIR_COLUMNS)).rename(columns=_PAIR_COLUMNS)
+
+
+def _free_column(frame: pd.DataFrame, name: str) -> str:
+    candidate, n = name, 1
+    while candidate in frame.columns:
+        candidate = f"reranker_{name}" if n == 1 else f"reranker_{name}_{n}"
+        n += 1
+    return candidate

@@ -1,0 +1,80 @@
+"""Streamlit widgets the pages share: instruction and sample pickers, document counts, progress, error panels."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from reranker.documents import ParsedDocuments, format_documents
+from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
+from reranker.workbench.score_cache import ScoreCache
+
+
+def score_cache() -> ScoreCache:
+    """This session's judgements per (model, instruction, query, document)."""
+    if "score_cache" not in st.session_state:
+        st.session_state.score_cache = ScoreCache()
+    return st.session_state.score_cache
+
+
+def instruction_picker(label: str, key: str, preset: str = "General web search") -> str:
+    """A preset or free text; returns the instruction ("" means the default)."""
+    names = [*INSTRUCTION_PRESETS, CUSTOM]
+    if f"{key}_preset" not in st.session_state:
+        st.session_state[f"{key}_preset"] = preset
+    choice = st.selectbox(label, names, key=f"{key}_preset", persist_state="session")
+    if choice == CUSTOM:
+        return st.text_area(f"{label}: your own text", key=f"{key}_text", height=80, persist_state="session",
+                            placeholder="Blank means the default web-search instruction").strip()
+    st.caption(plain_markdown(INSTRUCTION_PRESETS[choice]))
+    return INSTRUCTION_PRESETS[choice]
+
+
+def sample_buttons(query_key: str, documents_key: str, preset_key: str | None = None) -> None:
+    """One button per sample set in assets/samples; a click fills the query, documents (with labels), preset."""
+    samples = load_sample_sets()
+    if not samples:
+        return
+    st.caption("Samples, one click away")
+    row = st.container(horizontal=True, wrap=True, gap="small")
+    for sample in samples:
+        def fill(sample=sample) -> None:
+            st.session_state[query_key] = sample.query
+            st.session_state[documents_key] = format_documents(sample.documents, sample.labels)
+            if preset_key is not None:
+                st.session_state[preset_key] = sample.preset
+        row.button(sample.name, on_click=fill, key=f"sample_{documents_key}_{sample.name}", type="tertiary",
+                   icon=":material/description:")
+
+
+def documents_summary(parsed: ParsedDocuments, without_labels: str = "") -> None:
+    """The count under a documents box, and why duplicates or labels need a look."""
+    labels = " · with relevance labels" if parsed.labels is not None else without_labels
+    st.caption(f"{parsed.count} document{'' if parsed.count == 1 else 's'}{labels}")
+    for note in parsed.warnings():
+        st.warning(plain_markdown(note))
+
+
+def progress_callback(bar: DeltaGenerator, what: str = "pairs") -> Callable[[int, int], None]:
+    """An engine progress callback that moves `bar` (an st.progress)."""
+    def report(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Scoring {done:,} / {total:,} {what}")
+    return report
+
+
+@contextmanager
+def scoring_errors_shown() -> Iterator[None]:
+    """A scoring run that fails (out of memory, a bad text) says so on the page instead of a traceback."""
+    try:
+        yield
+    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+        st.error(plain_markdown(f"{type(e).__name__}: {e}"), title="Scoring failed; nothing was changed")
+
+
+def plain_markdown(text: str) -> str:
+    """Text for Streamlit's markdown widgets that shows exactly as typed: every ASCII punctuation escaped."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
