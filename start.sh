@@ -14,7 +14,7 @@ setup() {
   fi
   local stamp="$VENV/.requirements.sha256"
   local want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[start.sh] installing requirements (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -22,6 +22,12 @@ setup() {
     "$VENV/bin/python" -m pip install -q "$(grep -E '^torch==' requirements.txt)"
     "$VENV/bin/python" -m pip install -q -r requirements.txt
     echo "$want" > "$stamp"
+  fi
+  # The project itself, editable: `import reranker` then works from anywhere (bench/ scripts, worker processes).
+  # A fresh clone elsewhere has its own .venv; this re-points one that was made for another checkout.
+  if [ "$(cd / && "$VENV/bin/python" -c 'import os, reranker; print(os.path.dirname(os.path.dirname(reranker.__file__)))' \
+          2>/dev/null)" != "$ROOT" ]; then
+    "$VENV/bin/python" -m pip install -q --no-deps -e .
   fi
 }
 

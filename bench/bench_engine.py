@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 SHARED = ROOT.parent / "shared" / "models" / "qwen3-reranker-0.6b"
 DEFAULT_MODEL_DIR = ROOT / "bench" / "out" / "qwen3-reranker-0.6b-random"

@@ -1,4 +1,4 @@
-"""Deterministic benchmark workloads: English and Chinese documents of 25-260 words."""
+"""Deterministic benchmark workloads: English and Chinese documents of 25-260 words, and /v1/rerank bodies."""
 
 from __future__ import annotations
 
@@ -61,3 +61,20 @@ WORKLOADS = {
     "W1": lambda: workload(1, 50, seed=1),
     "W2": lambda: workload(32, 20, seed=2),
 }
+
+
+REQUEST_WORDS = (
+    "model retrieval passage query answer search index vector ranking relevance document context language "
+    "training data evaluation score network layer attention token embedding capital city river mountain "
+    "history science physics gravity energy market price policy health medicine protein cell climate ocean "
+    "北京 上海 检索 排序 模型 文档 问题 答案 数据 学习"
+).split()
+
+
+def rerank_request(rng: random.Random, docs: int, doc_words: int) -> dict[str, object]:
+    """A /v1/rerank body: a 10-word query and `docs` documents of about `doc_words` words (half to 1.5 times)."""
+    def text(n: int) -> str:
+        return " ".join(rng.choice(REQUEST_WORDS) for _ in range(n))
+
+    return {"query": text(10), "documents": [text(rng.randint(doc_words // 2, doc_words * 3 // 2))
+                                             for _ in range(docs)], "return_documents": False}

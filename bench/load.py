@@ -29,15 +29,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+from corpus import rerank_request
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from reranker.testing.sidecar_process import SidecarProcess  # noqa: E402
-
-WORDS = ("model retrieval passage query answer search index vector ranking relevance document context language "
-         "training data evaluation score network layer attention token embedding capital city river mountain "
-         "history science physics gravity energy market price policy health medicine protein cell climate ocean "
-         "北京 上海 检索 排序 模型 文档 问题 答案 数据 学习").split()
+from reranker.testing.sidecar_process import SidecarProcess
 
 
 @dataclass
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         health = server.wait_healthy(timeout=600) if server else session.get(f"{url}/health", timeout=30).json()
         cells = []
         for docs in args.docs:
-            _send(session, url, _request(random.Random(-docs), docs, args.doc_words))  # warm-up
+            _send(session, url, rerank_request(random.Random(-docs), docs, args.doc_words))  # warm-up
             for clients in args.clients:
                 cell = run_cell(session, url, clients, docs, args.requests, args.seconds, args.doc_words)
                 cells.append(cell)
@@ -118,7 +112,7 @@ def run_cell(session: requests.Session, url: str, clients: int, docs: int, max_r
     def client(n: int) -> None:
         rng = random.Random(n * 1000 + docs)
         while time.perf_counter() < deadline and budget.acquire(blocking=False):
-            body = _request(rng, docs, doc_words)
+            body = rerank_request(rng, docs, doc_words)
             t0 = time.perf_counter()
             error = _send(session, url, body)
             elapsed = time.perf_counter() - t0
@@ -140,14 +134,6 @@ def run_cell(session: requests.Session, url: str, clients: int, docs: int, max_r
     cell.engine_calls = after[0] - before[0]
     cell.engine_pairs = after[1] - before[1]
     return cell
-
-
-def _request(rng: random.Random, docs: int, doc_words: int) -> dict[str, object]:
-    def text(n: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(n))
-
-    return {"query": text(10), "documents": [text(rng.randint(doc_words // 2, doc_words * 3 // 2))
-                                             for _ in range(docs)], "return_documents": False}
 
 
 def _send(session: requests.Session, url: str, body: dict[str, object]) -> str:

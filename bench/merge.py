@@ -17,18 +17,13 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import rerank_request
 
-from load import _request  # noqa: E402
-
-from reranker import Query, Qwen3Reranker  # noqa: E402
-from reranker.encoding import common_prefix_length  # noqa: E402
+from reranker import Query, Qwen3Reranker
+from reranker.encoding import common_prefix_length
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
           "merged / 1 x 50 | 10 x 5 separate pairs/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for words in args.doc_words:
-        requests = [_request(random.Random(100 + n), 5, words) for n in range(10)]
+        requests = [rerank_request(random.Random(100 + n), 5, words) for n in range(10)]
         documents = [d for r in requests for d in r["documents"]]
         one = [Query(requests[0]["query"], documents)]
         merged = [Query(r["query"], r["documents"]) for r in requests]

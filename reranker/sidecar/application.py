@@ -13,7 +13,7 @@ from starlette.types import Scope
 from reranker import Qwen3Reranker
 from reranker.sidecar.http_errors import install_error_handlers
 from reranker.sidecar.middleware import BearerAuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
-from reranker.sidecar.routes import jobs, rerank, status
+from reranker.sidecar.routes import jobs, reranking, status
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.service import SidecarService
 from reranker.sidecar.settings import Settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, engine_factory: Callable[[], Qw
     app = FastAPIOffline(title="Qwen-Ranker Pro sidecar", description=DESCRIPTION, version="1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.service = SidecarService(runtime)
-    for routes in (rerank, jobs, status):
+    for routes in (reranking, jobs, status):
         app.include_router(routes.router)
     install_error_handlers(app)
 

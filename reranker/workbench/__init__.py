@@ -1,6 +1,6 @@
 """Everything the Streamlit pages share.
 
 `frame`, `widgets` and `job_panel` draw with Streamlit; the rest (`results`, `charts`, `comparison`,
-`csv_batches`, `score_cache`, `presets`) is plain Python that tests reach without a page. Nothing here
+`batch_scoring`, `score_cache`, `presets`) is plain Python that tests reach without a page. Nothing here
 imports FastAPI: the pages talk to a sidecar over HTTP, through `reranker.sidecar.client`.
 """

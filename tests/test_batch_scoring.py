@@ -7,7 +7,7 @@ import pytest
 from reranker import DEFAULT_INSTRUCTION, Query
 from reranker.csv_io import pairs_from_table, read_table, safe_csv_bytes
 from reranker.ranking_metrics import label_metrics
-from reranker.workbench.csv_batches import (
+from reranker.workbench.batch_scoring import (
     BatchProgress,
     batch_json,
     batch_metrics,

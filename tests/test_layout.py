@@ -1,0 +1,59 @@
+"""The layout's rules, checked on the source: which package may import which UI or HTTP library."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "reranker"
+UI = {"streamlit", "plotly"}
+HTTP_SERVER = {"fastapi", "starlette", "uvicorn"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Top-level names of every module a file imports, at module level or inside functions."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def banned_for(path: Path) -> set[str]:
+    part = path.relative_to(PACKAGE).parts[0]
+    if part == "workbench":
+        return HTTP_SERVER
+    if part == "sidecar":
+        return UI
+    return UI | HTTP_SERVER
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_package_imports_only_what_its_layer_may(path: Path) -> None:
+    wrong = imported_roots(path) & banned_for(path)
+    assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}, which its layer may not (ARCHITECTURE.md)"
+
+
+@pytest.mark.parametrize("path", [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_reach_the_sidecar_only_over_http(path: Path) -> None:
+    assert not imported_roots(path) & HTTP_SERVER
+
+
+def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    import streamlit as st\n    from fastapi.responses import JSONResponse\n")
+    assert imported_roots(module) == {"streamlit", "fastapi"}
+
+
+def test_no_two_modules_share_a_name() -> None:
+    names: dict[str, list[str]] = {}
+    for path in [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *PACKAGE.rglob("*.py")]:
+        if path.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
