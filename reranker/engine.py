@@ -6,7 +6,7 @@ Three things make it fast, none of which changes a score:
   its key/value cache is reused by each document; the part every query under one instruction shares
   (system + instruction) is kept across calls, so many small requests pay for little more than their
   own query and documents;
-- documents go in length-sorted batches under a token budget, so padding is rare.
+- documents go in length-sorted forward passes under a token budget, so padding is rare.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Qwen3Reranker:
         return self.judge_many([Query(query, documents, instruction)], progress)[0]
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
-        """Judge several queries' documents in shared forward passes (batch jobs, concurrent requests)."""
+        """Judge several queries' documents in shared forward passes (jobs, CSV batches, concurrent requests)."""
         for q in queries:
             _check_text("query", q.query)
             if q.instruction is not None:
@@ -134,35 +134,35 @@ class Qwen3Reranker:
             cached = self._prefix_cache([(list(k), s) for k, s in zip(prefixes, stem_lengths)])
             order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]), -row_prefix_len[i], i))
             done = 0
-            for batch in self._batches(order, tails, row_prefix_len):
-                verdicts = self._tail_pass([tails[i] for i in batch], [cached[rows[i][2]] for i in batch])
-                for i, verdict in zip(batch, verdicts):
+            for members in self._passes(order, tails, row_prefix_len):
+                verdicts = self._tail_pass([tails[i] for i in members], [cached[rows[i][2]] for i in members])
+                for i, verdict in zip(members, verdicts):
                     g, d, _ = rows[i]
                     results[g][d] = verdict
-                done += len(batch)
+                done += len(members)
                 if progress is not None:
                     progress(done, len(rows))
         return results
 
-    def _batches(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
+    def _passes(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
         """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget.
 
         Sorted by tail length, rows pad little of the part they compute; prefixes of different lengths cost only
         masked attention slots.
         """
-        batches: list[list[int]] = []
+        passes: list[list[int]] = []
         current: list[int] = []
         widest_tail = widest_prefix = 0
         for i in order:
             tail, prefix = max(widest_tail, len(tails[i])), max(widest_prefix, prefix_len[i])
             if current and (len(current) + 1) * (tail + prefix) > self.batch_tokens:
-                batches.append(current)
+                passes.append(current)
                 current, tail, prefix = [], len(tails[i]), prefix_len[i]
             current.append(i)
             widest_tail, widest_prefix = tail, prefix
         if current:
-            batches.append(current)
-        return batches
+            passes.append(current)
+        return passes
 
     def _prefix_cache(self, prefixes: list[tuple[list[int], int]]) -> list[KeyValues]:
         """Each (prefix, stem length)'s key/values, its query part run on top of its cached instruction stem."""
@@ -174,7 +174,7 @@ class Qwen3Reranker:
             stem_kv = self._stem_kv(stem)
             rest = [prefixes[m][0][len(stem):] for m in members]
             longest_first = sorted(range(len(members)), key=lambda i: -len(rest[i]))
-            for chunk in self._batches(longest_first, rest, [len(stem)] * len(members)):
+            for chunk in self._passes(longest_first, rest, [len(stem)] * len(members)):
                 tails = [rest[i] for i in chunk]
                 if not any(tails):
                     for i in chunk:

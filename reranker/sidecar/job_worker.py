@@ -66,9 +66,9 @@ class JobWorker:
                 self.store.finish(job_id, "done")
                 return
             qnums = sorted(queries)
-            batch = [Query(queries[n][0], [p.document for p in pairs if p.qnum == n], queries[n][1]) for n in qnums]
+            chunk = [Query(queries[n][0], [p.document for p in pairs if p.qnum == n], queries[n][1]) for n in qnums]
             try:
-                verdicts = self.submit(batch).result()
+                verdicts = self.submit(chunk).result()
             except Exception as e:  # noqa: BLE001 - the job records why it failed
                 if self._stop.is_set():
                     return

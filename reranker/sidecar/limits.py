@@ -17,22 +17,22 @@ def check_text(settings: Settings, name: str, text: str) -> None:
 
 
 def check_texts(settings: Settings, queries: Sequence[tuple[str, Sequence[str]]], instruction: str | None,
-                batch: bool) -> None:
+                several_queries: bool) -> None:
     """Characters per query, document and instruction."""
     if instruction is not None:
         check_text(settings, "instruction", instruction)
     for q, (query, documents) in enumerate(queries):
-        check_text(settings, f"queries[{q}]" if batch else "query", query)
+        check_text(settings, f"queries[{q}]" if several_queries else "query", query)
         for d, document in enumerate(documents):
-            check_text(settings, f"documents[{q}][{d}]" if batch else f"documents[{d}]", document)
+            check_text(settings, f"documents[{q}][{d}]" if several_queries else f"documents[{d}]", document)
 
 
 def check_interactive(settings: Settings, queries: Sequence[tuple[str, Sequence[str]]], instruction: str | None,
-                      batch: bool) -> None:
+                      several_queries: bool) -> None:
     """Limits of /v1/rerank and /api/rerank: documents per query, pairs per request, characters per text."""
     for q, (_, documents) in enumerate(queries):
         if len(documents) > settings.max_documents:
-            where = f"documents[{q}]" if batch else "documents"
+            where = f"documents[{q}]" if several_queries else "documents"
             raise TooLarge(f"{where} has {len(documents):,} documents; the limit is {settings.max_documents:,} "
                            "per query (RERANKER_MAX_DOCUMENTS); send more as a job (POST /api/jobs)")
     pairs = sum(len(documents) for _, documents in queries)
@@ -40,7 +40,7 @@ def check_interactive(settings: Settings, queries: Sequence[tuple[str, Sequence[
         raise TooLarge(f"the request has {pairs:,} (query, document) pairs; the limit is "
                        f"{settings.max_request_pairs:,} per request (RERANKER_MAX_REQUEST_PAIRS); "
                        "send it as a job (POST /api/jobs)")
-    check_texts(settings, queries, instruction, batch)
+    check_texts(settings, queries, instruction, several_queries)
 
 
 def check_job(settings: Settings, pairs: int) -> None:

@@ -93,8 +93,9 @@ class RequestQueue:
         with self._cond:
             return {"interactive": len(self._interactive), "jobs": len(self._background)}
 
-    def close(self) -> None:
-        """Stop the worker; whatever still waits fails with QueueClosed."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker: whatever still waits fails with QueueClosed, and the engine call in flight gets up to
+        `timeout` seconds to finish (a process that exits in the middle of one can abort in torch)."""
         with self._cond:
             self._closed = True
             left = list(self._interactive) + list(self._background)
@@ -104,6 +105,7 @@ class RequestQueue:
         for pending in left:
             if pending.future.set_running_or_notify_cancel():
                 pending.future.set_exception(QueueClosed("the sidecar is shutting down"))
+        self._thread.join(timeout)
 
     def _loop(self) -> None:
         while True:

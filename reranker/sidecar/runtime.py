@@ -48,7 +48,7 @@ class Runtime:
             return
         if self._closed.is_set():
             return
-        self.queue = RequestQueue(engine, self.settings.batch_max_pairs, self.settings.batch_max_chars,
+        self.queue = RequestQueue(engine, self.settings.call_max_pairs, self.settings.call_max_chars,
                                   self.settings.max_queue, on_call=self.metrics.record_call)
         self._jobs = JobWorker(self.store, lambda queries: self.queue.submit(queries, background=True),
                                self.settings.job_chunk_pairs, self.settings.job_chunk_delay)

@@ -49,7 +49,7 @@ class SidecarService:
 
     async def rerank(self, body: RerankRequest) -> RerankResponse:
         documents = [document_text(d) for d in body.documents]
-        limits.check_interactive(self.settings, [(body.query, documents)], body.instruction, batch=False)
+        limits.check_interactive(self.settings, [(body.query, documents)], body.instruction, several_queries=False)
         [judgements] = await self.runtime.judge([Query(body.query, documents, body.instruction)])
         ranked = rank_judgements(documents, judgements, body.top_n)
         return RerankResponse(
@@ -63,7 +63,7 @@ class SidecarService:
 
     async def rerank_queries(self, body: MultiQueryRerankRequest) -> MultiQueryRerankResponse:
         texts = body.texts()
-        limits.check_interactive(self.settings, list(zip(body.queries, texts)), body.instruction, batch=True)
+        limits.check_interactive(self.settings, list(zip(body.queries, texts)), body.instruction, several_queries=True)
         verdicts = await self.runtime.judge([Query(q, d, body.instruction) for q, d in zip(body.queries, texts)])
         results = [[RankedItem(**r.record()) for r in rank_judgements(docs, judgements, body.top_n)]
                    for docs, judgements in zip(texts, verdicts)]
@@ -76,7 +76,7 @@ class SidecarService:
     async def create_json_job(self, body: MultiQueryRerankRequest) -> JobCreated:
         texts = body.texts()
         limits.check_job(self.settings, sum(len(d) for d in texts))
-        limits.check_texts(self.settings, list(zip(body.queries, texts)), body.instruction, batch=True)
+        limits.check_texts(self.settings, list(zip(body.queries, texts)), body.instruction, several_queries=True)
         queries = [(q, body.instruction) for q in body.queries]
         pairs = [NewPair(qnum, d, text) for qnum, docs in enumerate(texts) for d, text in enumerate(docs)]
         job = await asyncio.to_thread(self.store.create, "json", queries, pairs, body.top_n)

@@ -33,9 +33,9 @@ class Settings:
     """RERANKER_MAX_JOB_PAIRS: pairs in one job."""
     max_queue: int = 1000
     """RERANKER_MAX_QUEUE: interactive requests waiting for the model before new ones get 503."""
-    batch_max_pairs: int = 256
+    call_max_pairs: int = 256
     """RERANKER_BATCH_MAX_PAIRS: pairs merged from waiting requests into one engine call."""
-    batch_max_chars: int = 1_000_000
+    call_max_chars: int = 1_000_000
     """RERANKER_BATCH_MAX_CHARS: characters merged into one engine call (a cheap stand-in for tokens)."""
     job_chunk_pairs: int = 32
     """RERANKER_JOB_CHUNK_PAIRS: pairs a job scores, and commits, at a time."""
@@ -59,8 +59,8 @@ class Settings:
             max_job_bytes=_int(env, "RERANKER_MAX_JOB_BYTES", cls.max_job_bytes),
             max_job_pairs=_int(env, "RERANKER_MAX_JOB_PAIRS", cls.max_job_pairs),
             max_queue=_int(env, "RERANKER_MAX_QUEUE", cls.max_queue),
-            batch_max_pairs=_int(env, "RERANKER_BATCH_MAX_PAIRS", cls.batch_max_pairs),
-            batch_max_chars=_int(env, "RERANKER_BATCH_MAX_CHARS", cls.batch_max_chars),
+            call_max_pairs=_int(env, "RERANKER_BATCH_MAX_PAIRS", cls.call_max_pairs),
+            call_max_chars=_int(env, "RERANKER_BATCH_MAX_CHARS", cls.call_max_chars),
             job_chunk_pairs=_int(env, "RERANKER_JOB_CHUNK_PAIRS", cls.job_chunk_pairs),
             job_chunk_delay=_float(env, "RERANKER_JOB_CHUNK_DELAY", cls.job_chunk_delay),
         )

@@ -1,0 +1,123 @@
+"""The sidecar's request queue in-process, on the tiny real model: who goes first, and who fails alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from reranker import Judgement, Query, Qwen3Reranker
+from reranker.ranking import Progress
+from reranker.sidecar.errors import QueueClosed, QueueFull
+from reranker.sidecar.request_queue import EngineCall, RequestQueue
+
+QUERY = "What is the capital of China?"
+
+
+class GatedEngine:
+    """The real engine behind a gate: calls wait until the test opens it, so requests pile up in the queue."""
+
+    def __init__(self, engine: Qwen3Reranker) -> None:
+        self.engine = engine
+        self.model_name = engine.model_name
+        self.gate = threading.Event()
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        assert self.gate.wait(60), "the test never opened the gate"
+        return self.engine.judge_many(queries, progress)
+
+
+def hold_the_worker(queue: RequestQueue) -> None:
+    """Send one request and wait until the worker has taken it to the (closed) gate."""
+    queue.submit([Query(QUERY, ["holder"])])
+    deadline = time.monotonic() + 10
+    while queue.depth()["interactive"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def documents(n: int, tag: str) -> list[str]:
+    return [f"{tag} document {i}: Beijing is the capital of China." for i in range(n)]
+
+
+@pytest.mark.parametrize("fairness", [2, 8])
+def test_interactive_requests_go_first_and_jobs_get_every_fairness_th_call(reranker, fairness: int) -> None:
+    engine = GatedEngine(reranker)
+    calls: list[EngineCall] = []
+    queue = RequestQueue(engine, max_pairs=2, fairness=fairness, on_call=calls.append)
+    try:
+        hold_the_worker(queue)
+        jobs = [queue.submit([Query(QUERY, documents(2, f"job {n}"))], background=True) for n in range(2)]
+        asks = [queue.submit([Query(QUERY, documents(2, f"ask {n}"))]) for n in range(5)]
+        engine.gate.set()
+        for future in [*jobs, *asks]:
+            future.result(60)
+    finally:
+        engine.gate.set()
+        queue.close()
+    order = ["job" if call.background else "ask" for call in calls]
+    if fairness == 2:  # the holder and one more request, then a job chunk, and so on
+        assert order == ["ask", "ask", "job", "ask", "ask", "job", "ask", "ask"]
+    else:  # no interactive request waits for a job
+        assert order == ["ask"] * 6 + ["job"] * 2
+    assert all(call.pairs <= 2 for call in calls)
+
+
+def test_requests_waiting_together_share_one_engine_call_and_each_gets_its_own_verdicts(reranker) -> None:
+    engine = GatedEngine(reranker)
+    calls: list[EngineCall] = []
+    queue = RequestQueue(engine, on_call=calls.append)
+    try:
+        hold_the_worker(queue)
+        queries = [Query(f"question {n}", documents(n + 1, f"q{n}")) for n in range(3)]
+        futures = [queue.submit([q]) for q in queries]
+        engine.gate.set()
+        answers = [f.result(60) for f in futures]
+    finally:
+        engine.gate.set()
+        queue.close()
+    assert [(c.requests, c.pairs) for c in calls] == [(1, 1), (3, 6)]
+    for q, [verdicts] in zip(queries, answers):
+        assert [j.score for j in verdicts] == pytest.approx(reranker.score(q.query, q.documents), abs=1e-6)
+
+
+def test_a_failing_request_fails_alone(reranker) -> None:
+    engine = GatedEngine(reranker)
+    queue = RequestQueue(engine)
+    try:
+        hold_the_worker(queue)
+        good = queue.submit([Query(QUERY, documents(2, "good"))])
+        bad = queue.submit([Query(QUERY, ["fine", "a lone surrogate \ud800"])])  # the tokenizer cannot encode it
+        also_good = queue.submit([Query("什么是重力？", ["重力是一种力。"])])
+        engine.gate.set()
+        with pytest.raises(Exception):  # noqa: B017 - whatever the tokenizer raises, only this request gets it
+            bad.result(60)
+        [verdicts] = good.result(60)
+        assert [j.score for j in verdicts] == pytest.approx(reranker.score(QUERY, documents(2, "good")), abs=1e-6)
+        [verdicts] = also_good.result(60)
+        expected = reranker.score("什么是重力？", ["重力是一种力。"])
+        assert [j.score for j in verdicts] == pytest.approx(expected, abs=1e-6)
+        assert queue.submit([Query(QUERY, ["still serving"])]).result(60)[0][0].tokens > 0
+    finally:
+        engine.gate.set()
+        queue.close()
+
+
+def test_a_full_queue_refuses_and_closing_fails_what_waits(reranker) -> None:
+    engine = GatedEngine(reranker)
+    queue = RequestQueue(engine, max_queue=2)
+    hold_the_worker(queue)
+    waiting = [queue.submit([Query(QUERY, [f"doc {n}"])]) for n in range(2)]
+    with pytest.raises(QueueFull, match="RERANKER_MAX_QUEUE=2"):
+        queue.submit([Query(QUERY, ["one too many"])])
+    job = queue.submit([Query(QUERY, ["a job chunk"])], background=True)  # jobs are not capped by max_queue
+    queue.close(timeout=0)
+    for future in [*waiting, job]:
+        with pytest.raises(QueueClosed):
+            future.result(60)
+    with pytest.raises(QueueClosed):
+        queue.submit([Query(QUERY, ["after closing"])])
+    engine.gate.set()
+    queue.close()  # again: now it waits for the call in flight
