@@ -1,7 +1,9 @@
 """The frame every page is drawn in: page config, logo and style, and the engine in the sidebar.
 
 `app.py` calls `draw_frame()` once per run before the page; pages then ask `engine()` for the engine the
-frame chose (None while there is none to use), and never load a model themselves.
+frame chose (None while there is none to use), and never load a model themselves. Pages already cope with
+None (their buttons are disabled), so a frame that loads the model in the background and shows its status
+meanwhile needs no change to them.
 """
 
 from __future__ import annotations
