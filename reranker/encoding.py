@@ -19,10 +19,16 @@ from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN
 
 @dataclass(frozen=True)
 class EncodedPair:
-    """One prompt's token ids; `truncated` when the user turn was cut to fit `max_length`."""
+    """One prompt's token ids; `truncated` when the document was cut (to its token cap, or to fit max_length)."""
 
     input_ids: list[int]
     truncated: bool
+    too_long: bool = False
+    """The user turn did not fit `max_length` and was cut from its end, as the model card does."""
+
+
+class PromptTooLong(ValueError):
+    """A prompt would have to be cut to fit max_length, and its query asked not to cut it."""
 
 
 class PromptEncoder:
@@ -52,12 +58,42 @@ class PromptEncoder:
         out = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)
         return out["input_ids"]
 
-    def encode(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[EncodedPair]:
+    def encode(self, query: str, documents: Sequence[str], instruction: str | None = None,
+               document_tokens: int | None = None, keep_document_end: bool = False) -> list[EncodedPair]:
+        """The prompts of a query's documents; `document_tokens` first cuts each document to that many tokens."""
+        cut = [False] * len(documents)
+        if document_tokens is not None:
+            documents, cut = self.cut_documents(documents, document_tokens, keep_document_end)
         turns = self.tokenize_text([user_turn(query, d, instruction) for d in documents])
         return [
-            EncodedPair(self.prefix_ids + ids[: self.user_budget] + self.suffix_ids, len(ids) > self.user_budget)
-            for ids in turns
+            EncodedPair(self.prefix_ids + ids[: self.user_budget] + self.suffix_ids,
+                        was_cut or len(ids) > self.user_budget, len(ids) > self.user_budget)
+            for ids, was_cut in zip(turns, cut)
         ]
+
+    def cut_documents(self, documents: Sequence[str], tokens: int, keep_end: bool = False
+                      ) -> tuple[list[str], list[bool]]:
+        """Each document cut to its first (or last) `tokens` tokens, at a token boundary of the text; and
+        whether it was cut. Counted on the document alone, so in the prompt it may differ by a token."""
+        out, cut = list(documents), [False] * len(documents)
+        for i, (text, ids, spans) in enumerate(zip(documents, self.tokenize_text(documents),
+                                                   self._offsets(documents))):
+            if len(ids) <= tokens:
+                continue
+            cut[i] = True
+            if tokens <= 0:
+                out[i] = ""
+            elif spans is None:
+                kept = ids[-tokens:] if keep_end else ids[:tokens]
+                out[i] = self.tokenizer.decode(kept)
+            else:
+                out[i] = text[spans[len(ids) - tokens][0]:] if keep_end else text[:spans[tokens - 1][1]]
+        return out, cut
+
+    def _offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]] | None]:
+        if self._plain is None or not texts:
+            return [None] * len(texts)
+        return [e.offsets for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
 
     def shared_prefix(self, query: str, instruction: str | None = None) -> list[int]:
         """Ids every document's prompt for this query starts with (system + instruction + query).

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from transformers import DynamicCache
 
-from reranker.encoding import EncodedPair, PromptEncoder, common_prefix_length
+from reranker.encoding import EncodedPair, PromptEncoder, PromptTooLong, common_prefix_length
 from reranker.loading import load_model, resolve_device, resolve_dtype, resolve_model
 from reranker.ranking import Judgement, Progress, Query, RankedDocument, rank_judgements
 
@@ -89,7 +89,14 @@ class Qwen3Reranker:
                 raise TypeError("documents must be a list of strings, not one string")
             for i, d in enumerate(q.documents):
                 _check_text(f"documents[{i}]", d)
-        encoded = [self.encoder.encode(q.query, q.documents, q.instruction) for q in queries]
+        encoded = [self.encoder.encode(q.query, q.documents, q.instruction, q.document_tokens, q.keep_document_end)
+                   for q in queries]
+        for q, pairs in zip(queries, encoded):
+            too_long = [d for d, pair in zip(q.documents, pairs) if pair.too_long]
+            if q.refuse_truncation and too_long:
+                raise PromptTooLong(
+                    f"a document does not fit the model's limit of {self.max_length:,} prompt tokens with its query "
+                    f"and instruction (it starts {too_long[0][:40]!r}); allow truncation, or send it shorter")
         verdicts = self._run(queries, encoded, progress)
         return [
             [Judgement(score, logit, len(pair.input_ids), pair.truncated)

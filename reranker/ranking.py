@@ -11,11 +11,17 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Query:
-    """One query with the documents to judge against it."""
+    """One query with the documents to judge against it, and how to fit documents that are too long."""
 
     query: str
     documents: Sequence[str]
     instruction: str | None = None
+    document_tokens: int | None = None
+    """Cut each document to this many tokens before its prompt is built (it is then marked truncated)."""
+    keep_document_end: bool = False
+    """When cutting to `document_tokens`, keep the document's end rather than its start."""
+    refuse_truncation: bool = False
+    """Refuse (encoding.PromptTooLong) a prompt that does not fit max_length, instead of cutting it."""
 
 
 @dataclass(frozen=True)

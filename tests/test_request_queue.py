@@ -121,3 +121,39 @@ def test_a_full_queue_refuses_and_closing_fails_what_waits(reranker) -> None:
         queue.submit([Query(QUERY, ["after closing"])])
     engine.gate.set()
     queue.close()  # again: now it waits for the call in flight
+
+
+def test_a_big_request_is_served_in_slices_and_a_newcomer_waits_one_slice(reranker) -> None:
+    engine = GatedEngine(reranker)
+    calls: list[EngineCall] = []
+    queue = RequestQueue(engine, max_pairs=4, on_call=calls.append)
+    try:
+        hold_the_worker(queue)
+        big = queue.submit([Query("big question", documents(12, "big"))])
+        small = queue.submit([Query("small question", documents(2, "small"))])
+        engine.gate.set()
+        [small_verdicts] = small.result(60)
+        calls_when_small_was_done = len(calls)
+        [big_verdicts] = big.result(60)
+    finally:
+        engine.gate.set()
+        queue.close()
+    assert [(c.requests, c.pairs) for c in calls] == [(1, 1), (1, 4), (2, 4), (1, 4), (1, 2)]
+    assert calls_when_small_was_done == 3  # the holder, one slice of the big request, then the small one
+    assert [j.score for j in small_verdicts] == pytest.approx(
+        reranker.score("small question", documents(2, "small")), abs=1e-5)
+    assert [j.score for j in big_verdicts] == pytest.approx(
+        reranker.score("big question", documents(12, "big")), abs=1e-5)
+
+
+def test_slices_shrink_to_the_time_asked_for(reranker) -> None:
+    calls: list[EngineCall] = []
+    queue = RequestQueue(reranker, slice_seconds=1e-9, on_call=calls.append)
+    try:
+        queue.submit([Query(QUERY, documents(5, "first"))]).result(60)
+        [verdicts] = queue.submit([Query(QUERY, documents(3, "timed"))]).result(60)
+    finally:
+        queue.close()
+    # The first call knows no pace yet and takes the whole request; after it, a call is one pair at a time.
+    assert [c.pairs for c in calls] == [5, 1, 1, 1]
+    assert [j.score for j in verdicts] == pytest.approx(reranker.score(QUERY, documents(3, "timed")), abs=1e-5)

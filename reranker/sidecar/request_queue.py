@@ -1,9 +1,13 @@
-"""One queue in front of the one engine: waiting requests are merged into shared forward passes.
+"""One queue in front of the one engine: waiting requests are cut into slices and merged into engine calls.
 
-Many clients sending a few documents each would otherwise pay a forward pass apiece; the worker thread
-takes everything waiting (up to a pair and character cap) and hands it to `judge_many` at once, then
-gives each request its own slice of the verdicts. Interactive requests go first; job chunks run when no
-interactive request waits (and at least every `fairness` engine calls, so a busy API cannot stall jobs).
+Many clients sending a few documents each would otherwise pay a forward pass apiece; the worker thread fills
+each `judge_many` call from every request waiting, then gives each request its own verdicts. One call does a
+bounded amount of work: at most `max_pairs` pairs and `max_chars` characters, and about `slice_seconds` of
+engine time at the pace of recent calls. A request bigger than that is served over several calls, and each
+call starts with the requests served least so far, so a request that has just arrived waits about one slice
+behind a big one, not for all of it. Interactive requests go first; job chunks run when no interactive request
+waits (and at least every `fairness` engine calls, so a busy API cannot stall jobs). The slicing needs nothing
+but `judge_many`, so it holds whatever backend answers it.
 
 Clients that were answered together send their next requests together, a few milliseconds apart; the worker
 waits for them briefly (at most a tenth of the last call's time, and 50 ms) rather than starting a call with
@@ -12,29 +16,28 @@ the first one alone, which would leave the calls alternating between one request
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from reranker import Judgement, Query, Qwen3Reranker
+from reranker import Judgement, Query
+from reranker.ranking import Progress
 from reranker.sidecar.errors import QueueClosed, QueueFull
 
 Verdicts = list[list[Judgement]]
 _GATHER_MAX_SECONDS = 0.05
+_PACE_WEIGHT = 0.3
+"""How much the last call moves the estimate of engine seconds per character."""
 log = logging.getLogger("reranker.sidecar")
 
 
-@dataclass
-class _Pending:
-    queries: list[Query]
-    future: Future[Verdicts]
-    background: bool
-    pairs: int = 0
-    chars: int = 0
+class Engine(Protocol):
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> Verdicts: ...
 
 
 @dataclass(frozen=True)
@@ -48,34 +51,101 @@ class EngineCall:
     background: bool
 
 
+@dataclass
+class _Pending:
+    """One request: its queries, the verdicts so far, and where the next slice starts."""
+
+    queries: list[Query]
+    future: Future[Verdicts]
+    background: bool
+    arrival: int
+    verdicts: list[list[Judgement | None]] = field(init=False)
+    pairs_left: int = field(init=False)
+    """Pairs not yet handed to the engine."""
+    pairs_unanswered: int = field(init=False)
+    served: int = 0
+    started: bool = False
+    _query: int = 0
+    _document: int = 0
+
+    def __post_init__(self) -> None:
+        self.verdicts = [[None] * len(q.documents) for q in self.queries]
+        self.pairs_left = self.pairs_unanswered = sum(len(q.documents) for q in self.queries)
+
+    def take(self, pairs: int, chars: int, at_least_one: bool) -> list[_Slice]:
+        """The next slices, up to `pairs` pairs and `chars` characters (one pair regardless, if `at_least_one`)."""
+        slices: list[_Slice] = []
+        while pairs > 0 and self._query < len(self.queries):
+            q = self.queries[self._query]
+            shared = len(q.query) + len(q.instruction or "")
+            end = self._document
+            while end < len(q.documents) and pairs > 0:
+                cost = shared + len(q.documents[end])
+                if cost > chars and not (at_least_one and not slices and end == self._document):
+                    pairs = 0
+                    break
+                chars -= cost
+                pairs -= 1
+                end += 1
+            if end > self._document:
+                slices.append(_Slice(self, self._query, self._document, replace(q, documents=q.documents[
+                    self._document:end])))
+            self._document = end
+            if end == len(q.documents):
+                self._query, self._document = self._query + 1, 0
+        taken = sum(len(s.query.documents) for s in slices)
+        self.pairs_left -= taken
+        self.served += taken
+        return slices
+
+    def fill(self, piece: _Slice, verdicts: list[Judgement]) -> None:
+        self.verdicts[piece.query_index][piece.start:piece.start + len(verdicts)] = verdicts
+        self.pairs_unanswered -= len(verdicts)
+        if self.pairs_unanswered == 0 and not self.future.done():
+            self.future.set_result(self.verdicts)  # type: ignore[arg-type]
+
+    def fail(self, error: BaseException) -> None:
+        self.pairs_left = 0
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    request: _Pending
+    query_index: int
+    start: int
+    """Where the slice's first document sits in the request's query."""
+    query: Query
+
+
 class RequestQueue:
-    def __init__(self, engine: Qwen3Reranker, max_pairs: int = 256, max_chars: int = 1_000_000,
-                 max_queue: int = 1000, fairness: int = 8,
+    def __init__(self, engine: Engine, max_pairs: int = 256, max_chars: int = 1_000_000,
+                 max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 1.0,
                  on_call: Callable[[EngineCall], None] | None = None) -> None:
         self.engine = engine
         self.max_pairs = max_pairs
         self.max_chars = max_chars
         self.max_queue = max_queue
         self.fairness = fairness
+        self.slice_seconds = slice_seconds
         self.on_call = on_call
-        self._interactive: deque[_Pending] = deque()
-        self._background: deque[_Pending] = deque()
+        self._interactive: list[_Pending] = []
+        self._background: list[_Pending] = []
+        self._arrivals = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
         self._calls_since_background = 0
         self._last_requests = 0
         self._last_seconds = 0.0
+        self._seconds_per_char: float | None = None
         self._thread = threading.Thread(target=self._loop, name="reranker-queue", daemon=True)
         self._thread.start()
 
     def submit(self, queries: Sequence[Query], background: bool = False) -> Future[Verdicts]:
         """Queue queries for scoring; the future resolves to one list of Judgements per query."""
-        pending = _Pending(list(queries), Future(), background)
-        for q in pending.queries:
-            pending.pairs += len(q.documents)
-            shared = len(q.query) + len(q.instruction or "")
-            pending.chars += sum(len(d) + shared for d in q.documents)
-        if pending.pairs == 0:
+        pending = _Pending(list(queries), Future(), background, next(self._arrivals))
+        if pending.pairs_left == 0:
             pending.future.set_result([[] for _ in pending.queries])
             return pending.future
         with self._cond:
@@ -89,7 +159,7 @@ class RequestQueue:
         return pending.future
 
     def depth(self) -> dict[str, int]:
-        """Requests waiting (not yet handed to the engine), by queue."""
+        """Requests waiting (not yet wholly handed to the engine), by queue."""
         with self._cond:
             return {"interactive": len(self._interactive), "jobs": len(self._background)}
 
@@ -98,13 +168,12 @@ class RequestQueue:
         `timeout` seconds to finish (a process that exits in the middle of one can abort in torch)."""
         with self._cond:
             self._closed = True
-            left = list(self._interactive) + list(self._background)
-            self._interactive.clear()
-            self._background.clear()
+            left = self._interactive + self._background
+            self._interactive, self._background = [], []
             self._cond.notify_all()
         for pending in left:
-            if pending.future.set_running_or_notify_cancel():
-                pending.future.set_exception(QueueClosed("the sidecar is shutting down"))
+            if pending.started or pending.future.set_running_or_notify_cancel():
+                pending.fail(QueueClosed("the sidecar is shutting down"))
         self._thread.join(timeout)
 
     def _loop(self) -> None:
@@ -120,9 +189,8 @@ class RequestQueue:
                 self._run(call)
             except Exception as e:  # noqa: BLE001 - the worker must outlive any one call, or every client hangs
                 log.exception("engine call failed")
-                for pending in call:
-                    if not pending.future.done():
-                        pending.future.set_exception(e)
+                for piece in call:
+                    piece.request.fail(e)
 
     def _gather(self) -> None:
         """Give the last interactive call's clients a moment to send their next requests (see the module doc)."""
@@ -133,49 +201,81 @@ class RequestQueue:
                 return
             self._cond.wait(remaining)
 
-    def _take(self) -> list[_Pending]:
-        """The next engine call's requests: interactive first, background when none wait or fairness is due."""
+    def _take(self) -> list[_Slice]:
+        """The next engine call's slices: from the lane whose turn it is, the requests served least first."""
         use_background = bool(self._background) and (
             not self._interactive or self._calls_since_background >= self.fairness)
-        source = self._background if use_background else self._interactive
+        lane = self._background if use_background else self._interactive
         self._calls_since_background = 0 if use_background else self._calls_since_background + 1
-        call: list[_Pending] = []
-        pairs = chars = 0
-        while source:
-            nxt = source[0]
-            if call and (pairs + nxt.pairs > self.max_pairs or chars + nxt.chars > self.max_chars):
+        pairs, chars = self.max_pairs, self._chars_per_call()
+        call: list[_Slice] = []
+        for pending in sorted(lane, key=lambda p: (p.served, p.arrival)):
+            if pairs <= 0 or chars <= 0:
                 break
-            source.popleft()
-            if nxt.future.set_running_or_notify_cancel():
-                call.append(nxt)
-                pairs += nxt.pairs
-                chars += nxt.chars
+            if not pending.started:
+                if not pending.future.set_running_or_notify_cancel():
+                    pending.pairs_left = 0  # its client gave up before it started
+                    continue
+                pending.started = True
+            if pending.future.done():
+                continue
+            slices = pending.take(pairs, chars, at_least_one=not call)
+            if not slices:
+                break
+            call.extend(slices)
+            pairs -= sum(len(s.query.documents) for s in slices)
+            chars -= sum(_chars(s.query) for s in slices)
+        lane[:] = [p for p in lane if p.pairs_left > 0]
         return call
 
-    def _run(self, call: list[_Pending]) -> None:
-        if not call:  # every request taken had been given up by its client
+    def _chars_per_call(self) -> int:
+        """`max_chars`, or less when recent calls say that much would take longer than `slice_seconds`."""
+        if self._seconds_per_char is None:
+            return self.max_chars
+        return max(1, min(self.max_chars, int(self.slice_seconds / self._seconds_per_char)))
+
+    def _run(self, call: list[_Slice]) -> None:
+        if not call:
             return
         started = time.perf_counter()
         try:
-            verdicts = self.engine.judge_many([q for p in call for q in p.queries])
-        except Exception as merged_error:  # noqa: BLE001 - one bad request must not fail the others
-            if len(call) == 1:
-                call[0].future.set_exception(merged_error)
-                return
-            for pending in call:
-                try:
-                    pending.future.set_result(self.engine.judge_many(pending.queries))
-                except Exception as e:  # noqa: BLE001
-                    pending.future.set_exception(e)
+            verdicts = self.engine.judge_many([piece.query for piece in call])
+        except Exception:  # noqa: BLE001 - one bad request must not fail the others: each tries alone
+            if len({id(piece.request) for piece in call}) == 1:
+                raise
+            self._run_alone(call)
             return
         seconds = time.perf_counter() - started
-        background = call[0].background
-        self._last_requests, self._last_seconds = (0, 0.0) if background else (len(call), seconds)
-        at = 0
-        for pending in call:
-            n = len(pending.queries)
-            pending.future.set_result(verdicts[at:at + n])
-            at += n
+        for piece, judged in zip(call, verdicts):
+            piece.request.fill(piece, judged)
+        chars = sum(_chars(piece.query) for piece in call)
+        if chars:
+            pace = seconds / chars
+            self._seconds_per_char = pace if self._seconds_per_char is None else (
+                _PACE_WEIGHT * pace + (1 - _PACE_WEIGHT) * self._seconds_per_char)
+        requests = len({id(piece.request) for piece in call})
+        background = call[0].request.background
+        self._last_requests, self._last_seconds = (0, 0.0) if background else (requests, seconds)
         if self.on_call is not None:
             tokens = sum(j.tokens for group in verdicts for j in group)
-            self.on_call(EngineCall(len(call), sum(p.pairs for p in call), tokens, seconds, background))
+            pairs = sum(len(group) for group in verdicts)
+            self.on_call(EngineCall(requests, pairs, tokens, seconds, background))
+
+    def _run_alone(self, call: list[_Slice]) -> None:
+        by_request: dict[int, list[_Slice]] = {}
+        for piece in call:
+            by_request.setdefault(id(piece.request), []).append(piece)
+        for pieces in by_request.values():
+            try:
+                verdicts = self.engine.judge_many([piece.query for piece in pieces])
+            except Exception as e:  # noqa: BLE001
+                pieces[0].request.fail(e)
+                continue
+            for piece, judged in zip(pieces, verdicts):
+                piece.request.fill(piece, judged)
+
+
+def _chars(q: Query) -> int:
+    """A cheap stand-in for a query's tokens: its documents' characters, each with the query and instruction."""
+    shared = len(q.query) + len(q.instruction or "")
+    return sum(len(d) + shared for d in q.documents)

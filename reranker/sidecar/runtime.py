@@ -49,7 +49,8 @@ class Runtime:
         if self._closed.is_set():
             return
         self.queue = RequestQueue(engine, self.settings.call_max_pairs, self.settings.call_max_chars,
-                                  self.settings.max_queue, on_call=self.metrics.record_call)
+                                  self.settings.max_queue, slice_seconds=self.settings.slice_seconds,
+                                  on_call=self.metrics.record_call)
         self._jobs = JobWorker(self.store, lambda queries: self.queue.submit(queries, background=True),
                                self.settings.job_chunk_pairs, self.settings.job_chunk_delay)
         self.engine = engine

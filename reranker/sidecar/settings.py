@@ -37,6 +37,9 @@ class Settings:
     """RERANKER_BATCH_MAX_PAIRS: pairs merged from waiting requests into one engine call."""
     call_max_chars: int = 1_000_000
     """RERANKER_BATCH_MAX_CHARS: characters merged into one engine call (a cheap stand-in for tokens)."""
+    slice_seconds: float = 1.0
+    """RERANKER_SLICE_SECONDS: about how long one engine call may run; bigger requests are served in slices, and
+    a request that arrives meanwhile waits about this long at most behind them."""
     job_chunk_pairs: int = 32
     """RERANKER_JOB_CHUNK_PAIRS: pairs a job scores, and commits, at a time."""
     job_chunk_delay: float = 0.0
@@ -61,6 +64,7 @@ class Settings:
             max_queue=_int(env, "RERANKER_MAX_QUEUE", cls.max_queue),
             call_max_pairs=_int(env, "RERANKER_BATCH_MAX_PAIRS", cls.call_max_pairs),
             call_max_chars=_int(env, "RERANKER_BATCH_MAX_CHARS", cls.call_max_chars),
+            slice_seconds=_float(env, "RERANKER_SLICE_SECONDS", cls.slice_seconds),
             job_chunk_pairs=_int(env, "RERANKER_JOB_CHUNK_PAIRS", cls.job_chunk_pairs),
             job_chunk_delay=_float(env, "RERANKER_JOB_CHUNK_DELAY", cls.job_chunk_delay),
         )

@@ -7,13 +7,13 @@ only that document; two instructions over the same documents share forward passe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reranker.prompt import resolve_instruction
 from reranker.ranking import Judgement, Progress, Query
 
-PairKey = tuple[str, str, str, str]
+PairKey = tuple[str, str, str, str, int | None, bool]
 
 
 class Judge(Protocol):
@@ -31,8 +31,9 @@ class ScoreCache:
     """judge_many calls made on the engine; stays put when everything asked for was cached."""
     pairs_scored: int = 0
 
-    def key(self, model: str, query: str, document: str, instruction: str | None) -> PairKey:
-        return model, resolve_instruction(instruction), query, document
+    def key(self, model: str, q: Query, document: str) -> PairKey:
+        """What decides a pair's judgement: the model, the instruction, the texts and how the document is cut."""
+        return model, resolve_instruction(q.instruction), q.query, document, q.document_tokens, q.keep_document_end
 
     def missing(self, model: str, queries: Sequence[Query]) -> list[Query]:
         """The pairs not cached yet, each once, grouped as engine Queries."""
@@ -41,12 +42,12 @@ class ScoreCache:
         for q in queries:
             documents = []
             for d in q.documents:
-                k = self.key(model, q.query, d, q.instruction)
+                k = self.key(model, q, d)
                 if k not in self.judgements and k not in seen:
                     seen.add(k)
                     documents.append(d)
             if documents:
-                todo.append(Query(q.query, documents, resolve_instruction(q.instruction)))
+                todo.append(replace(q, documents=documents, instruction=resolve_instruction(q.instruction)))
         return todo
 
     def judge_many(self, engine: Judge, queries: Sequence[Query],
@@ -58,9 +59,9 @@ class ScoreCache:
             self.engine_calls += 1
             for q, judged in zip(todo, engine.judge_many(todo, progress)):
                 for d, j in zip(q.documents, judged):
-                    self.judgements[self.key(model, q.query, d, q.instruction)] = j
+                    self.judgements[self.key(model, q, d)] = j
                 self.pairs_scored += len(judged)
-        answer = [[self.judgements[self.key(model, q.query, d, q.instruction)] for d in q.documents]
+        answer = [[self.judgements[self.key(model, q, d)] for d in q.documents]
                   for q in queries]
         self._forget_oldest()
         return answer
