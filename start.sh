@@ -14,7 +14,7 @@ setup() {
   fi
   local stamp="$VENV/.requirements.sha256"
   local want
-  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[start.sh] installing requirements (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -25,8 +25,8 @@ setup() {
   fi
   # The project itself, editable: `import reranker` then works from anywhere (bench/ scripts, worker processes).
   # A fresh clone elsewhere has its own .venv; this re-points one that was made for another checkout.
-  if [ "$(cd / && "$VENV/bin/python" -c 'import os, reranker; print(os.path.dirname(os.path.dirname(reranker.__file__)))' \
-          2>/dev/null)" != "$ROOT" ]; then
+  if [ "$(cd / && "$VENV/bin/python" -c 'import importlib.util as u; print(u.find_spec("reranker").origin)' \
+          2>/dev/null)" != "$ROOT/reranker/__init__.py" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps -e .
   fi
 }

@@ -7,10 +7,9 @@ import streamlit as st
 
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
 from reranker.sidecar.client import SidecarClient, SidecarError
-from reranker.workbench import frame, widgets
+from reranker.workbench import ASSETS, frame, widgets
 from reranker.workbench.batch_scoring import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
 from reranker.workbench.job_panel import sidecar_job_panel
-from reranker.workbench.presets import ASSETS
 
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"

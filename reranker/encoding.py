@@ -24,7 +24,7 @@ class EncodedPair:
     input_ids: list[int]
     truncated: bool
     too_long: bool = False
-    """The user turn did not fit `max_length` and was cut from its end, as the model card does."""
+    """The prompt, as asked for, did not fit `max_length` and had to be cut."""
 
 
 class PromptTooLong(ValueError):
@@ -60,15 +60,24 @@ class PromptEncoder:
 
     def encode(self, query: str, documents: Sequence[str], instruction: str | None = None,
                document_tokens: int | None = None, keep_document_end: bool = False) -> list[EncodedPair]:
-        """The prompts of a query's documents; `document_tokens` first cuts each document to that many tokens."""
-        cut = [False] * len(documents)
+        """The prompts of a query's documents. `document_tokens` first cuts each document to that many tokens;
+        a prompt still over max_length is cut from its end, as the model card does, or, with
+        `keep_document_end`, by cutting its document's start instead."""
+        documents, cut = list(documents), [False] * len(documents)
         if document_tokens is not None:
             documents, cut = self.cut_documents(documents, document_tokens, keep_document_end)
         turns = self.tokenize_text([user_turn(query, d, instruction) for d in documents])
+        too_long = [len(ids) > self.user_budget for ids in turns]
+        if keep_document_end and any(too_long):
+            over = [i for i, long in enumerate(too_long) if long]
+            for i, ids in zip(over, self.tokenize_text([documents[i] for i in over])):
+                keep = max(len(ids) - (len(turns[i]) - self.user_budget) - 2, 0)  # 2: the joins may tokenize apart
+                [documents[i]], _ = self.cut_documents([documents[i]], keep, keep_end=True)
+            for i, ids in zip(over, self.tokenize_text([user_turn(query, documents[i], instruction) for i in over])):
+                turns[i] = ids
         return [
-            EncodedPair(self.prefix_ids + ids[: self.user_budget] + self.suffix_ids,
-                        was_cut or len(ids) > self.user_budget, len(ids) > self.user_budget)
-            for ids, was_cut in zip(turns, cut)
+            EncodedPair(self.prefix_ids + ids[: self.user_budget] + self.suffix_ids, was_cut or long, long)
+            for ids, was_cut, long in zip(turns, cut, too_long)
         ]
 
     def cut_documents(self, documents: Sequence[str], tokens: int, keep_end: bool = False

@@ -142,7 +142,7 @@ def test_concurrent_clients_each_get_their_own_scores(sidecar: SidecarProcess, a
     ("/v1/rerank", {"query": "q", "documents": "just one string"}, 422, "documents"),
     ("/v1/rerank", {"query": "q", "documents": ["a", 3]}, 422, "documents[1]"),
     ("/v1/rerank", {"query": "q", "documents": [{"title": "no text"}]}, 422, "documents[0]"),
-    ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422, "top_n"),
+    ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": -1}, 422, "top_n"),  # 0 means all (vLLM)
     ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": "many"}, 422, "top_n"),
     ("/v1/rerank", ["not", "an", "object"], 422, "body"),
     ("/api/rerank", {"queries": ["a", "b"], "documents": [["x"]]}, 422, "queries and documents differ in length"),

@@ -1,12 +1,18 @@
-"""The one place where errors become HTTP answers: a status code per service error, and readable 422s."""
+"""The one place where errors become HTTP answers: a status code per service error, readable 422s, and the error
+shape of the dialect the client speaks (Cohere reads `message`, TEI `error` and `error_type`, vLLM an error
+object; our own API `detail`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from reranker.sidecar.errors import (
     Conflict,
@@ -21,25 +27,109 @@ from reranker.sidecar.errors import (
 
 STATUS_CODES: Mapping[type[ServiceError], int] = {
     InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413, UnsupportedMediaType: 415, InvalidField: 422,
-    Unavailable: 503,
+    Unavailable: 503, ServiceError: 400,
 }
+"""The first kind an error is an instance of decides; a ServiceError of no listed kind is a 400."""
+_DETAILS_SHOWN = 20
+"""Field errors listed in one 422 (a 20 MB body of the wrong shape would otherwise list thousands)."""
+
+
+class Dialect(StrEnum):
+    API = "api"
+    """Our own /api/*, /health: {"detail": ...} (and "message" beside a 422's list)."""
+    RERANK_V1 = "rerank_v1"
+    """/v1/rerank and /rerank with documents, shared by Jina, Cohere v1 and vLLM clients: "message" and "detail"."""
+    COHERE = "cohere"
+    """/v2/rerank: {"message": ...}."""
+    TEI = "tei"
+    """/rerank with texts: {"error": ..., "error_type": ...}."""
+    VLLM = "vllm"
+    """/score, /v1/score: {"object": "error", "message", "type", "param", "code"}."""
+
+
+_BY_PATH = {"/v1/rerank": Dialect.RERANK_V1, "/rerank": Dialect.RERANK_V1, "/v2/rerank": Dialect.COHERE,
+            "/score": Dialect.VLLM, "/v1/score": Dialect.VLLM}
+_TEI_TYPES = {413: "Validation", 422: "Validation", 400: "Validation", 429: "Overloaded", 503: "Unhealthy"}
+_VLLM_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 413: "BadRequestError",
+               415: "BadRequestError", 422: "BadRequestError", 503: "ServiceUnavailableError"}
+
+
+class ErrorBody(BaseModel):
+    """What an error answer holds, whichever dialect's shape it takes."""
+
+    detail: str | list[dict[str, Any]] | None = None
+    message: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in (
+        (400, "Bad input: the message names the field"), (413, "Over a size limit, named with its setting"),
+        (415, "The body is not JSON"), (422, "A field is missing or of the wrong type"),
+        (503, "The model is loading or failed to load, or the queue is full (Retry-After)"))}
+"""The error answers every rerank and job route may give, for the OpenAPI schema."""
+
+
+def set_dialect(request: Request, dialect: Dialect) -> None:
+    """For a route that learns the dialect from the body (/rerank): errors from here on take its shape."""
+    request.state.dialect = dialect
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _http_error)
 
 
 def status_code(error: ServiceError) -> int:
     return next(code for kind, code in STATUS_CODES.items() if isinstance(error, kind))
 
 
+def error_answer(dialect: Dialect, status: int, message: str, details: list[dict[str, Any]] | None = None,
+                 headers: Mapping[str, str] | None = None) -> JSONResponse:
+    if dialect is Dialect.COHERE:
+        body: dict[str, Any] = {"message": message}
+    elif dialect is Dialect.TEI:
+        body = {"error": message, "error_type": _TEI_TYPES.get(status, "Backend")}
+    elif dialect is Dialect.VLLM:
+        body = {"object": "error", "message": message, "type": _VLLM_TYPES.get(status, "InternalServerError"),
+                "param": None, "code": status}
+    elif dialect is Dialect.RERANK_V1:
+        body = {"message": message, "detail": details if details is not None else message}
+    else:
+        body = {"detail": details, "message": message} if details is not None else {"detail": message}
+    return JSONResponse(body, status, headers=dict(headers) if headers else None)
+
+
+def _dialect(request: Request) -> Dialect:
+    return getattr(request.state, "dialect", None) or _BY_PATH.get(request.url.path, Dialect.API)
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     if isinstance(exc, InvalidField):
-        return _field_errors([{"loc": ["body", *exc.location], "msg": str(exc), "type": exc.kind}])
+        return _field_errors(request, [{"loc": ["body", *exc.location], "msg": str(exc), "type": exc.kind}])
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) and exc.retry_after else None
-    return JSONResponse({"detail": str(exc)}, status_code(exc), headers=headers)
+    return error_answer(_dialect(request), status_code(exc), str(exc), headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (no such route, wrong method, a body FastAPI could not read), in the dialect's shape."""
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if message == "There was an error parsing the body":
+        message = _unreadable_body(exc.__cause__)
+    return error_answer(_dialect(request), exc.status_code, message, headers=exc.headers)
+
+
+def _unreadable_body(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start:cause.start + 1]
+        return f"the request body is not valid UTF-8 (byte {cause.start} is {byte!r}); send JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the request body nests arrays or objects too deeply to read; send a flatter JSON object"
+    return f"the request body could not be read as JSON ({type(cause).__name__}: {cause})"
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
@@ -50,18 +140,24 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
         where = broken_json.get("loc", ())
         position = f" at character {where[1]}" if len(where) > 1 else ""
         reason = (broken_json.get("ctx") or {}).get("error", broken_json.get("msg", ""))
-        return JSONResponse({"detail": f"the request body is not valid JSON{position}: {reason}"}, 400)
+        return error_answer(_dialect(request), 400, f"the request body is not valid JSON{position}: {reason}")
+    content_type = request.headers.get("content-type", "")
+    if content_type and "json" not in content_type.lower() and any(list(e.get("loc", ())) == ["body"] for e in errors):
+        return error_answer(_dialect(request), 415, f"the body was sent as {content_type!r}; send it as JSON, with "
+                                                    "the header 'Content-Type: application/json'")
     details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
     for d in details:
         if d["loc"] == ["body"] and d["type"] == "missing":
             d["msg"] = "the request has no body; send a JSON object (see /docs for its fields)"
-    return _field_errors(details)
+    return _field_errors(request, details)
 
 
-def _field_errors(details: list[dict[str, object]]) -> JSONResponse:
-    """422 with FastAPI's `detail` list, plus one `message` line a person can read."""
-    message = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in details[:10])  # type: ignore[arg-type]
-    return JSONResponse({"detail": details, "message": message}, 422)
+def _field_errors(request: Request, details: list[dict[str, Any]]) -> JSONResponse:
+    """422 with FastAPI's `detail` list (at most _DETAILS_SHOWN of it), and one `message` line a person can read."""
+    message = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in details[:10])
+    if len(details) > 10:
+        message += f"; and {len(details) - 10:,} more"
+    return error_answer(_dialect(request), 422, message, details[:_DETAILS_SHOWN])
 
 
 def _field(loc: Sequence[object]) -> str:

@@ -1,46 +1,56 @@
-"""Size limits on what one request or job may ask; over a limit is a TooLarge error that names the limit."""
+"""What one request or job may ask: sizes (TooLarge, naming the limit and its setting) and texts the model can
+read (InvalidInput, naming the field)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reranker.sidecar.errors import TooLarge
+from reranker import Query
+from reranker.sidecar.errors import InvalidInput, TooLarge
 from reranker.sidecar.settings import Settings
 
 
 def check_text(settings: Settings, name: str, text: str) -> None:
-    """Characters in one query, document or instruction; `name` says which, as the client knows it."""
+    """One query, document or instruction; `name` says which, as the client knows it."""
     cap = settings.max_document_chars
     if len(text) > cap:
         raise TooLarge(f"{name} has {len(text):,} characters; the limit is {cap:,} per text "
                        "(RERANKER_MAX_DOCUMENT_CHARS)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInput(f"{name} is not valid Unicode text: it holds a lone surrogate ({text[e.start]!r}) at "
+                           f"character {e.start}; send the text as UTF-8 (in JSON, escape only whole characters)"
+                           ) from None
 
 
-def check_texts(settings: Settings, queries: Sequence[tuple[str, Sequence[str]]], instruction: str | None,
-                several_queries: bool) -> None:
-    """Characters per query, document and instruction."""
-    if instruction is not None:
-        check_text(settings, "instruction", instruction)
-    for q, (query, documents) in enumerate(queries):
-        check_text(settings, f"queries[{q}]" if several_queries else "query", query)
-        for d, document in enumerate(documents):
+def check_queries(settings: Settings, queries: Sequence[Query], several_queries: bool) -> None:
+    """Every text of these queries: none blank (a query), too long or unreadable."""
+    for q, query in enumerate(queries):
+        name = f"queries[{q}]" if several_queries else "query"
+        if not query.query.strip():
+            raise InvalidInput(f"{name} is blank; send the text to rank the documents against")
+        check_text(settings, name, query.query)
+        if query.instruction is not None:
+            check_text(settings, "instruction", query.instruction)
+        for d, document in enumerate(query.documents):
             check_text(settings, f"documents[{q}][{d}]" if several_queries else f"documents[{d}]", document)
 
 
-def check_interactive(settings: Settings, queries: Sequence[tuple[str, Sequence[str]]], instruction: str | None,
-                      several_queries: bool) -> None:
-    """Limits of /v1/rerank and /api/rerank: documents per query, pairs per request, characters per text."""
-    for q, (_, documents) in enumerate(queries):
-        if len(documents) > settings.max_documents:
+def check_interactive(settings: Settings, queries: Sequence[Query], several_queries: bool) -> None:
+    """Limits of a request answered while the client waits: documents per query, pairs, and every text."""
+    for q, query in enumerate(queries):
+        if len(query.documents) > settings.max_documents:
             where = f"documents[{q}]" if several_queries else "documents"
-            raise TooLarge(f"{where} has {len(documents):,} documents; the limit is {settings.max_documents:,} "
-                           "per query (RERANKER_MAX_DOCUMENTS); send more as a job (POST /api/jobs)")
-    pairs = sum(len(documents) for _, documents in queries)
+            raise TooLarge(f"{where} has {len(query.documents):,} documents; the limit is "
+                           f"{settings.max_documents:,} per query (RERANKER_MAX_DOCUMENTS); send more as a job "
+                           "(POST /api/jobs)")
+    pairs = sum(len(query.documents) for query in queries)
     if pairs > settings.max_request_pairs:
         raise TooLarge(f"the request has {pairs:,} (query, document) pairs; the limit is "
                        f"{settings.max_request_pairs:,} per request (RERANKER_MAX_REQUEST_PAIRS); "
                        "send it as a job (POST /api/jobs)")
-    check_texts(settings, queries, instruction, several_queries)
+    check_queries(settings, queries, several_queries)
 
 
 def check_job(settings: Settings, pairs: int) -> None:

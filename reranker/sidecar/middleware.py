@@ -88,7 +88,7 @@ class BearerAuthMiddleware:
             return
         detail = ("wrong API key" if header else "missing API key") + \
             ": send the header 'Authorization: Bearer <key>' with the key in RERANKER_API_KEY"
-        await send_json(send, 401, {"detail": detail}, {"www-authenticate": "Bearer"})
+        await send_json(send, 401, {"detail": detail, "message": detail}, {"www-authenticate": "Bearer"})
 
 
 class MetricsMiddleware:

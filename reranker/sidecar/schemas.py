@@ -20,41 +20,8 @@ def document_text(document: DocumentIn) -> str:
     return document if isinstance(document, str) else document.text
 
 
-class RerankRequest(BaseModel):
-    """POST /v1/rerank: the shape Jina, Cohere and vLLM rerank clients send."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "query": "What is the capital of China?",
-        "documents": ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies."],
-        "top_n": 1}]})
-
-    query: str
-    documents: list[DocumentIn]
-    top_n: int | None = Field(None, ge=1, description="Return only the best top_n documents.")
-    return_documents: bool = Field(True, description="Include each document's text in the results.")
-    instruction: str | None = Field(None, description="Task instruction; blank means the model's default.")
-    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
-
-
-class RerankDocument(BaseModel):
-    text: str
-
-
-class RerankResult(BaseModel):
-    index: int = Field(description="Position of the document in the request.")
-    relevance_score: float = Field(description='P("yes") from the model, 0 to 1.')
-    document: RerankDocument | None = None
-
-
 class Usage(BaseModel):
     total_tokens: int = Field(description="Prompt tokens the model read for this request.")
-
-
-class RerankResponse(BaseModel):
-    id: str
-    model: str
-    results: list[RerankResult]
-    usage: Usage
 
 
 class MultiQueryRerankRequest(BaseModel):

@@ -6,14 +6,15 @@ a job. Each takes a request body (or plain values) and answers with a response b
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pandas as pd
 
-from reranker import Query, rank_judgements
+from reranker import Judgement, Query, rank_judgements
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
+from reranker.encoding import PromptTooLong
+from reranker.prompt import resolve_instruction
 from reranker.sidecar import limits
-from reranker.sidecar.errors import Conflict, InvalidField, InvalidInput, NotFound
+from reranker.sidecar.errors import Conflict, InvalidField, InvalidInput, NotFound, TooLarge
 from reranker.sidecar.job_store import JobRecord, NewPair, ScoredQuery
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.schemas import (
@@ -26,12 +27,7 @@ from reranker.sidecar.schemas import (
     MultiQueryRerankRequest,
     MultiQueryRerankResponse,
     RankedItem,
-    RerankDocument,
-    RerankRequest,
-    RerankResponse,
-    RerankResult,
     Usage,
-    document_text,
 )
 
 COLUMN_FIELDS = {"query": "query_column", "document": "document_column", "label": "label_column",
@@ -45,38 +41,46 @@ class SidecarService:
         self.settings = runtime.settings
         self.store = runtime.store
 
-    # Reranking, answered while the client waits.
+    @property
+    def model_name(self) -> str:
+        return self.runtime.model_name
 
-    async def rerank(self, body: RerankRequest) -> RerankResponse:
-        documents = [document_text(d) for d in body.documents]
-        limits.check_interactive(self.settings, [(body.query, documents)], body.instruction, several_queries=False)
-        [judgements] = await self.runtime.judge([Query(body.query, documents, body.instruction)])
-        ranked = rank_judgements(documents, judgements, body.top_n)
-        return RerankResponse(
-            id=f"rerank-{uuid.uuid4().hex}",
-            model=self.runtime.model_name,
-            results=[RerankResult(index=r.index, relevance_score=r.score,
-                                  document=RerankDocument(text=r.document) if body.return_documents else None)
-                     for r in ranked],
-            usage=Usage(total_tokens=sum(j.tokens for j in judgements)),
-        )
+    def health(self) -> dict[str, object]:
+        """`status` (ok, loading or failed) with the model, device and dtype, or why it failed to load."""
+        return self.runtime.health()
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition, with the queue and job gauges read now."""
+        runtime = self.runtime
+        return runtime.metrics.render(runtime.queue_depth, self.store.counts, runtime.ready)
+
+    # Scoring, answered while the client waits.
+
+    async def judge(self, queries: list[Query], several_queries: bool = False) -> list[list[Judgement]]:
+        """Each query's documents judged, in input order, once the request is within the limits; what every
+        rerank dialect is built on."""
+        limits.check_interactive(self.settings, queries, several_queries)
+        try:
+            return await self.runtime.judge(queries)
+        except PromptTooLong as e:
+            raise TooLarge(str(e)) from None
 
     async def rerank_queries(self, body: MultiQueryRerankRequest) -> MultiQueryRerankResponse:
         texts = body.texts()
-        limits.check_interactive(self.settings, list(zip(body.queries, texts)), body.instruction, several_queries=True)
-        verdicts = await self.runtime.judge([Query(q, d, body.instruction) for q, d in zip(body.queries, texts)])
+        verdicts = await self.judge([Query(q, d, body.instruction) for q, d in zip(body.queries, texts)],
+                                    several_queries=True)
         results = [[RankedItem(**r.record()) for r in rank_judgements(docs, judgements, body.top_n)]
                    for docs, judgements in zip(texts, verdicts)]
         tokens = sum(j.tokens for group in verdicts for j in group)
-        return MultiQueryRerankResponse(model=self.runtime.model_name, results=results,
-                                        usage=Usage(total_tokens=tokens))
+        return MultiQueryRerankResponse(model=self.model_name, results=results, usage=Usage(total_tokens=tokens))
 
     # Jobs: accepted now, scored in the background, kept in the store.
 
     async def create_json_job(self, body: MultiQueryRerankRequest) -> JobCreated:
         texts = body.texts()
         limits.check_job(self.settings, sum(len(d) for d in texts))
-        limits.check_texts(self.settings, list(zip(body.queries, texts)), body.instruction, several_queries=True)
+        limits.check_queries(self.settings, [Query(q, d, body.instruction) for q, d in zip(body.queries, texts)],
+                             several_queries=True)
         queries = [(q, body.instruction) for q in body.queries]
         pairs = [NewPair(qnum, d, text) for qnum, docs in enumerate(texts) for d, text in enumerate(docs)]
         job = await asyncio.to_thread(self.store.create, "json", queries, pairs, body.top_n)
@@ -116,7 +120,7 @@ class SidecarService:
     def results(self, job_id: str) -> JobResults:
         job, scored = self._finished(job_id)
         return JobResults(id=job.id, status=job.status, queries=[
-            JobQueryResults(query=sq.query, instruction=sq.instruction, results=[
+            JobQueryResults(query=sq.query, instruction=resolve_instruction(sq.instruction), results=[
                 JobItem(**r.record(), row=sq.rows[r.index], label=sq.labels[r.index]) for r in sq.ranked])
             for sq in scored])
 

@@ -12,12 +12,12 @@ import streamlit as st
 
 from reranker import KNOWN_MODELS, Qwen3Reranker
 from reranker.loading import load_failure_text, resolve_model
-from reranker.workbench.presets import ASSETS
+from reranker.workbench import ASSETS
 from reranker.workbench.widgets import plain_markdown
 
 OTHER_MODEL = "Local folder or other id"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
-_ENGINE = "engine"
+_ENGINE_MODEL = "frame_engine_model"
 
 
 def draw_frame(page_title: str) -> None:
@@ -26,12 +26,17 @@ def draw_frame(page_title: str) -> None:
                        layout="wide")
     st.logo(str(ASSETS / "logo.svg"))
     st.html(f"<style>{(ASSETS / 'style.css').read_text(encoding='utf-8')}</style>")
-    st.session_state[_ENGINE] = engine_sidebar()
+    loaded = engine_sidebar()
+    st.session_state[_ENGINE_MODEL] = loaded.model_name if loaded is not None else None
 
 
 def engine() -> Qwen3Reranker | None:
-    """The engine the frame chose on this run; None when it could not load (the sidebar says why)."""
-    return st.session_state.get(_ENGINE)
+    """The engine the frame chose on this run; None when it could not load (the sidebar says why).
+
+    Only the model's name is kept in the session, so the process-wide cache alone decides which models stay
+    in memory."""
+    model = st.session_state.get(_ENGINE_MODEL)
+    return load_engine(model) if model else None
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reranker.prompt import DEFAULT_INSTRUCTION
+from reranker.workbench import ASSETS
 
 INSTRUCTION_PRESETS: dict[str, str] = {
     "General web search": DEFAULT_INSTRUCTION,
@@ -18,8 +19,6 @@ INSTRUCTION_PRESETS: dict[str, str] = {
 CUSTOM = "Custom"
 """The choice next to the presets that lets the user type an instruction."""
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-"""The repository's assets folder: style, logo, sample sets."""
 SAMPLES_DIR = ASSETS / "samples"
 
 

@@ -7,16 +7,18 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi import Query as QueryParam
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from reranker.sidecar.errors import InvalidField, UnsupportedMediaType
+from reranker.sidecar.http_errors import ERROR_RESPONSES, ErrorBody
+from reranker.sidecar.routes import parse_body, service_of
 from reranker.sidecar.schemas import JobCreated, JobResults, JobStatus, MultiQueryRerankRequest
-from reranker.sidecar.service import COLUMN_FIELDS, SidecarService
+from reranker.sidecar.service import COLUMN_FIELDS
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses={
+    **ERROR_RESPONSES, 404: {"model": ErrorBody, "description": "No job with this id"},
+    409: {"model": ErrorBody, "description": "The job is not in a state that allows this"}})
 
 _CREATE_BODY = {
     "required": True,
@@ -35,14 +37,10 @@ _CREATE_BODY = {
 }
 
 
-def _service(request: Request) -> SidecarService:
-    return request.app.state.service
-
-
 @router.post("", status_code=202, response_model=JobCreated,
              summary="Submit a job (JSON multi-query form or CSV upload)", openapi_extra={"requestBody": _CREATE_BODY})
 async def create_job(request: Request) -> JSONResponse:
-    service = _service(request)
+    service = service_of(request)
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=20)
@@ -53,41 +51,32 @@ async def create_job(request: Request) -> JSONResponse:
                    if isinstance(value := form.get(field), str)}
         job = await service.create_table_job(upload.filename or "upload.csv", await upload.read(), columns)
     elif content_type.startswith("application/json") or not content_type:
-        job = await service.create_json_job(_json_body(await request.body()))
+        job = await service.create_json_job(parse_body(MultiQueryRerankRequest, await request.body()))
     else:
         raise UnsupportedMediaType(f"unsupported content type {content_type!r}: send the multi-query form as "
                                    "application/json, or a CSV file as the field 'file' of multipart/form-data")
     return JSONResponse(job.model_dump(), 202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
-def _json_body(body: bytes) -> MultiQueryRerankRequest:
-    """The body read as the route's own parameters are, failing the same way (422, or 400 for broken JSON)."""
-    try:
-        return MultiQueryRerankRequest.model_validate_json(body or b"")
-    except ValidationError as e:
-        raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)],
-                                     body=body) from None
-
-
 @router.get("", response_model=list[JobStatus], summary="The most recent jobs, newest first")
 def list_jobs(request: Request, limit: int = QueryParam(50, ge=1, le=1000)) -> list[JobStatus]:
-    return _service(request).jobs(limit)
+    return service_of(request).jobs(limit)
 
 
 @router.get("/{job_id}", response_model=JobStatus, summary="A job's status, progress and ETA")
 def get_job(job_id: str, request: Request) -> JobStatus:
-    return _service(request).job(job_id)
+    return service_of(request).job(job_id)
 
 
 @router.delete("/{job_id}", response_model=JobStatus, summary="Cancel a queued or running job")
 def cancel_job(job_id: str, request: Request) -> JobStatus:
-    return _service(request).cancel(job_id)
+    return service_of(request).cancel(job_id)
 
 
 @router.post("/{job_id}/retry", response_model=JobStatus, summary="Queue a failed or cancelled job again")
 def retry_job(job_id: str, request: Request) -> JobStatus:
     """The pairs it had scored are kept; only the rest are scored."""
-    return _service(request).retry(job_id)
+    return service_of(request).retry(job_id)
 
 
 @router.get("/{job_id}/results", response_model=JobResults, response_model_exclude_none=True,
@@ -95,7 +84,7 @@ def retry_job(job_id: str, request: Request) -> JobStatus:
             responses={200: {"content": {"text/csv": {}}}})
 def job_results(job_id: str, request: Request,
                 format: Literal["json", "csv"] = QueryParam("json", description="json or csv")) -> Response:
-    service = _service(request)
+    service = service_of(request)
     if format == "csv":
         return Response(service.results_csv(job_id), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="job-{job_id}-results.csv"'})

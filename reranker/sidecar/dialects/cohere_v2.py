@@ -1,0 +1,76 @@
+"""POST /v2/rerank: Cohere's v2 rerank, which the `cohere` SDK's ClientV2 and so LangChain's and LlamaIndex's
+CohereRerank send; vLLM clients post their rerank body here too.
+
+Request: `model`, `query`, `documents` (strings), `top_n`, `max_tokens_per_doc` (each document cut to that
+many tokens). Answer: `id`, `results` [{index, relevance_score}] best first, `meta`; plus `model` and `usage`
+for vLLM clients, and each document when the request asks `return_documents` (not Cohere's, vLLM's).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reranker import Query, rank_judgements
+from reranker.sidecar.dialects import InstructedBody, top_n_or_all
+from reranker.sidecar.dialects.rerank_v1 import as_object, document_text
+from reranker.sidecar.schemas import Usage
+from reranker.sidecar.service import SidecarService
+
+
+class CohereV2Request(InstructedBody):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "model": "Qwen/Qwen3-Reranker-0.6B", "query": "What is the capital of China?",
+        "documents": ["The capital of China is Beijing.", "Gravity is a force."], "top_n": 1}]})
+
+    query: str
+    documents: list[str | dict[str, Any]] = Field(description="Strings (objects with `text` are read too).")
+    top_n: int | None = Field(None, ge=0, description="Return only the best top_n documents; 0 or absent: all.")
+    max_tokens_per_doc: int | None = Field(None, ge=1, description="Cut each document to this many tokens.")
+    return_documents: bool = Field(False, description="Include each document in the results (vLLM's option).")
+    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+
+
+class CohereV2Result(BaseModel):
+    index: int
+    relevance_score: float
+    document: dict[str, Any] | None = None
+
+
+class ApiVersion(BaseModel):
+    version: str = "2"
+
+
+class InputTokens(BaseModel):
+    input_tokens: float
+
+
+class CohereV2Meta(BaseModel):
+    api_version: ApiVersion = ApiVersion()
+    tokens: InputTokens
+
+
+class CohereV2Response(BaseModel):
+    id: str
+    results: list[CohereV2Result]
+    meta: CohereV2Meta
+    model: str
+    usage: Usage
+
+
+async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Response:
+    texts = [document_text(d, i) for i, d in enumerate(body.documents)]
+    query = Query(body.query, texts, body.task_instruction(), document_tokens=body.max_tokens_per_doc)
+    [judgements] = await service.judge([query])
+    tokens = sum(j.tokens for j in judgements)
+    return CohereV2Response(
+        id=str(uuid.uuid4()),
+        results=[CohereV2Result(index=r.index, relevance_score=r.score,
+                                document=as_object(body.documents[r.index]) if body.return_documents else None)
+                 for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
+        meta=CohereV2Meta(tokens=InputTokens(input_tokens=tokens)),
+        model=service.model_name,
+        usage=Usage(total_tokens=tokens),
+    )

@@ -1,0 +1,86 @@
+"""POST /v1/rerank (and /rerank with `documents`): the shape Jina, Cohere v1 and vLLM rerank clients send.
+
+Documents are strings, or objects: `{"text": ...}` (Jina, Cohere), or any fields with `rank_fields` naming
+which to read (Cohere v1: joined as `field: value` lines in the order given). vLLM's `truncate_prompt_tokens`
+cuts each document to that many tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reranker import Query, rank_judgements
+from reranker.sidecar.dialects import InstructedBody, top_n_or_all
+from reranker.sidecar.errors import InvalidField, InvalidInput
+from reranker.sidecar.schemas import Usage
+from reranker.sidecar.service import SidecarService
+
+
+class RerankRequest(InstructedBody):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "query": "What is the capital of China?",
+        "documents": ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies."],
+        "top_n": 1}]})
+
+    query: str
+    documents: list[str | dict[str, Any]] = Field(
+        description="Strings, or objects with a `text` field (or the fields `rank_fields` names).")
+    top_n: int | None = Field(None, ge=0, description="Return only the best top_n documents; 0 or absent: all.")
+    return_documents: bool = Field(True, description="Include each document in the results.")
+    rank_fields: list[str] | None = Field(None, description="Object documents: the fields to rank on, in order.")
+    truncate_prompt_tokens: int | None = Field(None, ge=-1, description="Cut each document to this many tokens "
+                                                                        "(-1: the model's limit).")
+    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float = Field(description='P("yes") from the model, 0 to 1.')
+    document: dict[str, Any] | None = Field(None, description="The document as sent ({text} for a string).")
+
+
+class RerankResponse(BaseModel):
+    id: str
+    model: str
+    results: list[RerankResult]
+    usage: Usage
+
+
+async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse:
+    texts = [document_text(d, i, body.rank_fields) for i, d in enumerate(body.documents)]
+    cap = body.truncate_prompt_tokens if body.truncate_prompt_tokens not in (None, -1) else None
+    [judgements] = await service.judge([Query(body.query, texts, body.task_instruction(), document_tokens=cap)])
+    return RerankResponse(
+        id=f"rerank-{uuid.uuid4().hex}",
+        model=service.model_name,
+        results=[RerankResult(index=r.index, relevance_score=r.score,
+                              document=as_object(body.documents[r.index]) if body.return_documents else None)
+                 for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
+        usage=Usage(total_tokens=sum(j.tokens for j in judgements)),
+    )
+
+
+def document_text(document: str | dict[str, Any], index: int, rank_fields: list[str] | None = None) -> str:
+    """The text to rank: a string as it is; an object's `text`, or its `rank_fields` as `field: value` lines."""
+    if isinstance(document, str):
+        return document
+    if rank_fields:
+        missing = [f for f in rank_fields if f not in document]
+        if missing:
+            raise InvalidInput(f"documents[{index}] has no field {missing[0]!r}, which rank_fields names")
+        return "\n".join(f"{f}: {_plain(document[f])}" for f in rank_fields)
+    if not isinstance(document.get("text"), str):
+        raise InvalidField(["documents", index, "text"], "a document given as an object needs a string field "
+                           "'text' (or name the fields to rank on with rank_fields)", kind="missing")
+    return document["text"]
+
+
+def as_object(document: str | dict[str, Any]) -> dict[str, Any]:
+    return {"text": document} if isinstance(document, str) else document
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,94 @@
+"""POST /score and /v1/score: vLLM's score API, as a vLLM server started with its Qwen3-Reranker template
+answers it: the server builds the official prompt around each (query, document) pair.
+
+Request: `queries` and `documents` (or the older `text_1` and `text_2`), each a string or a list: one query
+against N documents, or N queries against N documents pairwise; `truncate_prompt_tokens` cuts each document to
+that many tokens. Answer: `{id, object: "list", created, model, data: [{index, object: "score", score}], usage}`,
+in input order.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reranker import Query
+from reranker.sidecar.dialects import InstructedBody
+from reranker.sidecar.errors import InvalidInput
+from reranker.sidecar.service import SidecarService
+
+Texts = str | list[str]
+
+
+class ScoreRequest(InstructedBody):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "model": "Qwen/Qwen3-Reranker-0.6B", "queries": "What is the capital of China?",
+        "documents": ["The capital of China is Beijing.", "Gravity is a force."]}]})
+
+    queries: Texts | None = Field(None, description="One query, or one per document.")
+    documents: Texts | None = Field(None, description="The documents to score against the queries.")
+    text_1: Texts | None = Field(None, description="Older name of `queries`.")
+    text_2: Texts | None = Field(None, description="Older name of `documents`.")
+    truncate_prompt_tokens: int | None = Field(None, ge=-1, description="Cut each document to this many tokens "
+                                                                        "(-1: the model's limit).")
+    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+
+    def pairs(self) -> tuple[list[str], list[str]]:
+        """The queries and documents, as many queries as documents (a single query stands for every pair)."""
+        queries = self.queries if self.queries is not None else self.text_1
+        documents = self.documents if self.documents is not None else self.text_2
+        if queries is None or documents is None:
+            raise InvalidInput("send the queries and the documents to score: 'queries' and 'documents' "
+                               "(or 'text_1' and 'text_2'), each a string or a list of strings")
+        queries = [queries] if isinstance(queries, str) else queries
+        documents = [documents] if isinstance(documents, str) else documents
+        if len(queries) == 1:
+            queries = queries * len(documents)
+        if len(queries) != len(documents):
+            raise InvalidInput(f"{len(queries)} queries and {len(documents)} documents: send one query, or one "
+                               "query per document")
+        return queries, documents
+
+
+class ScoreData(BaseModel):
+    index: int
+    object: Literal["score"] = "score"
+    score: float
+
+
+class ScoreUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+    completion_tokens: int = 0
+
+
+class ScoreResponse(BaseModel):
+    id: str
+    object: Literal["list"] = "list"
+    created: int
+    model: str
+    data: list[ScoreData]
+    usage: ScoreUsage
+
+
+async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
+    queries, documents = body.pairs()
+    cap = body.truncate_prompt_tokens if body.truncate_prompt_tokens not in (None, -1) else None
+    instruction = body.task_instruction()
+    grouped: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        grouped.setdefault(q, []).append(i)
+    verdicts = await service.judge([Query(q, [documents[i] for i in members], instruction, document_tokens=cap)
+                                    for q, members in grouped.items()], several_queries=len(grouped) > 1)
+    scores: list[float] = [0.0] * len(documents)
+    tokens = 0
+    for members, judgements in zip(grouped.values(), verdicts):
+        for i, judgement in zip(members, judgements):
+            scores[i] = judgement.score
+            tokens += judgement.tokens
+    return ScoreResponse(id=f"score-{uuid.uuid4().hex}", created=int(time.time()), model=service.model_name,
+                         data=[ScoreData(index=i, score=s) for i, s in enumerate(scores)],
+                         usage=ScoreUsage(prompt_tokens=tokens, total_tokens=tokens))
