@@ -7,9 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from reranker.csv_io import safe_csv_bytes
 from reranker.documents import document_lines
 
 
@@ -46,7 +43,10 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _rank(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from reranker import ModelLoadError, Qwen3Reranker
+    from reranker.csv_io import safe_csv_bytes
 
     try:
         text = sys.stdin.read() if args.docs == "-" else Path(args.docs).read_text(encoding="utf-8-sig")

@@ -45,6 +45,7 @@ def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTE
         raise TableError("this is not a CSV or TSV file (it looks binary: an Excel workbook? Save it as CSV)")
     text = _decode(data)
     delimiter = _delimiter(text, filename)
+    _check_row_lengths(text, delimiter)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
                             skip_blank_lines=True, engine="python")
@@ -103,6 +104,22 @@ def safe_csv_bytes(frame: pd.DataFrame) -> bytes:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_cell)
     return safe.to_csv(index=False).encode("utf-8-sig")
+
+
+def _check_row_lengths(text: str, delimiter: str) -> None:
+    """Every row as long as the header: a short row would read as missing cells, a long one (all rows long)
+    would silently turn the first column into the row names."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = next((row for row in reader if row), [])
+        for row in reader:
+            if row and len(row) != len(header):
+                raise TableError(f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
+                                 f"fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it needs "
+                                 "double quotes around it) and upload the file again")
+    except csv.Error as e:
+        raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e}") from None
 
 
 def _decode(data: bytes) -> str:

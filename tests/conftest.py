@@ -52,6 +52,23 @@ def keyed_sidecar(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
         yield server
 
 
+OPEN_SIDECAR_CHUNK = 3
+
+
+@pytest.fixture(scope="session")
+def open_sidecar(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A live sidecar on the tiny model without an API key, with small limits for the job and fuzz tests."""
+    from reranker.testing.sidecar_process import SidecarProcess
+
+    data = tmp_path_factory.mktemp("open-sidecar")
+    env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(data), "RERANKER_API_KEY": "",
+           "RERANKER_JOB_CHUNK_PAIRS": str(OPEN_SIDECAR_CHUNK), "RERANKER_JOB_CHUNK_DELAY": "0.05",
+           "RERANKER_MAX_JOB_BYTES": "300000", "RERANKER_MAX_JOB_PAIRS": "500", "RERANKER_MAX_DOCUMENT_CHARS": "5000"}
+    with SidecarProcess(env=env, log_path=data / "server.log") as server:
+        server.wait_healthy()
+        yield server
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     """Artifacts a person may want to look at (screenshots); kept after the run."""

@@ -206,8 +206,10 @@ def test_api_key_is_required_except_for_health(sidecar: SidecarProcess) -> None:
     assert wrong.headers["WWW-Authenticate"] == "Bearer"
     basic = requests.post(f"{sidecar.url}/v1/rerank", json=body, timeout=30, headers={"Authorization": f"Basic {KEY}"})
     assert basic.status_code == 401
-    for path in ("/metrics", "/api/jobs", "/docs", "/openapi.json"):
+    for path in ("/metrics", "/api/jobs", "/api/jobs/x/results"):
         assert requests.get(f"{sidecar.url}{path}", timeout=30).status_code == 401, path
+    for path in ("/v2/rerank", "/rerank", "/score", "/v1/score", "/api/rerank"):
+        assert requests.post(f"{sidecar.url}{path}", json=body, timeout=30).status_code == 401, path
     assert requests.get(f"{sidecar.url}/health", timeout=30).status_code == 200
     good = requests.post(f"{sidecar.url}/v1/rerank", json=body, timeout=30, headers={"Authorization": f"Bearer {KEY}"})
     assert good.status_code == 200
@@ -240,14 +242,21 @@ def test_metrics_in_prometheus_format(sidecar: SidecarProcess, api: requests.Ses
     assert _metric(api, sidecar, "reranker_prompt_tokens_total", source="api") > 0
 
 
-def test_openapi_docs_are_served(sidecar: SidecarProcess, api: requests.Session) -> None:
-    page = api.get(f"{sidecar.url}/docs", timeout=30)
+def test_openapi_docs_open_in_a_browser_with_an_authorize_button(sidecar: SidecarProcess) -> None:
+    page = requests.get(f"{sidecar.url}/docs", timeout=30)  # a browser sends no key for the page itself
     assert page.status_code == 200 and "cdn." not in page.text  # works offline: the scripts are served here
-    assert api.get(f"{sidecar.url}/static-offline-docs/swagger-ui-bundle.js", timeout=30).status_code == 200
-    spec = api.get(f"{sidecar.url}/openapi.json", timeout=30).json()
-    for path in ("/v1/rerank", "/api/rerank", "/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/results",
-                 "/health", "/metrics"):
+    assert requests.get(f"{sidecar.url}/static-offline-docs/swagger-ui-bundle.js", timeout=30).status_code == 200
+    spec = requests.get(f"{sidecar.url}/openapi.json", timeout=30).json()
+    for path in ("/v1/rerank", "/v2/rerank", "/rerank", "/score", "/v1/score", "/api/rerank", "/api/jobs",
+                 "/api/jobs/{job_id}", "/api/jobs/{job_id}/results", "/health", "/metrics"):
         assert path in spec["paths"], path
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": "RERANKER_API_KEY"}
+    assert spec["paths"]["/v1/rerank"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in spec["paths"]["/health"]["get"]
+    answers = spec["paths"]["/v1/rerank"]["post"]["responses"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(answers)
+    assert {"404", "409"} <= set(spec["paths"]["/api/jobs/{job_id}/results"]["get"]["responses"])
 
 
 def test_a_model_that_cannot_load_answers_503(tmp_path: Path) -> None:

@@ -11,23 +11,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from reranker import DEFAULT_INSTRUCTION
 from reranker.testing.sidecar_process import SidecarProcess
 
 CHUNK = 3
 
 
-@pytest.fixture(scope="module")
-def jobs_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    data = tmp_path_factory.mktemp("jobs-data")
-    env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(data), "RERANKER_API_KEY": "",
-           "RERANKER_JOB_CHUNK_PAIRS": str(CHUNK), "RERANKER_JOB_CHUNK_DELAY": "0.05",
-           "RERANKER_MAX_JOB_BYTES": "300000", "RERANKER_MAX_JOB_PAIRS": "500", "RERANKER_MAX_DOCUMENT_CHARS": "5000"}
-    server = SidecarProcess(env=env, log_path=data / "server.log").start()
-    try:
-        server.wait_healthy()
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def jobs_server(open_sidecar: SidecarProcess) -> SidecarProcess:
+    return open_sidecar
 
 
 def wait_for(url: str, statuses: tuple[str, ...] = ("done", "failed", "cancelled"), timeout: float = 90) -> dict:
@@ -56,6 +48,7 @@ def test_json_job_runs_to_results(jobs_server: SidecarProcess, reranker) -> None
 
     results = requests.get(f"{jobs_server.url}/api/jobs/{job_id}/results", timeout=30).json()
     assert [q["query"] for q in results["queries"]] == queries
+    assert [q["instruction"] for q in results["queries"]] == [DEFAULT_INSTRUCTION] * 2  # the one used
     for q, docs, got in zip(queries, documents, results["queries"]):
         want = reranker.rank(q, docs, top_k=3)
         assert [r["index"] for r in got["results"]] == [w.index for w in want]
@@ -107,6 +100,10 @@ def test_csv_job_with_column_mapping(jobs_server: SidecarProcess, reranker) -> N
     ({"file": ("t.csv", b"a,b\nq,d\n", "text/csv")}, {}, 422, "query_column"),
     ({"file": ("t.csv", b"query,document,label\nq,d,high\n", "text/csv")}, {}, 400, "row 1"),
     ({"upload": ("t.csv", b"query,document\nq,d\n", "text/csv")}, {}, 422, "'file'"),
+    ({"file": ("t.csv", b"query,document\nq,d\nq\nq,d3\n", "text/csv")}, {}, 400, "line 3 has 1 fields"),
+    ({"file": ("t.csv", b"query,document\nq,d,x\nq,d2,y\n", "text/csv")}, {}, 400, "line 2 has 3 fields"),
+    ({"file": ("t.tsv", b"query\tdocument\nq\td\textra\n", "text/tab-separated-values")}, {}, 400,
+     "line 2 has 3 fields"),
 ])
 def test_bad_uploads_are_refused_with_a_reason(jobs_server: SidecarProcess, files: dict, data: dict, status: int,
                                                says: str) -> None:

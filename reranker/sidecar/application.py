@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import IO
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
 
@@ -28,11 +30,12 @@ With `RERANKER_API_KEY` set, every endpoint but `/health` needs `Authorization: 
 """
 
 
-def create_app(settings: Settings | None = None, engine_factory: Callable[[], Qwen3Reranker] | None = None
-               ) -> FastAPI:
-    """The app over a runtime that starts loading the model when the app starts (engine_factory: how to load it)."""
+def create_app(settings: Settings | None = None, engine_factory: Callable[[], Qwen3Reranker] | None = None,
+               data_lock: IO[str] | None = None) -> FastAPI:
+    """The app over a runtime that starts loading the model when the app starts (engine_factory: how to load it;
+    data_lock: the data folder's lock, when the caller took it already)."""
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, engine_factory)
+    runtime = Runtime(settings, engine_factory, data_lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,8 +47,11 @@ def create_app(settings: Settings | None = None, engine_factory: Callable[[], Qw
     app = FastAPIOffline(title="Qwen-Ranker Pro sidecar", description=DESCRIPTION, version="1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.service = SidecarService(runtime)
+    # With a key, the schema says so: /docs then has an Authorize button (the middleware checks the key).
+    bearer = [Security(HTTPBearer(auto_error=False, description="RERANKER_API_KEY"))] if settings.api_key else []
     for routes in (reranking, jobs, status):
-        app.include_router(routes.router)
+        app.include_router(routes.router, dependencies=bearer)
+    app.include_router(status.open_router)
     install_error_handlers(app)
 
     def body_limit(scope: Scope) -> tuple[int, str]:

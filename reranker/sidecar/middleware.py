@@ -69,16 +69,24 @@ async def _drain(receive: Receive, budget: int = _DRAIN_BYTES) -> None:
         budget -= len(msg.get("body", b""))
 
 
+OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+"""What answers without the key: the health check, and the /docs page with its schema, so that a browser can
+open it and use its Authorize button; every endpoint the page calls still wants the key."""
+OPEN_PREFIXES = ("/static-offline-docs/",)
+
+
 class BearerAuthMiddleware:
     """Every path but the open ones needs `Authorization: Bearer <key>`; the key is compared in constant time."""
 
-    def __init__(self, app: ASGIApp, key: str, open_paths: tuple[str, ...] = ("/health",)) -> None:
+    def __init__(self, app: ASGIApp, key: str, open_paths: tuple[str, ...] = OPEN_PATHS,
+                 open_prefixes: tuple[str, ...] = OPEN_PREFIXES) -> None:
         self.app = app
         self.key = key.encode()
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or scope["path"].startswith(self.open_prefixes):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization", b"")

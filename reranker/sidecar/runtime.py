@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import IO
 
 from reranker import Judgement, Query, Qwen3Reranker
 from reranker.loading import load_failure_text, resolve_model
@@ -21,11 +22,13 @@ log = logging.getLogger("reranker.sidecar")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, engine_factory: Callable[[], Qwen3Reranker] | None = None) -> None:
+    def __init__(self, settings: Settings, engine_factory: Callable[[], Qwen3Reranker] | None = None,
+                 data_lock: IO[str] | None = None) -> None:
+        """data_lock: the data folder's lock when the caller took it already (see lock_data_dir); else taken here."""
         self.settings = settings
         self.engine_factory = engine_factory or Qwen3Reranker
         self.metrics = SidecarMetrics()
-        self._data_lock = lock_data_dir(settings.data_dir)
+        self._data_lock = data_lock or lock_data_dir(settings.data_dir)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
         self.engine: Qwen3Reranker | None = None
         self.queue: RequestQueue | None = None

@@ -39,6 +39,11 @@ class InstructedBody(LenientBody):
         return self.instruction if self.instruction is not None else self.instruct
 
 
+def document_token_cap(truncate_prompt_tokens: int | None) -> int | None:
+    """vLLM's `truncate_prompt_tokens` as a cut of each document: absent or -1 (the model's limit) cuts none."""
+    return None if truncate_prompt_tokens in (None, -1) else truncate_prompt_tokens
+
+
 def top_n_or_all(top_n: int | None) -> int | None:
     """top_n as the dialects mean it: absent or 0 (vLLM's "all") returns every document."""
     return top_n or None

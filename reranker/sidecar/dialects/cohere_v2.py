@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
-from reranker.sidecar.dialects import InstructedBody, top_n_or_all
+from reranker.sidecar.dialects import InstructedBody, document_token_cap, top_n_or_all
 from reranker.sidecar.dialects.rerank_v1 import as_object, document_text
 from reranker.sidecar.schemas import Usage
 from reranker.sidecar.service import SidecarService
@@ -29,6 +29,8 @@ class CohereV2Request(InstructedBody):
     documents: list[str | dict[str, Any]] = Field(description="Strings (objects with `text` are read too).")
     top_n: int | None = Field(None, ge=0, description="Return only the best top_n documents; 0 or absent: all.")
     max_tokens_per_doc: int | None = Field(None, ge=1, description="Cut each document to this many tokens.")
+    truncate_prompt_tokens: int | None = Field(None, ge=-1, description="vLLM's name for max_tokens_per_doc "
+                                                                        "(-1: the model's limit).")
     return_documents: bool = Field(False, description="Include each document in the results (vLLM's option).")
     model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
 
@@ -62,7 +64,8 @@ class CohereV2Response(BaseModel):
 
 async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Response:
     texts = [document_text(d, i) for i, d in enumerate(body.documents)]
-    query = Query(body.query, texts, body.task_instruction(), document_tokens=body.max_tokens_per_doc)
+    cap = body.max_tokens_per_doc or document_token_cap(body.truncate_prompt_tokens)
+    query = Query(body.query, texts, body.task_instruction(), document_tokens=cap)
     [judgements] = await service.judge([query])
     tokens = sum(j.tokens for j in judgements)
     return CohereV2Response(

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
-from reranker.sidecar.dialects import InstructedBody, top_n_or_all
+from reranker.sidecar.dialects import InstructedBody, document_token_cap, top_n_or_all
 from reranker.sidecar.errors import InvalidField, InvalidInput
 from reranker.sidecar.schemas import Usage
 from reranker.sidecar.service import SidecarService
@@ -51,7 +51,7 @@ class RerankResponse(BaseModel):
 
 async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse:
     texts = [document_text(d, i, body.rank_fields) for i, d in enumerate(body.documents)]
-    cap = body.truncate_prompt_tokens if body.truncate_prompt_tokens not in (None, -1) else None
+    cap = document_token_cap(body.truncate_prompt_tokens)
     [judgements] = await service.judge([Query(body.query, texts, body.task_instruction(), document_tokens=cap)])
     return RerankResponse(
         id=f"rerank-{uuid.uuid4().hex}",

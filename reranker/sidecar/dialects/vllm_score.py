@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query
-from reranker.sidecar.dialects import InstructedBody
+from reranker.sidecar.dialects import InstructedBody, document_token_cap
 from reranker.sidecar.errors import InvalidInput
 from reranker.sidecar.service import SidecarService
 
@@ -76,7 +76,7 @@ class ScoreResponse(BaseModel):
 
 async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
     queries, documents = body.pairs()
-    cap = body.truncate_prompt_tokens if body.truncate_prompt_tokens not in (None, -1) else None
+    cap = document_token_cap(body.truncate_prompt_tokens)
     instruction = body.task_instruction()
     grouped: dict[str, list[int]] = {}
     for i, q in enumerate(queries):

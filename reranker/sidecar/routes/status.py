@@ -9,9 +9,11 @@ from reranker.sidecar.routes import service_of
 from reranker.sidecar.telemetry import CONTENT_TYPE
 
 router = APIRouter(tags=["service"])
+open_router = APIRouter(tags=["service"])
+"""What answers without the API key."""
 
 
-@router.get("/health", summary="200 once the model is loaded, 503 while loading or failed")
+@open_router.get("/health", summary="200 once the model is loaded, 503 while loading or failed")
 def health(request: Request) -> JSONResponse:
     state = service_of(request).health()
     return JSONResponse(state, status_code=200 if state["status"] == "ok" else 503)
