@@ -26,6 +26,8 @@ from reranker.ranking import Judgement, Progress, Query, RankedDocument, rank_ju
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, (key, value) tensors of shape (batch, kv_heads, length, head_dim)."""
 _STEMS_KEPT = 8
+_QUERIES_KEPT = 4
+"""Query prefixes kept across calls: a request served in slices reads its query's key/values from the last one."""
 
 
 class Qwen3Reranker:
@@ -64,6 +66,7 @@ class Qwen3Reranker:
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._lock = threading.Lock()
         self._stems: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
+        self._recent_prefixes: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
 
     def score(self, query: str, documents: Sequence[str], instruction: str | None = None,
               progress: Progress | None = None) -> list[float]:
@@ -172,11 +175,17 @@ class Qwen3Reranker:
         return passes
 
     def _prefix_cache(self, prefixes: list[tuple[list[int], int]]) -> list[KeyValues]:
-        """Each (prefix, stem length)'s key/values, its query part run on top of its cached instruction stem."""
+        """Each (prefix, stem length)'s key/values, its query part run on top of its cached instruction stem (or
+        taken from the last few calls' prefixes), the last few kept for the next call."""
         out: list[KeyValues] = [[] for _ in prefixes]
         by_stem: dict[tuple[int, ...], list[int]] = {}
         for n, (ids, stem_length) in enumerate(prefixes):
-            by_stem.setdefault(tuple(ids[:stem_length]), []).append(n)
+            kept = self._recent_prefixes.get(tuple(ids))
+            if kept is not None:
+                self._recent_prefixes.move_to_end(tuple(ids))
+                out[n] = kept
+            else:
+                by_stem.setdefault(tuple(ids[:stem_length]), []).append(n)
         for stem, members in by_stem.items():
             stem_kv = self._stem_kv(stem)
             rest = [prefixes[m][0][len(stem):] for m in members]
@@ -195,6 +204,11 @@ class Qwen3Reranker:
                 for row, (i, tail) in enumerate(zip(chunk, tails)):
                     end = len(stem) + len(tail)
                     out[members[i]] = [(k[row:row + 1, :, :end], v[row:row + 1, :, :end]) for k, v in layers]
+        for n in [n for members in by_stem.values() for n in members][-_QUERIES_KEPT:]:
+            # a copy, so that the kept prefix does not hold its whole pass's key/values in memory
+            self._recent_prefixes[tuple(prefixes[n][0])] = [(k.clone(), v.clone()) for k, v in out[n]]
+            if len(self._recent_prefixes) > _QUERIES_KEPT:
+                self._recent_prefixes.popitem(last=False)
         return out
 
     def _stem_kv(self, stem: tuple[int, ...]) -> KeyValues:

@@ -46,7 +46,7 @@ def documents(n: int, tag: str) -> list[str]:
 def test_interactive_requests_go_first_and_jobs_get_every_fairness_th_call(reranker, fairness: int) -> None:
     engine = GatedEngine(reranker)
     calls: list[EngineCall] = []
-    queue = RequestQueue(engine, max_pairs=2, fairness=fairness, on_call=calls.append)
+    queue = RequestQueue(engine, max_pairs=2, fairness=fairness, interactive_window=0, on_call=calls.append)
     try:
         hold_the_worker(queue)
         jobs = [queue.submit([Query(QUERY, documents(2, f"job {n}"))], background=True) for n in range(2)]
@@ -157,3 +157,18 @@ def test_slices_shrink_to_the_time_asked_for(reranker) -> None:
     # The first call knows no pace yet and takes the whole request; after it, a call is one pair at a time.
     assert [c.pairs for c in calls] == [5, 1, 1, 1]
     assert [j.score for j in verdicts] == pytest.approx(reranker.score(QUERY, documents(3, "timed")), abs=1e-5)
+
+
+def test_job_slices_shrink_to_an_interactive_call_while_interactive_requests_come(reranker) -> None:
+    calls: list[EngineCall] = []
+    queue = RequestQueue(reranker, on_call=calls.append)
+    try:
+        for _ in range(3):  # interactive calls of one pair each teach the queue how long one takes
+            queue.submit([Query(QUERY, documents(1, "ask"))]).result(60)
+        calls.clear()
+        [verdicts] = queue.submit([Query(QUERY, documents(40, "job"))], background=True).result(60)
+    finally:
+        queue.close()
+    assert len(verdicts) == 40 and all(c.background for c in calls)
+    assert len(calls) > 4 and calls[0].pairs < 10  # not one call of 40: an asker waits about one interactive call
+    assert [j.score for j in verdicts] == pytest.approx(reranker.score(QUERY, documents(40, "job")), abs=1e-5)

@@ -32,7 +32,7 @@ from reranker.sidecar.errors import QueueClosed, QueueFull
 Verdicts = list[list[Judgement]]
 _GATHER_MAX_SECONDS = 0.05
 _PACE_WEIGHT = 0.3
-"""How much the last call moves the estimate of engine seconds per character."""
+"""How much the last call moves the running estimates (engine seconds per character, an interactive call's time)."""
 log = logging.getLogger("reranker.sidecar")
 
 
@@ -71,6 +71,9 @@ class _Pending:
     def __post_init__(self) -> None:
         self.verdicts = [[None] * len(q.documents) for q in self.queries]
         self.pairs_left = self.pairs_unanswered = sum(len(q.documents) for q in self.queries)
+        # Slices follow each query's documents longest first: documents of like length share a slice, and the
+        # engine's passes pad little, as they would had the query been judged whole.
+        self._orders = [sorted(range(len(q.documents)), key=lambda d, q=q: -len(q.documents[d])) for q in self.queries]
 
     def take(self, pairs: int, chars: int, at_least_one: bool) -> list[_Slice]:
         """The next slices, up to `pairs` pairs and `chars` characters (one pair regardless, if `at_least_one`)."""
@@ -80,7 +83,7 @@ class _Pending:
             shared = len(q.query) + len(q.instruction or "")
             end = self._document
             while end < len(q.documents) and pairs > 0:
-                cost = shared + len(q.documents[end])
+                cost = shared + len(q.documents[self._orders[self._query][end]])
                 if cost > chars and not (at_least_one and not slices and end == self._document):
                     pairs = 0
                     break
@@ -88,8 +91,9 @@ class _Pending:
                 pairs -= 1
                 end += 1
             if end > self._document:
-                slices.append(_Slice(self, self._query, self._document, replace(q, documents=q.documents[
-                    self._document:end])))
+                positions = self._orders[self._query][self._document:end]
+                slices.append(_Slice(self, self._query, positions,
+                                     replace(q, documents=[q.documents[d] for d in positions])))
             self._document = end
             if end == len(q.documents):
                 self._query, self._document = self._query + 1, 0
@@ -99,7 +103,9 @@ class _Pending:
         return slices
 
     def fill(self, piece: _Slice, verdicts: list[Judgement]) -> None:
-        self.verdicts[piece.query_index][piece.start:piece.start + len(verdicts)] = verdicts
+        answered = self.verdicts[piece.query_index]
+        for position, verdict in zip(piece.positions, verdicts):
+            answered[position] = verdict
         self.pairs_unanswered -= len(verdicts)
         if self.pairs_unanswered == 0 and not self.future.done():
             self.future.set_result(self.verdicts)  # type: ignore[arg-type]
@@ -114,21 +120,24 @@ class _Pending:
 class _Slice:
     request: _Pending
     query_index: int
-    start: int
-    """Where the slice's first document sits in the request's query."""
+    positions: list[int]
+    """Where the slice's documents sit in the request's query."""
     query: Query
 
 
 class RequestQueue:
-    def __init__(self, engine: Engine, max_pairs: int = 256, max_chars: int = 1_000_000,
-                 max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 1.0,
-                 on_call: Callable[[EngineCall], None] | None = None) -> None:
+    def __init__(self, engine: Engine, max_pairs: int = 1024, max_chars: int = 1_000_000,
+                 max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 5.0,
+                 interactive_window: float = 10.0, on_call: Callable[[EngineCall], None] | None = None) -> None:
+        """interactive_window: seconds after an interactive request during which a job's slices are kept as short
+        as an interactive call (0: jobs always get whole slices)."""
         self.engine = engine
         self.max_pairs = max_pairs
         self.max_chars = max_chars
         self.max_queue = max_queue
         self.fairness = fairness
         self.slice_seconds = slice_seconds
+        self.interactive_window = interactive_window
         self.on_call = on_call
         self._interactive: list[_Pending] = []
         self._background: list[_Pending] = []
@@ -139,6 +148,8 @@ class RequestQueue:
         self._last_requests = 0
         self._last_seconds = 0.0
         self._seconds_per_char: float | None = None
+        self._interactive_seconds: float | None = None
+        self._last_interactive = float("-inf")
         self._thread = threading.Thread(target=self._loop, name="reranker-queue", daemon=True)
         self._thread.start()
 
@@ -155,6 +166,8 @@ class RequestQueue:
                 raise QueueFull(f"{len(self._interactive)} requests are already waiting for the model "
                                 f"(RERANKER_MAX_QUEUE={self.max_queue}); retry shortly")
             (self._background if background else self._interactive).append(pending)
+            if not background:
+                self._last_interactive = time.monotonic()
             self._cond.notify()
         return pending.future
 
@@ -207,7 +220,7 @@ class RequestQueue:
             not self._interactive or self._calls_since_background >= self.fairness)
         lane = self._background if use_background else self._interactive
         self._calls_since_background = 0 if use_background else self._calls_since_background + 1
-        pairs, chars = self.max_pairs, self._chars_per_call()
+        pairs, chars = self.max_pairs, self._chars_per_call(use_background)
         call: list[_Slice] = []
         for pending in sorted(lane, key=lambda p: (p.served, p.arrival)):
             if pairs <= 0 or chars <= 0:
@@ -228,11 +241,17 @@ class RequestQueue:
         lane[:] = [p for p in lane if p.pairs_left > 0]
         return call
 
-    def _chars_per_call(self) -> int:
-        """`max_chars`, or less when recent calls say that much would take longer than `slice_seconds`."""
+    def _chars_per_call(self, background: bool) -> int:
+        """`max_chars`, or less when recent calls say that much would take longer than `slice_seconds`; a job's
+        slice, while interactive requests keep coming, no longer than an interactive call (a request arriving
+        during it then waits about as long as it takes itself)."""
         if self._seconds_per_char is None:
             return self.max_chars
-        return max(1, min(self.max_chars, int(self.slice_seconds / self._seconds_per_char)))
+        seconds = self.slice_seconds
+        recent = time.monotonic() - self._last_interactive < self.interactive_window
+        if background and recent and self._interactive_seconds is not None:
+            seconds = min(seconds, self._interactive_seconds)
+        return max(1, min(self.max_chars, int(seconds / self._seconds_per_char)))
 
     def _run(self, call: list[_Slice]) -> None:
         if not call:
@@ -256,6 +275,9 @@ class RequestQueue:
         requests = len({id(piece.request) for piece in call})
         background = call[0].request.background
         self._last_requests, self._last_seconds = (0, 0.0) if background else (requests, seconds)
+        if not background:
+            self._interactive_seconds = seconds if self._interactive_seconds is None else (
+                _PACE_WEIGHT * seconds + (1 - _PACE_WEIGHT) * self._interactive_seconds)
         if self.on_call is not None:
             tokens = sum(j.tokens for group in verdicts for j in group)
             pairs = sum(len(group) for group in verdicts)

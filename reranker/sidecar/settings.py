@@ -33,11 +33,11 @@ class Settings:
     """RERANKER_MAX_JOB_PAIRS: pairs in one job."""
     max_queue: int = 1000
     """RERANKER_MAX_QUEUE: interactive requests waiting for the model before new ones get 503."""
-    call_max_pairs: int = 256
-    """RERANKER_BATCH_MAX_PAIRS: pairs merged from waiting requests into one engine call."""
+    call_max_pairs: int = 1024
+    """RERANKER_BATCH_MAX_PAIRS: pairs in one engine call, from one request or merged from several."""
     call_max_chars: int = 1_000_000
     """RERANKER_BATCH_MAX_CHARS: characters merged into one engine call (a cheap stand-in for tokens)."""
-    slice_seconds: float = 1.0
+    slice_seconds: float = 5.0
     """RERANKER_SLICE_SECONDS: about how long one engine call may run; bigger requests are served in slices, and
     a request that arrives meanwhile waits about this long at most behind them."""
     job_chunk_pairs: int = 32
