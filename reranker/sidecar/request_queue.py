@@ -4,8 +4,10 @@ Many clients sending a few documents each would otherwise pay a forward pass api
 each `judge_many` call from every request waiting, then gives each request its own verdicts. One call does a
 bounded amount of work: at most `max_pairs` pairs and `max_chars` characters, and about `slice_seconds` of
 engine time at the pace of recent calls. A request bigger than that is served over several calls, and each
-call starts with the requests served least so far, so a request that has just arrived waits about one slice
-behind a big one, not for all of it. Interactive requests go first; job chunks run when no interactive request
+call starts with the request whose turn comes first in fair queueing: its arrival time plus the engine time it
+has had so far. Requests that arrive together are served in order; a big one that has had more engine time than
+a newcomer has waited lets the newcomer go first, so a small request waits about one slice behind it, not
+for all of it. Interactive requests go first; job chunks run when no interactive request
 waits (and at least every `fairness` engine calls, so a busy API cannot stall jobs). The slicing needs nothing
 but `judge_many`, so it holds whatever backend answers it.
 
@@ -16,7 +18,6 @@ the first one alone, which would leave the calls alternating between one request
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -58,12 +59,14 @@ class _Pending:
     queries: list[Query]
     future: Future[Verdicts]
     background: bool
-    arrival: int
+    arrival: float
+    """When it was submitted (time.monotonic)."""
     verdicts: list[list[Judgement | None]] = field(init=False)
     pairs_left: int = field(init=False)
     """Pairs not yet handed to the engine."""
     pairs_unanswered: int = field(init=False)
-    served: int = 0
+    served_chars: int = 0
+    """Characters handed to the engine so far (a stand-in for its engine time)."""
     started: bool = False
     _query: int = 0
     _document: int = 0
@@ -97,9 +100,8 @@ class _Pending:
             self._document = end
             if end == len(q.documents):
                 self._query, self._document = self._query + 1, 0
-        taken = sum(len(s.query.documents) for s in slices)
-        self.pairs_left -= taken
-        self.served += taken
+        self.pairs_left -= sum(len(s.query.documents) for s in slices)
+        self.served_chars += sum(_chars(s.query) for s in slices)
         return slices
 
     def fill(self, piece: _Slice, verdicts: list[Judgement]) -> None:
@@ -127,7 +129,7 @@ class _Slice:
 
 class RequestQueue:
     def __init__(self, engine: Engine, max_pairs: int = 1024, max_chars: int = 1_000_000,
-                 max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 5.0,
+                 max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 15.0,
                  interactive_window: float = 10.0, on_call: Callable[[EngineCall], None] | None = None) -> None:
         """interactive_window: seconds after an interactive request during which a job's slices are kept as short
         as an interactive call (0: jobs always get whole slices)."""
@@ -141,7 +143,6 @@ class RequestQueue:
         self.on_call = on_call
         self._interactive: list[_Pending] = []
         self._background: list[_Pending] = []
-        self._arrivals = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
         self._calls_since_background = 0
@@ -155,7 +156,7 @@ class RequestQueue:
 
     def submit(self, queries: Sequence[Query], background: bool = False) -> Future[Verdicts]:
         """Queue queries for scoring; the future resolves to one list of Judgements per query."""
-        pending = _Pending(list(queries), Future(), background, next(self._arrivals))
+        pending = _Pending(list(queries), Future(), background, time.monotonic())
         if pending.pairs_left == 0:
             pending.future.set_result([[] for _ in pending.queries])
             return pending.future
@@ -215,14 +216,15 @@ class RequestQueue:
             self._cond.wait(remaining)
 
     def _take(self) -> list[_Slice]:
-        """The next engine call's slices: from the lane whose turn it is, the requests served least first."""
+        """The next engine call's slices: from the lane whose turn it is, in fair-queueing order (module doc)."""
         use_background = bool(self._background) and (
             not self._interactive or self._calls_since_background >= self.fairness)
         lane = self._background if use_background else self._interactive
         self._calls_since_background = 0 if use_background else self._calls_since_background + 1
         pairs, chars = self.max_pairs, self._chars_per_call(use_background)
         call: list[_Slice] = []
-        for pending in sorted(lane, key=lambda p: (p.served, p.arrival)):
+        pace = self._seconds_per_char or 0.0
+        for pending in sorted(lane, key=lambda p: p.arrival + p.served_chars * pace):
             if pairs <= 0 or chars <= 0:
                 break
             if not pending.started:

@@ -53,6 +53,7 @@ class Runtime:
             return
         self.queue = RequestQueue(engine, self.settings.call_max_pairs, self.settings.call_max_chars,
                                   self.settings.max_queue, slice_seconds=self.settings.slice_seconds,
+                                  interactive_window=self.settings.jobs_yield_seconds,
                                   on_call=self.metrics.record_call)
         self._jobs = JobWorker(self.store, lambda queries: self.queue.submit(queries, background=True),
                                self.settings.job_chunk_pairs, self.settings.job_chunk_delay)

@@ -37,9 +37,12 @@ class Settings:
     """RERANKER_BATCH_MAX_PAIRS: pairs in one engine call, from one request or merged from several."""
     call_max_chars: int = 1_000_000
     """RERANKER_BATCH_MAX_CHARS: characters merged into one engine call (a cheap stand-in for tokens)."""
-    slice_seconds: float = 5.0
+    slice_seconds: float = 15.0
     """RERANKER_SLICE_SECONDS: about how long one engine call may run; bigger requests are served in slices, and
     a request that arrives meanwhile waits about this long at most behind them."""
+    jobs_yield_seconds: float = 10.0
+    """RERANKER_JOBS_YIELD_SECONDS: for this long after an interactive request, a job's engine calls are kept as
+    short as an interactive call, so a request waits little behind a job (which then runs slower); 0: never."""
     job_chunk_pairs: int = 32
     """RERANKER_JOB_CHUNK_PAIRS: pairs a job scores, and commits, at a time."""
     job_chunk_delay: float = 0.0
@@ -65,6 +68,7 @@ class Settings:
             call_max_pairs=_int(env, "RERANKER_BATCH_MAX_PAIRS", cls.call_max_pairs),
             call_max_chars=_int(env, "RERANKER_BATCH_MAX_CHARS", cls.call_max_chars),
             slice_seconds=_float(env, "RERANKER_SLICE_SECONDS", cls.slice_seconds),
+            jobs_yield_seconds=_float(env, "RERANKER_JOBS_YIELD_SECONDS", cls.jobs_yield_seconds),
             job_chunk_pairs=_int(env, "RERANKER_JOB_CHUNK_PAIRS", cls.job_chunk_pairs),
             job_chunk_delay=_float(env, "RERANKER_JOB_CHUNK_DELAY", cls.job_chunk_delay),
         )
