@@ -13,15 +13,25 @@ UI = {"streamlit", "plotly"}
 HTTP_SERVER = {"fastapi", "starlette", "uvicorn"}
 
 
-def imported_roots(path: Path) -> set[str]:
-    """Top-level names of every module a file imports, at module level or inside functions."""
-    roots = set()
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at module level or inside functions."""
+    modules = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
+            modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
-    return roots
+            modules.add(node.module)
+    return modules
+
+
+def imported_roots(path: Path) -> set[str]:
+    return {module.split(".")[0] for module in imported_modules(path)}
+
+
+def reaches_into(path: Path, package: str, allowed: tuple[str, ...] = ()) -> set[str]:
+    """The modules of `package` a file imports, but for the `allowed` ones."""
+    return {m for m in imported_modules(path)
+            if (m == package or m.startswith(package + ".")) and m not in allowed}
 
 
 def banned_for(path: Path) -> set[str]:
@@ -39,10 +49,19 @@ def test_each_package_imports_only_what_its_layer_may(path: Path) -> None:
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}, which its layer may not (ARCHITECTURE.md)"
 
 
-@pytest.mark.parametrize("path", [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))],
+@pytest.mark.parametrize("path", [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")),
+                                  *sorted((PACKAGE / "workbench").glob("*.py"))],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_pages_reach_the_sidecar_only_over_http(path: Path) -> None:
     assert not imported_roots(path) & HTTP_SERVER
+    assert reaches_into(path, "reranker.sidecar", allowed=("reranker.sidecar.client",)) == set()
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.glob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_engine_layer_needs_no_front_end(path: Path) -> None:
+    assert reaches_into(path, "reranker.workbench") == set()
+    allowed = ("reranker.sidecar.server",) if path.name == "cli.py" else ()  # `serve` starts it, lazily
+    assert reaches_into(path, "reranker.sidecar", allowed) == set()
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
