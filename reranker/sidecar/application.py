@@ -22,11 +22,14 @@ from reranker.sidecar.settings import Settings
 
 DESCRIPTION = """Qwen3-Reranker over HTTP, beside the Qwen-Ranker Pro workbench.
 
-* `POST /v1/rerank` speaks the Jina / Cohere / vLLM rerank shape.
+* `POST /v1/rerank` speaks the Jina / Cohere v1 / vLLM rerank shape, `POST /v2/rerank` Cohere's v2.
+* `POST /rerank` speaks text-embeddings-inference's shape (`texts`) or the /v1/rerank one (`documents`).
+* `POST /score` and `POST /v1/score` speak vLLM's score API.
 * `POST /api/rerank` ranks several queries' documents in one call.
 * `/api/jobs` takes work too big for one request (JSON or a CSV upload), persisted in SQLite.
 
-With `RERANKER_API_KEY` set, every endpoint but `/health` needs `Authorization: Bearer <key>`.
+With `RERANKER_API_KEY` set, every endpoint but `/health` and this page needs `Authorization: Bearer <key>`
+(**Authorize** below sends it).
 """
 
 
