@@ -26,8 +26,10 @@ from reranker.ranking import Judgement, Progress, Query, RankedDocument, rank_ju
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, (key, value) tensors of shape (batch, kv_heads, length, head_dim)."""
 _STEMS_KEPT = 8
-_QUERIES_KEPT = 4
+_QUERIES_KEPT = 2
 """Query prefixes kept across calls: a request served in slices reads its query's key/values from the last one."""
+_KEPT_PREFIX_TOKENS = 512
+"""Longer prefixes are not kept: their key/values would hold too much memory (the 0.6B model, float32: 115 MB)."""
 
 
 class Qwen3Reranker:
@@ -204,7 +206,9 @@ class Qwen3Reranker:
                 for row, (i, tail) in enumerate(zip(chunk, tails)):
                     end = len(stem) + len(tail)
                     out[members[i]] = [(k[row:row + 1, :, :end], v[row:row + 1, :, :end]) for k, v in layers]
-        for n in [n for members in by_stem.values() for n in members][-_QUERIES_KEPT:]:
+        computed = [n for members in by_stem.values() for n in members
+                    if prefixes[n][1] < len(prefixes[n][0]) <= _KEPT_PREFIX_TOKENS]
+        for n in computed[-_QUERIES_KEPT:]:  # the last query of a call is the one a sliced request continues
             # a copy, so that the kept prefix does not hold its whole pass's key/values in memory
             self._recent_prefixes[tuple(prefixes[n][0])] = [(k.clone(), v.clone()) for k, v in out[n]]
             if len(self._recent_prefixes) > _QUERIES_KEPT:

@@ -19,7 +19,7 @@ class Query:
     document_tokens: int | None = None
     """Cut each document to this many tokens before its prompt is built (it is then marked truncated)."""
     keep_document_end: bool = False
-    """When cutting to `document_tokens`, keep the document's end rather than its start."""
+    """When a document must be cut (to `document_tokens`, or to fit max_length), keep its end, not its start."""
     refuse_truncation: bool = False
     """Refuse (encoding.PromptTooLong) a prompt that does not fit max_length, instead of cutting it."""
 

@@ -232,3 +232,34 @@ def test_blank_queries_are_refused_and_empty_documents_scored(open_sidecar: Side
     empty_document = post(open_sidecar, "/v1/rerank", {"query": "q", "documents": ["", "a"]})
     assert empty_document.status_code == 200
     assert all(math.isfinite(r["relevance_score"]) for r in empty_document.json()["results"])
+
+
+@pytest.mark.parametrize(("path", "body", "says"), [
+    ("/v1/rerank", '{"query": "q", "documents": [{"text": "a", "source": "bad \\ud800"}]}', "documents[0].source"),
+    ("/v2/rerank", '{"query": "q", "documents": [{"text": "a", "meta": {"\\udfff": 1}}], "return_documents": true}',
+     "documents[0]"),
+    ("/v1/rerank", '{"query": "q", "documents": ["a"], "truncate_prompt_tokens": 0}', "truncate_prompt_tokens"),
+])
+def test_what_comes_back_whole_is_checked_too(open_sidecar: SidecarProcess, path: str, body: str, says: str) -> None:
+    answer = requests.post(f"{open_sidecar.url}{path}", data=body.encode(),
+                           headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["message"]
+
+
+def test_rerank_with_null_texts_and_documents_is_the_jina_shape(open_sidecar: SidecarProcess, reranker) -> None:
+    answer = post(open_sidecar, "/rerank", {"query": QUERY, "texts": None, "documents": DOCUMENTS,
+                                            "rank_fields": None})
+    assert answer.status_code == 200, answer.text
+    assert_ranked([(r["index"], r["relevance_score"]) for r in answer.json()["results"]],
+                  best_first(reranker, Query(QUERY, DOCUMENTS)))
+
+
+def test_rank_fields_join_values_as_text(open_sidecar: SidecarProcess, reranker) -> None:
+    documents = [{"title": "Beijing", "tags": ["capital", "城市"], "year": 1949}]
+    answer = post(open_sidecar, "/v1/rerank", {"query": QUERY, "documents": documents,
+                                               "rank_fields": ["title", "tags", "year"]})
+    assert answer.status_code == 200, answer.text
+    joined = 'title: Beijing\ntags: ["capital", "城市"]\nyear: 1949'
+    assert answer.json()["results"][0]["relevance_score"] == pytest.approx(reranker.score(QUERY, [joined])[0],
+                                                                            abs=1e-6)

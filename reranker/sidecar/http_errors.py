@@ -126,7 +126,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _unreadable_body(cause: BaseException | None) -> str:
     if isinstance(cause, UnicodeDecodeError):
         byte = cause.object[cause.start:cause.start + 1]
-        return f"the request body is not valid UTF-8 (byte {cause.start} is {byte!r}); send JSON encoded as UTF-8"
+        return (f"the request body is not valid {cause.encoding.upper()} (byte {cause.start} is {byte!r}); send "
+                "JSON encoded as UTF-8")
     if isinstance(cause, RecursionError):
         return "the request body nests arrays or objects too deeply to read; send a flatter JSON object"
     return f"the request body could not be read as JSON ({type(cause).__name__}: {cause})"

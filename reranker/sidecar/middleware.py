@@ -43,7 +43,7 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             if int(declared) <= _DRAIN_BYTES:
                 await _drain(receive)
-            await send_json(send, 413, {"detail": message}, {"connection": "close"})
+            await send_json(send, 413, {"detail": message, "message": message}, {"connection": "close"})
             return
         received = 0
 

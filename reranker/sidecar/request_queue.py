@@ -22,7 +22,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -32,6 +33,8 @@ from reranker.sidecar.errors import QueueClosed, QueueFull
 
 Verdicts = list[list[Judgement]]
 _GATHER_MAX_SECONDS = 0.05
+_FIRST_CALL_PAIRS = 16
+"""Pairs in a call while the pace is not known yet (the first call may meet a slow model and a big request)."""
 _PACE_WEIGHT = 0.3
 """How much the last call moves the running estimates (engine seconds per character, an interactive call's time)."""
 log = logging.getLogger("reranker.sidecar")
@@ -109,12 +112,13 @@ class _Pending:
         for position, verdict in zip(piece.positions, verdicts):
             answered[position] = verdict
         self.pairs_unanswered -= len(verdicts)
-        if self.pairs_unanswered == 0 and not self.future.done():
-            self.future.set_result(self.verdicts)  # type: ignore[arg-type]
+        if self.pairs_unanswered == 0:
+            with suppress(InvalidStateError):  # it failed meanwhile (close() from another thread)
+                self.future.set_result(self.verdicts)  # type: ignore[arg-type]
 
     def fail(self, error: BaseException) -> None:
         self.pairs_left = 0
-        if not self.future.done():
+        with suppress(InvalidStateError):  # it was answered or failed already
             self.future.set_exception(error)
 
 
@@ -221,7 +225,8 @@ class RequestQueue:
             not self._interactive or self._calls_since_background >= self.fairness)
         lane = self._background if use_background else self._interactive
         self._calls_since_background = 0 if use_background else self._calls_since_background + 1
-        pairs, chars = self.max_pairs, self._chars_per_call(use_background)
+        pairs = self.max_pairs if self._seconds_per_char is not None else min(self.max_pairs, _FIRST_CALL_PAIRS)
+        chars = self._chars_per_call(use_background)
         call: list[_Slice] = []
         pace = self._seconds_per_char or 0.0
         for pending in sorted(lane, key=lambda p: p.arrival + p.served_chars * pace):
@@ -232,8 +237,6 @@ class RequestQueue:
                     pending.pairs_left = 0  # its client gave up before it started
                     continue
                 pending.started = True
-            if pending.future.done():
-                continue
             slices = pending.take(pairs, chars, at_least_one=not call)
             if not slices:
                 break

@@ -5,11 +5,12 @@ and from the service. `rerank_v1` (Jina, Cohere v1, vLLM), `cohere_v2`, `tei` (t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reranker.sidecar.errors import InvalidInput
+from reranker.sidecar.errors import InvalidField, InvalidInput
 
 
 class LenientBody(BaseModel):
@@ -39,8 +40,55 @@ class InstructedBody(LenientBody):
         return self.instruction if self.instruction is not None else self.instruct
 
 
+def document_text(document: str | dict[str, Any], index: int, rank_fields: list[str] | None = None) -> str:
+    """The text to rank: a string as it is; an object's `text`, or its `rank_fields` as `field: value` lines.
+
+    An object comes back whole in the answer, so every text in it must be one JSON can carry."""
+    if isinstance(document, str):
+        return document
+    _check_readable(document, f"documents[{index}]")
+    if rank_fields:
+        missing = [f for f in rank_fields if f not in document]
+        if missing:
+            raise InvalidInput(f"documents[{index}] has no field {missing[0]!r}, which rank_fields names")
+        return "\n".join(f"{f}: {_as_text(document[f])}" for f in rank_fields)
+    if not isinstance(document.get("text"), str):
+        raise InvalidField(["documents", index, "text"], "a document given as an object needs a string field "
+                           "'text' (or name the fields to rank on with rank_fields)", kind="missing")
+    return document["text"]
+
+
+def as_object(document: str | dict[str, Any]) -> dict[str, Any]:
+    """A document as the answers give it back: `{"text": ...}` for a string, an object as it was sent."""
+    return {"text": document} if isinstance(document, str) else document
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _check_readable(value: Any, name: str) -> None:
+    """Every key and string in an object a client sent is valid Unicode (a lone surrogate is not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInput(f"{name} is not valid Unicode text: it holds a lone surrogate ({value[e.start]!r})"
+                               ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_readable(key, name)
+            _check_readable(item, f"{name}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _check_readable(item, f"{name}[{n}]")
+
+
 def document_token_cap(truncate_prompt_tokens: int | None) -> int | None:
     """vLLM's `truncate_prompt_tokens` as a cut of each document: absent or -1 (the model's limit) cuts none."""
+    if truncate_prompt_tokens == 0:
+        raise InvalidInput("truncate_prompt_tokens is 0, which would leave no document to score; send a number of "
+                           "tokens, or -1 for the model's limit")
     return None if truncate_prompt_tokens in (None, -1) else truncate_prompt_tokens
 
 

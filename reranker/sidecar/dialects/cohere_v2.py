@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
-from reranker.sidecar.dialects import InstructedBody, document_token_cap, top_n_or_all
-from reranker.sidecar.dialects.rerank_v1 import as_object, document_text
+from reranker.sidecar.dialects import InstructedBody, as_object, document_text, document_token_cap, top_n_or_all
 from reranker.sidecar.schemas import Usage
 from reranker.sidecar.service import SidecarService
 

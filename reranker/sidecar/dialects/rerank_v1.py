@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
-from reranker.sidecar.dialects import InstructedBody, document_token_cap, top_n_or_all
-from reranker.sidecar.errors import InvalidField, InvalidInput
+from reranker.sidecar.dialects import InstructedBody, as_object, document_text, document_token_cap, top_n_or_all
 from reranker.sidecar.schemas import Usage
 from reranker.sidecar.service import SidecarService
 
@@ -61,26 +60,3 @@ async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse
                  for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
         usage=Usage(total_tokens=sum(j.tokens for j in judgements)),
     )
-
-
-def document_text(document: str | dict[str, Any], index: int, rank_fields: list[str] | None = None) -> str:
-    """The text to rank: a string as it is; an object's `text`, or its `rank_fields` as `field: value` lines."""
-    if isinstance(document, str):
-        return document
-    if rank_fields:
-        missing = [f for f in rank_fields if f not in document]
-        if missing:
-            raise InvalidInput(f"documents[{index}] has no field {missing[0]!r}, which rank_fields names")
-        return "\n".join(f"{f}: {_plain(document[f])}" for f in rank_fields)
-    if not isinstance(document.get("text"), str):
-        raise InvalidField(["documents", index, "text"], "a document given as an object needs a string field "
-                           "'text' (or name the fields to rank on with rank_fields)", kind="missing")
-    return document["text"]
-
-
-def as_object(document: str | dict[str, Any]) -> dict[str, Any]:
-    return {"text": document} if isinstance(document, str) else document
-
-
-def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)

@@ -32,7 +32,7 @@ async def rerank_bare(request: Request, body: dict = Body(openapi_examples={  # 
         "jina / cohere": {"value": {"query": "What is the capital of China?", "documents": ["Beijing."]}}})
         ) -> list[tei.TeiRank] | rerank_v1.RerankResponse:
     """Tools configured with a bare base URL (Dify, RAGFlow) and TEI clients post here."""
-    if "texts" in body:
+    if body.get("texts") is not None:
         set_dialect(request, Dialect.TEI)
         return await tei.rerank(service_of(request), parse_body(tei.TeiRerankRequest, body))
     set_dialect(request, Dialect.RERANK_V1)
