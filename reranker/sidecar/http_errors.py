@@ -19,6 +19,7 @@ from reranker.sidecar.errors import (
     InvalidField,
     InvalidInput,
     NotFound,
+    QueueFull,
     ServiceError,
     TooLarge,
     Unavailable,
@@ -87,11 +88,12 @@ def status_code(error: ServiceError) -> int:
 
 
 def error_answer(dialect: Dialect, status: int, message: str, details: list[dict[str, Any]] | None = None,
-                 headers: Mapping[str, str] | None = None) -> JSONResponse:
+                 headers: Mapping[str, str] | None = None, overloaded: bool = False) -> JSONResponse:
+    """The error in the dialect's shape; `overloaded`: too many requests wait (TEI names that apart)."""
     if dialect is Dialect.COHERE:
         body: dict[str, Any] = {"message": message}
     elif dialect is Dialect.TEI:
-        body = {"error": message, "error_type": _TEI_TYPES.get(status, "Backend")}
+        body = {"error": message, "error_type": "Overloaded" if overloaded else _TEI_TYPES.get(status, "Backend")}
     elif dialect is Dialect.VLLM:
         body = {"object": "error", "message": message, "type": _VLLM_TYPES.get(status, "InternalServerError"),
                 "param": None, "code": status}
@@ -111,7 +113,8 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidField):
         return _field_errors(request, [{"loc": ["body", *exc.location], "msg": str(exc), "type": exc.kind}])
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) and exc.retry_after else None
-    return error_answer(_dialect(request), status_code(exc), str(exc), headers=headers)
+    return error_answer(_dialect(request), status_code(exc), str(exc), headers=headers,
+                        overloaded=isinstance(exc, QueueFull))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
