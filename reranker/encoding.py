@@ -85,8 +85,7 @@ class PromptEncoder:
         """Each document cut to its first (or last) `tokens` tokens, at a token boundary of the text; and
         whether it was cut. Counted on the document alone, so in the prompt it may differ by a token."""
         out, cut = list(documents), [False] * len(documents)
-        for i, (text, ids, spans) in enumerate(zip(documents, self.tokenize_text(documents),
-                                                   self._offsets(documents))):
+        for i, (text, (ids, spans)) in enumerate(zip(documents, self._tokens_and_offsets(documents))):
             if len(ids) <= tokens:
                 continue
             cut[i] = True
@@ -99,10 +98,11 @@ class PromptEncoder:
                 out[i] = text[spans[len(ids) - tokens][0]:] if keep_end else text[:spans[tokens - 1][1]]
         return out, cut
 
-    def _offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]] | None]:
+    def _tokens_and_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]] | None]]:
+        """Each text's plain-text token ids and their character spans (None with a slow tokenizer), in one pass."""
         if self._plain is None or not texts:
-            return [None] * len(texts)
-        return [e.offsets for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
+            return [(ids, None) for ids in self.tokenize_text(texts)]
+        return [(e.ids, e.offsets) for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
 
     def shared_prefix(self, query: str, instruction: str | None = None) -> list[int]:
         """Ids every document's prompt for this query starts with (system + instruction + query).

@@ -16,6 +16,11 @@ def check_text(settings: Settings, name: str, text: str) -> None:
     if len(text) > cap:
         raise TooLarge(f"{name} has {len(text):,} characters; the limit is {cap:,} per text "
                        "(RERANKER_MAX_DOCUMENT_CHARS)")
+    check_unicode(name, text)
+
+
+def check_unicode(name: str, text: str) -> None:
+    """Text the tokenizer and a JSON answer can carry: no lone surrogate (a "\\ud800" escape in the JSON)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

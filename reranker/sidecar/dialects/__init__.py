@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reranker.sidecar.errors import InvalidField, InvalidInput
+from reranker.sidecar.limits import check_unicode
 
 
 class LenientBody(BaseModel):
@@ -70,11 +71,7 @@ def _as_text(value: Any) -> str:
 def _check_readable(value: Any, name: str) -> None:
     """Every key and string in an object a client sent is valid Unicode (a lone surrogate is not)."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise InvalidInput(f"{name} is not valid Unicode text: it holds a lone surrogate ({value[e.start]!r})"
-                               ) from None
+        check_unicode(name, value)
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_readable(key, name)
