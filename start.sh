@@ -62,7 +62,9 @@ case "${1:-run}" in
     set -m
     python -m reranker serve --port "$api_port" </dev/null &
     api_pid=$!
-    RERANKER_API_URL=${RERANKER_API_URL:-http://127.0.0.1:$api_port} \
+    # The workbench scores on the sidecar, so one process holds the model; only the workbench gets this address
+    # (a RERANKER_SERVER set by the caller makes the sidecar a gateway to that server).
+    RERANKER_SERVER=http://127.0.0.1:$api_port RERANKER_SERVER_KEY=${RERANKER_API_KEY:-} \
       streamlit run app.py --server.port "$ui_port" --server.address 127.0.0.1 --server.showEmailPrompt false \
       </dev/null &
     ui_pid=$!

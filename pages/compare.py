@@ -12,7 +12,7 @@ from reranker.workbench.presets import INSTRUCTION_PRESETS
 
 NAMES = ("A", "B", "C", "D")
 
-engine = frame.engine()
+engine = frame.backend()
 
 st.title("Compare instructions")
 st.caption("One query, one set of documents, 2 to 4 instructions. Documents with a tab and a relevance label "

@@ -6,7 +6,7 @@ import time
 import streamlit as st
 
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
-from reranker.sidecar.client import SidecarClient, SidecarError
+from reranker.sidecar.client import SidecarError
 from reranker.workbench import ASSETS, frame, widgets
 from reranker.workbench.batch_scoring import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
 from reranker.workbench.job_panel import sidecar_job_panel
@@ -14,7 +14,7 @@ from reranker.workbench.job_panel import sidecar_job_panel
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
 
-engine = frame.engine()
+engine = frame.backend()
 
 st.title("CSV batches")
 st.caption("One row per (query, document) pair, with an optional relevance label and instruction per row. "
@@ -134,8 +134,8 @@ if batch is not None:
     elif mapping["label"]:
         st.caption("No row carries a label, so there are no metrics.")
 
-# Optional: hand the upload to the sidecar API as a background job (only when RERANKER_API_URL is set).
-sidecar = SidecarClient.from_env()
+# Optional: hand the upload to the sidecar as a background job (when the backend is a Qwen-Ranker sidecar).
+sidecar = frame.job_server()
 if sidecar is not None:
     st.divider()
     st.subheader("Send to sidecar as a job")

@@ -13,7 +13,7 @@ from reranker.workbench import frame, widgets
 from reranker.workbench.charts import decay_figure, find_cliff
 from reranker.workbench.results import SCORE_MODES, Ranking, cards_html, results_frame, results_json, shown_value
 
-engine = frame.engine()
+engine = frame.backend()
 
 st.title("Qwen-Ranker Pro")
 st.caption("Paste a query and candidate documents; Qwen3-Reranker orders them by how likely it answers “yes”.")

@@ -13,17 +13,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reranker.backend import BackendError, RerankBackend, UnsupportedOption, open_backend
     from reranker.engine import Qwen3Reranker
-    from reranker.loading import DEFAULT_MODEL, KNOWN_MODELS, ModelLoadError
+    from reranker.loading import ModelLoadError
+    from reranker.model_names import DEFAULT_MODEL, KNOWN_MODELS
     from reranker.prompt import DEFAULT_INSTRUCTION
     from reranker.ranking import Judgement, Query, RankedDocument, rank_judgements
 
-_HOMES = {"Qwen3Reranker": "engine", "DEFAULT_MODEL": "loading", "KNOWN_MODELS": "loading",
+_HOMES = {"Qwen3Reranker": "engine", "DEFAULT_MODEL": "model_names", "KNOWN_MODELS": "model_names",
+          "RerankBackend": "backend", "open_backend": "backend", "BackendError": "backend",
+          "UnsupportedOption": "backend",
           "ModelLoadError": "loading", "DEFAULT_INSTRUCTION": "prompt", "Judgement": "ranking", "Query": "ranking",
           "RankedDocument": "ranking", "rank_judgements": "ranking"}
 
-__all__ = ["DEFAULT_INSTRUCTION", "DEFAULT_MODEL", "KNOWN_MODELS", "Judgement", "ModelLoadError", "Query",
-           "Qwen3Reranker", "RankedDocument", "rank_judgements"]
+__all__ = ["DEFAULT_INSTRUCTION", "DEFAULT_MODEL", "KNOWN_MODELS", "BackendError", "Judgement", "ModelLoadError",
+           "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "UnsupportedOption", "open_backend",
+           "rank_judgements"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,9 +1,11 @@
-"""`python -m reranker rank ...` scores a file of documents; `python -m reranker serve` starts the sidecar."""
+"""`python -m reranker rank ...` ranks a file of documents; `batch` scores a file of pairs on Ray; `serve` starts the
+sidecar."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +24,21 @@ def main(argv: list[str] | None = None) -> int:
     rank.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _engine_options(rank)
 
+    batch = commands.add_parser(
+        "batch", help="score a file of (query, document) pairs on Ray Data, here or on a cluster",
+        description="INPUT and OUTPUT are .csv, .tsv, .jsonl or .parquet (by suffix). INPUT has a query and a "
+                    "document column, optionally label and instruction; OUTPUT has its rows with score, logit and "
+                    "rank within the query.")
+    batch.add_argument("input", metavar="INPUT")
+    batch.add_argument("--output", required=True, metavar="OUTPUT")
+    batch.add_argument("--instruction", default=None, help="for rows without their own (default: web search)")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--model", default=None, help="hub id or local folder, loaded in each worker")
+    where.add_argument("--server", default=None, help="score on this server instead ($RERANKER_SERVER)")
+    batch.add_argument("--ray", default=None, metavar="ADDRESS", help="join this Ray cluster (default: a local Ray)")
+    batch.add_argument("--workers", type=int, default=1)
+    batch.add_argument("--gpus-per-worker", type=float, default=0.0)
+
     serve = commands.add_parser("serve", help="start the sidecar HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8502)
@@ -32,11 +49,16 @@ def main(argv: list[str] | None = None) -> int:
 
         run_server(args.host, args.port)
         return 0
+    if args.command == "batch":
+        return _batch(args)
     return _rank(args)
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="hub id or local folder (default: $RERANKER_MODEL or 0.6B)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--model", default=None, help="hub id or local folder (default: $RERANKER_MODEL or 0.6B)")
+    where.add_argument("--server", default=None, help="score on this server instead ($RERANKER_SERVER; its key: "
+                                                      "$RERANKER_SERVER_KEY)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--max-length", type=int, default=8192)
@@ -45,7 +67,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 def _rank(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from reranker import ModelLoadError, Qwen3Reranker
+    from reranker import BackendError, ModelLoadError, Query, UnsupportedOption, open_backend, rank_judgements
     from reranker.csv_io import safe_csv_bytes
 
     try:
@@ -60,12 +82,14 @@ def _rank(args: argparse.Namespace) -> int:
     if args.top_k is not None and args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return 2
+    spec, key = _backend_spec(args.model, args.server)
     try:
-        engine = Qwen3Reranker(model=args.model, device=args.device, dtype=args.dtype, max_length=args.max_length)
-    except (ModelLoadError, ValueError) as e:
+        backend = open_backend(spec, key, device=args.device, dtype=args.dtype, max_length=args.max_length)
+        [judgements] = backend.judge_many([Query(args.query, documents, args.instruction)])
+    except (ModelLoadError, BackendError, UnsupportedOption, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    ranked = engine.rank(args.query, documents, args.instruction, top_k=args.top_k)
+    ranked = rank_judgements(documents, judgements, args.top_k)
     records = [r.record() for r in ranked]
     if args.format == "json":
         print(json.dumps({"query": args.query, "results": records}, ensure_ascii=False, indent=2))
@@ -77,4 +101,33 @@ def _rank(args: argparse.Namespace) -> int:
             text = r["document"] if len(r["document"]) <= 80 else r["document"][:77] + "..."
             cut = " [truncated]" if r["truncated"] else ""
             print(f"{r['rank']:>4}  {r['score']:.4f}  {r['logit']:+8.3f}  #{r['index']:<4} {text}{cut}")
+    return 0
+
+
+def _backend_spec(model: str | None, server: str | None) -> tuple[str | None, str | None]:
+    """--server, --model, else $RERANKER_SERVER (with its key), else the default model."""
+    from reranker.backend import server_from_env
+
+    if server:
+        return server, os.environ.get("RERANKER_SERVER_KEY") or None
+    if model:
+        return model, None
+    return server_from_env() if os.environ.get("RERANKER_SERVER") else (None, None)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from reranker.csv_io import TableError
+    from reranker.offline_batch import BatchFailed, BatchOptions, run_batch_file
+
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    spec, key = _backend_spec(args.model, args.server)
+    options = BatchOptions(backend=spec, key=key, instruction=args.instruction, ray_address=args.ray,
+                           workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+    try:
+        run_batch_file(args.input, args.output, options)
+    except (TableError, BatchFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0

@@ -43,8 +43,8 @@ def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTE
         raise TableError("the file is empty")
     if b"\x00" in data[:4096]:
         raise TableError("this is not a CSV or TSV file (it looks binary: an Excel workbook? Save it as CSV)")
-    text = _decode(data)
-    delimiter = _delimiter(text, filename)
+    text = decode_text(data)
+    delimiter = delimiter_of(text, filename)
     _check_row_lengths(text, delimiter)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
@@ -96,14 +96,14 @@ def neutralise_cell(value: object) -> object:
     return value
 
 
-def safe_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV in UTF-8 with a BOM (Excel then reads Chinese correctly), formula cells neutralised."""
+def safe_csv_bytes(frame: pd.DataFrame, delimiter: str = ",") -> bytes:
+    """CSV (or TSV) in UTF-8 with a BOM (Excel then reads Chinese correctly), formula cells neutralised."""
     safe = frame.copy()
     safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_cell)
-    return safe.to_csv(index=False).encode("utf-8-sig")
+    return safe.to_csv(index=False, sep=delimiter).encode("utf-8-sig")
 
 
 def _check_row_lengths(text: str, delimiter: str) -> None:
@@ -122,7 +122,8 @@ def _check_row_lengths(text: str, delimiter: str) -> None:
         raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e}") from None
 
 
-def _decode(data: bytes) -> str:
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else GBK/GB18030."""
     for encoding in ENCODINGS:
         try:
             return data.decode(encoding)
@@ -131,7 +132,8 @@ def _decode(data: bytes) -> str:
     raise TableError("the file is neither UTF-8 nor GBK text; save it as CSV UTF-8")
 
 
-def _delimiter(text: str, filename: str) -> str:
+def delimiter_of(text: str, filename: str) -> str:
+    """Tab for .tsv/.tab files, or when the header holds more tabs than commas; else comma."""
     if filename.lower().endswith((".tsv", ".tab")):
         return "\t"
     header = text.split("\n", 1)[0]

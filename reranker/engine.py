@@ -20,7 +20,8 @@ import torch
 from transformers import DynamicCache
 
 from reranker.encoding import EncodedPair, PromptEncoder, PromptTooLong, common_prefix_length
-from reranker.loading import load_model, resolve_device, resolve_dtype, resolve_model
+from reranker.loading import load_model, resolve_device, resolve_dtype
+from reranker.model_names import resolve_model
 from reranker.ranking import Judgement, Progress, Query, RankedDocument, rank_judgements
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
@@ -113,7 +114,8 @@ class Qwen3Reranker:
         return self.encoder.count_tokens(text)
 
     def describe(self) -> dict[str, object]:
-        return {"model": self.model_name, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+        return {"model": self.model_name, "where": "in this process", "device": str(self.device),
+                "dtype": str(self.dtype).removeprefix("torch."),
                 "max_length": self.max_length, "load_seconds": round(self.load_seconds, 2)}
 
     # The forward passes.

@@ -10,8 +10,8 @@ import transformers
 from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-KNOWN_MODELS = ("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B")
+from reranker.model_names import KNOWN_MODELS
+
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 
@@ -23,10 +23,6 @@ class ModelLoadError(RuntimeError):
 def load_failure_text(error: BaseException) -> str:
     """What every entry point says when the model did not load: the explained message, or the error's own."""
     return str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
-
-
-def resolve_model(model: str | None) -> str:
-    return model or os.environ.get("RERANKER_MODEL") or DEFAULT_MODEL
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -26,3 +26,9 @@ def user_turn(query: str, document: str, instruction: str | None = None) -> str:
 def query_lead(instruction: str | None = None) -> str:
     """The user turn up to the query: the same for every query under one instruction."""
     return f"<Instruct>: {resolve_instruction(instruction)}\n<Query>:"
+
+
+def prompt_halves(query: str, document: str, instruction: str | None = None) -> tuple[str, str]:
+    """The whole prompt as (query part, document part), which concatenated are exactly the model card's prompt:
+    the form a server that joins two texts (vLLM's /score) is sent."""
+    return f"{SYSTEM_PREFIX}{query_lead(instruction)} {query}\n", f"<Document>: {document}{ASSISTANT_SUFFIX}"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+EXPORT_COLUMNS = ("query", "document", "instruction", "model", "rank", "index", "score", "logit", "tokens",
+                  "truncated", "label")
+"""The columns of a ranked table written out (the batch command's output), in this order; `index` is the pair's
+0-based position in the input, `label` only where there is one."""
 
 Progress = Callable[[int, int], None]
 """Called with (pairs done, pairs in all) as scoring moves on."""
@@ -32,10 +37,10 @@ class Judgement:
     """P("yes"), the model card's score."""
     logit: float
     """log P(yes) - log P(no): still tells documents apart when scores saturate near 0 or 1."""
-    tokens: int
-    """Prompt tokens the model read."""
-    truncated: bool
-    """The document (or query) was cut to fit max_length."""
+    tokens: int | None
+    """Prompt tokens the model read; None when the backend does not say (a vLLM or Cohere-style server)."""
+    truncated: bool | None
+    """The document (or query) was cut to fit max_length; None when the backend does not say."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,19 @@ class RankedDocument:
     logit: float
     rank: int
     """1 for the best."""
-    tokens: int
-    truncated: bool
+    tokens: int | None
+    truncated: bool | None
 
     def record(self) -> dict[str, object]:
         """The one dict form of a ranked document, which every export and API answer starts from."""
         return {"rank": self.rank, "index": self.index, "score": self.score, "logit": self.logit,
                 "tokens": self.tokens, "truncated": self.truncated, "document": self.document}
+
+
+def total_tokens(judgements: Iterable[Judgement]) -> int | None:
+    """Prompt tokens read for these pairs; None when the backend did not count some of them."""
+    counts = [j.tokens for j in judgements]
+    return None if None in counts else sum(counts)  # type: ignore[arg-type]
 
 
 def rank_judgements(

@@ -112,28 +112,54 @@ def test_a_label_that_is_not_a_number_names_the_row_and_can_be_left_out(page):
     assert not at.button(key="batch_run").disabled
 
 
-def test_no_sidecar_section_without_its_url(page, monkeypatch):
-    monkeypatch.delenv("RERANKER_API_URL", raising=False)
+def on_server(monkeypatch, url: str, key: str | None, old_names: bool = False) -> AppTest:
+    """The CSV page of a workbench whose backend is the server at `url` (as ./start.sh sets it up)."""
+    for name in ("RERANKER_SERVER", "RERANKER_SERVER_KEY", "RERANKER_API_URL", "RERANKER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RERANKER_API_URL" if old_names else "RERANKER_SERVER", url)
+    if key is not None:
+        monkeypatch.setenv("RERANKER_API_KEY" if old_names else "RERANKER_SERVER_KEY", key)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    ready = at.sidebar.success[0].value.replace("\\", "")
+    assert "Server ready" in ready and f"server {url.rstrip('/')}" in ready
+    return at.switch_page("pages/csv_batches.py").run()
+
+
+def test_no_sidecar_section_when_the_model_runs_in_this_process(page, monkeypatch):
     at = upload(page, "pairs.tsv", TSV.encode("gbk"))
     assert "sidecar_send" not in [b.key for b in at.button]
 
 
-def test_sidecar_section_says_when_the_sidecar_cannot_be_reached(page, monkeypatch):
+def test_an_unreachable_server_is_named_and_nothing_can_be_scored(monkeypatch):
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("RERANKER_API_URL", f"http://127.0.0.1:{port}/")
-    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
-    at = at.button(key="sidecar_send").click().run()
+    monkeypatch.setenv("RERANKER_SERVER", f"http://127.0.0.1:{port}/")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not at.exception
+    assert at.sidebar.error[0].value == "Engine not loaded"
     (error,) = at.main.error
-    assert "127.0.0.1" in error.value.replace("\\", "") and "sidecar_job" not in at.session_state
+    message = error.value.replace("\\", "")
+    assert f"127.0.0.1:{port}" in message and "Fix:" in message
+    at = upload(at.switch_page("pages/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
+    assert not at.exception
+    assert at.button(key="batch_run").disabled and "sidecar_send" not in [b.key for b in at.button]
 
 
-def test_upload_handed_to_a_live_sidecar_runs_to_its_csv(page, keyed_sidecar, reranker, monkeypatch):
-    monkeypatch.setenv("RERANKER_API_URL", keyed_sidecar.url)
-    monkeypatch.setenv("RERANKER_API_KEY", keyed_sidecar.env["RERANKER_API_KEY"])
-    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
+def test_scored_on_the_server_like_in_this_process(keyed_sidecar, reranker, monkeypatch):
+    at = on_server(monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
+    at = upload(at, "pairs.tsv", TSV.encode("gbk")).button(key="batch_run").click().run()
+    assert not at.exception and not at.main.error
+    table = results_table(at)
+    capital = table[table["query"] == CAPITAL]
+    want = {d.document: d for d in reranker.rank(CAPITAL, capital["document"].tolist())}
+    assert capital["score"].tolist() == pytest.approx([want[d].score for d in capital["document"]], abs=1e-6)
+
+
+def test_upload_handed_to_a_live_sidecar_runs_to_its_csv(keyed_sidecar, reranker, monkeypatch):
+    # the workbench's old names for the server still work
+    at = on_server(monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"], old_names=True)
+    at = upload(at, "pairs.tsv", TSV.encode("gbk"))
     at = at.button(key="sidecar_send").click().run()
     assert not at.exception and not at.main.error
     job_id = at.session_state["sidecar_job"]
@@ -156,20 +182,21 @@ def test_upload_handed_to_a_live_sidecar_runs_to_its_csv(page, keyed_sidecar, re
     assert capital["rank"].tolist() == [want[d].rank for d in documents]
 
 
-def test_a_wrong_api_key_is_named_and_starts_nothing(page, keyed_sidecar, monkeypatch):
-    monkeypatch.setenv("RERANKER_API_URL", keyed_sidecar.url)
-    monkeypatch.setenv("RERANKER_API_KEY", "not-the-key")
-    at = upload(page, "pairs.tsv", TSV.encode("gbk")).button(key="sidecar_send").click().run()
+def test_a_wrong_api_key_is_named_and_starts_nothing(keyed_sidecar, monkeypatch):
+    monkeypatch.setenv("RERANKER_SERVER", keyed_sidecar.url)
+    monkeypatch.setenv("RERANKER_SERVER_KEY", "not-the-key")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not at.exception
     (error,) = at.main.error
-    assert "401" in error.value and "sidecar_job" not in at.session_state
+    assert "401" in error.value and "RERANKER\\_SERVER\\_KEY" in error.value
+    at = upload(at.switch_page("pages/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
+    assert at.button(key="batch_run").disabled and "sidecar_send" not in [b.key for b in at.button]
 
 
-def test_a_sidecar_job_can_be_cancelled_and_retried_from_the_page(page, keyed_sidecar, monkeypatch):
-    monkeypatch.setenv("RERANKER_API_URL", keyed_sidecar.url)
-    monkeypatch.setenv("RERANKER_API_KEY", keyed_sidecar.env["RERANKER_API_KEY"])
+def test_a_sidecar_job_can_be_cancelled_and_retried_from_the_page(keyed_sidecar, monkeypatch):
+    at = on_server(monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
     rows = "".join(f"question {n % 4},passage number {n}\n" for n in range(40))  # 20 chunks, 0.5 s apart
-    at = upload(page, "many.csv", f"query,document\n{rows}".encode())
+    at = upload(at, "many.csv", f"query,document\n{rows}".encode())
     at = at.button(key="sidecar_send").click().run()
     job_id = at.session_state["sidecar_job"]
     assert any(f"Job {job_id}:" in p.proto.text for p in at.get("progress"))

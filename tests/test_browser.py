@@ -76,7 +76,8 @@ def streamlit_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
 @pytest.fixture
 def workbench_url(tiny_model_dir: Path, tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu"}
-    env.pop("RERANKER_API_URL", None)
+    for name in ("RERANKER_API_URL", "RERANKER_SERVER"):
+        env.pop(name, None)
     with streamlit_server(env, tmp_path / "streamlit.log") as url:
         yield url
 
@@ -132,7 +133,7 @@ def test_a_batch_handed_to_the_sidecar_is_followed_to_its_download(tiny_model_di
     from playwright.sync_api import expect
 
     env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
-           "RERANKER_API_URL": keyed_sidecar.url, "RERANKER_API_KEY": keyed_sidecar.env["RERANKER_API_KEY"]}
+           "RERANKER_SERVER": keyed_sidecar.url, "RERANKER_SERVER_KEY": keyed_sidecar.env["RERANKER_API_KEY"]}
     table = tmp_path / "pairs.csv"
     table.write_text("query,document\n" + "".join(f"{QUERY},{d}\n" for d in DOCUMENTS if "," not in d),
                      encoding="utf-8")

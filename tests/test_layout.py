@@ -57,7 +57,8 @@ def test_pages_reach_the_sidecar_only_over_http(path: Path) -> None:
     assert reaches_into(path, "reranker.sidecar", allowed=("reranker.sidecar.client",)) == set()
 
 
-@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.glob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", sorted([*PACKAGE.glob("*.py"), *(PACKAGE / "remote").glob("*.py")]),
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_engine_layer_needs_no_front_end(path: Path) -> None:
     assert reaches_into(path, "reranker.workbench") == set()
     allowed = ("reranker.sidecar.server",) if path.name == "cli.py" else ()  # `serve` starts it, lazily
@@ -76,3 +77,18 @@ def test_no_two_modules_share_a_name() -> None:
         if path.name not in ("__init__.py", "__main__.py"):
             names.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
     assert {n: p for n, p in names.items() if len(p) > 1} == {}
+
+
+def test_a_workbench_on_a_server_never_imports_torch() -> None:
+    """Under ./start.sh the workbench talks to the sidecar: importing what its pages use must not load torch
+    (about 400 MB a process), nor anything that loads a model."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import reranker.workbench.frame, reranker.workbench.results, "
+            "reranker.workbench.batch_scoring, reranker.workbench.comparison, reranker.workbench.charts, "
+            "reranker.workbench.job_panel, reranker.remote; "
+            "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

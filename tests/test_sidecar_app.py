@@ -28,7 +28,7 @@ def wait_until(client: TestClient, path: str, done, timeout: float = 60) -> dict
 
 @pytest.fixture
 def client(reranker: Qwen3Reranker, tmp_path: Path):
-    app = create_app(Settings(data_dir=tmp_path, api_key="k"), engine_factory=lambda: reranker)
+    app = create_app(Settings(data_dir=tmp_path, api_key="k"), backend_factory=lambda: reranker)
     with TestClient(app, headers={"Authorization": "Bearer k"}) as client:
         assert wait_until(client, "/health", lambda b: b["status"] != "loading")["status"] == "ok"
         yield client
@@ -74,7 +74,7 @@ def test_a_factory_that_fails_is_reported_by_health_and_503s(tmp_path: Path) -> 
     def broken() -> Qwen3Reranker:
         raise ModelLoadError("Could not load the reranker model 'x'. Fix: point RERANKER_MODEL at a folder.")
 
-    with TestClient(create_app(Settings(data_dir=tmp_path), engine_factory=broken)) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path), backend_factory=broken)) as client:
         health = wait_until(client, "/health", lambda b: b["status"] != "loading")
         assert health["status"] == "failed" and health["error"].startswith("Could not load the reranker model 'x'")
         assert client.get("/health").status_code == 503

@@ -12,7 +12,7 @@ from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
 
-from reranker import Qwen3Reranker
+from reranker.backend import RerankBackend
 from reranker.sidecar.http_errors import install_error_handlers
 from reranker.sidecar.middleware import BearerAuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from reranker.sidecar.routes import jobs, reranking, status
@@ -30,15 +30,17 @@ DESCRIPTION = """Qwen3-Reranker over HTTP, beside the Qwen-Ranker Pro workbench.
 
 With `RERANKER_API_KEY` set, every endpoint but `/health` and this page needs `Authorization: Bearer <key>`
 (**Authorize** below sends it).
+
+With `RERANKER_SERVER` set the sidecar is a gateway: this API, its queue and its jobs in front of that server.
 """
 
 
-def create_app(settings: Settings | None = None, engine_factory: Callable[[], Qwen3Reranker] | None = None,
+def create_app(settings: Settings | None = None, backend_factory: Callable[[], RerankBackend] | None = None,
                data_lock: IO[str] | None = None) -> FastAPI:
-    """The app over a runtime that starts loading the model when the app starts (engine_factory: how to load it;
-    data_lock: the data folder's lock, when the caller took it already)."""
+    """The app over a runtime that starts opening its backend when the app starts (backend_factory: how to open
+    it; data_lock: the data folder's lock, when the caller took it already)."""
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, engine_factory, data_lock)
+    runtime = Runtime(settings, backend_factory, data_lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -42,6 +42,10 @@ class UnsupportedMediaType(ServiceError):
     """The body came in a content type this operation does not read."""
 
 
+class UpstreamFailed(ServiceError):
+    """The sidecar is a gateway and the server behind it failed; the message names that server and the fix."""
+
+
 class Unavailable(ServiceError):
     """The sidecar cannot score now; `retry_after` seconds is a fair wait before trying again (None: unknown)."""
 

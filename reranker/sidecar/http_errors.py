@@ -24,11 +24,12 @@ from reranker.sidecar.errors import (
     TooLarge,
     Unavailable,
     UnsupportedMediaType,
+    UpstreamFailed,
 )
 
 STATUS_CODES: Mapping[type[ServiceError], int] = {
     InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413, UnsupportedMediaType: 415, InvalidField: 422,
-    Unavailable: 503, ServiceError: 400,
+    UpstreamFailed: 502, Unavailable: 503, ServiceError: 400,
 }
 """The first kind an error is an instance of decides; a ServiceError of no listed kind is a 400."""
 _DETAILS_SHOWN = 20
@@ -68,6 +69,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "Bad input: the message names the field"), (413, "Over a size limit, named with its setting"),
         (415, "The body is not JSON"), (422, "A field is missing or of the wrong type"),
+        (502, "The sidecar is a gateway (RERANKER_SERVER) and the server behind it failed"),
         (503, "The model is loading or failed to load, or the queue is full (Retry-After)"))}
 """The error answers every rerank and job route may give, for the OpenAPI schema."""
 

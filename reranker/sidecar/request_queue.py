@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from reranker import Judgement, Query
-from reranker.ranking import Progress
+from reranker.backend import RerankBackend
+from reranker.ranking import total_tokens
 from reranker.sidecar.errors import QueueClosed, QueueFull
 
 Verdicts = list[list[Judgement]]
@@ -38,10 +38,6 @@ _FIRST_CALL_PAIRS = 16
 _PACE_WEIGHT = 0.3
 """How much the last call moves the running estimates (engine seconds per character, an interactive call's time)."""
 log = logging.getLogger("reranker.sidecar")
-
-
-class Engine(Protocol):
-    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> Verdicts: ...
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ class _Slice:
 
 
 class RequestQueue:
-    def __init__(self, engine: Engine, max_pairs: int = 1024, max_chars: int = 1_000_000,
+    def __init__(self, engine: RerankBackend, max_pairs: int = 1024, max_chars: int = 1_000_000,
                  max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 15.0,
                  interactive_window: float = 10.0, on_call: Callable[[EngineCall], None] | None = None) -> None:
         """interactive_window: seconds after an interactive request during which a job's slices are kept as short
@@ -284,7 +280,7 @@ class RequestQueue:
             self._interactive_seconds = seconds if self._interactive_seconds is None else (
                 _PACE_WEIGHT * seconds + (1 - _PACE_WEIGHT) * self._interactive_seconds)
         if self.on_call is not None:
-            tokens = sum(j.tokens for group in verdicts for j in group)
+            tokens = total_tokens(j for group in verdicts for j in group) or 0
             pairs = sum(len(group) for group in verdicts)
             self.on_call(EngineCall(requests, pairs, tokens, seconds, background))
 

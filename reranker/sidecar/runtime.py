@@ -1,4 +1,7 @@
-"""Everything one running sidecar holds: the engine (loaded in the background), its queue, the job store."""
+"""Everything one running sidecar holds: the backend (opened in the background), its queue, the job store.
+
+The backend is the in-process engine, or with RERANKER_SERVER another server: the sidecar is then a gateway,
+with its own queue, jobs and dialects in front of that server's arithmetic."""
 
 from __future__ import annotations
 
@@ -8,8 +11,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from reranker import Judgement, Query, Qwen3Reranker
-from reranker.loading import load_failure_text, resolve_model
+from reranker import Judgement, Query
+from reranker.backend import RerankBackend, open_backend
+from reranker.loading import load_failure_text
+from reranker.model_names import resolve_model
+from reranker.remote.ranker_server import SERVER_NAME
 from reranker.sidecar.data_lock import lock_data_dir
 from reranker.sidecar.errors import NotReady
 from reranker.sidecar.job_store import JobStore
@@ -22,18 +28,19 @@ log = logging.getLogger("reranker.sidecar")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, engine_factory: Callable[[], Qwen3Reranker] | None = None,
+    def __init__(self, settings: Settings, backend_factory: Callable[[], RerankBackend] | None = None,
                  data_lock: IO[str] | None = None) -> None:
-        """data_lock: the data folder's lock when the caller took it already (see lock_data_dir); else taken here."""
+        """backend_factory: how to open the backend (default: RERANKER_SERVER's server, else the model in this
+        process); data_lock: the data folder's lock when the caller took it already (see lock_data_dir)."""
         self.settings = settings
-        self.engine_factory = engine_factory or Qwen3Reranker
+        self.backend_factory = backend_factory or (lambda: open_backend(settings.server, settings.server_key))
         self.metrics = SidecarMetrics()
         self._data_lock = data_lock or lock_data_dir(settings.data_dir)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
-        self.engine: Qwen3Reranker | None = None
+        self.backend: RerankBackend | None = None
         self.queue: RequestQueue | None = None
         self.load_error: str | None = None
-        self.model_name = resolve_model(None)
+        self.model_name = settings.server or resolve_model(None)
         self._jobs: JobWorker | None = None
         self._loader = threading.Thread(target=self._load, name="reranker-load", daemon=True)
         self._closed = threading.Event()
@@ -44,23 +51,23 @@ class Runtime:
 
     def _load(self) -> None:
         try:
-            engine = self.engine_factory()
+            backend = self.backend_factory()
         except Exception as e:  # noqa: BLE001 - any failure is reported by /health instead of killing the server
             self.load_error = load_failure_text(e)
             log.error("the model could not be loaded: %s", e)
             return
         if self._closed.is_set():
             return
-        self.queue = RequestQueue(engine, self.settings.call_max_pairs, self.settings.call_max_chars,
+        self.queue = RequestQueue(backend, self.settings.call_max_pairs, self.settings.call_max_chars,
                                   self.settings.max_queue, slice_seconds=self.settings.slice_seconds,
                                   interactive_window=self.settings.jobs_yield_seconds,
                                   on_call=self.metrics.record_call)
         self._jobs = JobWorker(self.store, lambda queries: self.queue.submit(queries, background=True),
                                self.settings.job_chunk_pairs, self.settings.job_chunk_delay)
-        self.engine = engine
-        self.model_name = engine.model_name
+        self.backend = backend
+        self.model_name = backend.model_name
         self._jobs.start()
-        log.info("model loaded: %s", engine.describe())
+        log.info("backend ready: %s", backend.describe())
 
     def stop(self) -> None:
         self._closed.set()
@@ -73,15 +80,16 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.engine is not None
+        return self.backend is not None
 
     def health(self) -> dict[str, object]:
-        if self.engine is not None:
-            return {"status": "ok", **self.engine.describe()}
+        """`server` tells a client this is a Qwen-Ranker sidecar (reranker.remote reads it)."""
+        if self.backend is not None:
+            return {"status": "ok", "server": SERVER_NAME, **self.backend.describe()}
         if self.load_error is not None:
-            return {"status": "failed", "model": self.model_name, "device": None, "dtype": None,
-                    "error": self.load_error}
-        return {"status": "loading", "model": self.model_name, "device": None, "dtype": None}
+            return {"status": "failed", "server": SERVER_NAME, "model": self.model_name, "device": None,
+                    "dtype": None, "error": self.load_error}
+        return {"status": "loading", "server": SERVER_NAME, "model": self.model_name, "device": None, "dtype": None}
 
     def require_ready(self) -> RequestQueue:
         if self.queue is None:

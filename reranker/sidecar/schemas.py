@@ -24,6 +24,11 @@ class Usage(BaseModel):
     total_tokens: int = Field(description="Prompt tokens the model read for this request.")
 
 
+def usage_of(tokens: int | None) -> Usage | None:
+    """The usage block, left out when the backend did not count tokens (a vLLM or Cohere-style server)."""
+    return None if tokens is None else Usage(total_tokens=tokens)
+
+
 class MultiQueryRerankRequest(BaseModel):
     """POST /api/rerank and JSON jobs: several queries, one list of documents each (the multi-query form)."""
 
@@ -49,20 +54,29 @@ class MultiQueryRerankRequest(BaseModel):
         return [[document_text(d) for d in docs] for docs in self.documents]
 
 
+class RerankQueriesRequest(MultiQueryRerankRequest):
+    """POST /api/rerank: the multi-query form, with how to fit documents that are too long."""
+
+    document_tokens: int | None = Field(None, ge=1, description="Cut each document to this many tokens.")
+    keep_document_end: bool = Field(False, description="When a document is cut, keep its end, not its start.")
+    refuse_truncation: bool = Field(False, description="Answer 413 instead of cutting a prompt that does not fit "
+                                                       "the model's limit.")
+
+
 class RankedItem(BaseModel):
     index: int
     document: str
     score: float = Field(description='P("yes"), 0 to 1.')
     logit: float = Field(description="log P(yes) - log P(no); orders documents whose scores saturate.")
     rank: int
-    tokens: int
-    truncated: bool
+    tokens: int | None = Field(description="Prompt tokens read; null when the backend does not count them.")
+    truncated: bool | None = Field(description="The document was cut; null when the backend does not say.")
 
 
 class MultiQueryRerankResponse(BaseModel):
     model: str
     results: list[list[RankedItem]] = Field(description="One ranked list per query, best first.")
-    usage: Usage
+    usage: Usage | None = Field(None, description="Left out when the backend does not count tokens.")
 
 
 JobStatusName = Literal["queued", "running", "done", "failed", "cancelled"]

@@ -9,7 +9,7 @@ import sys
 import uvicorn
 
 from reranker.sidecar.data_lock import DataDirError, lock_data_dir
-from reranker.sidecar.settings import Settings, SettingsError
+from reranker.sidecar.settings import Settings, SettingsError, refuse_own_address
 
 
 def serve(host: str = "127.0.0.1", port: int = 8502) -> None:
@@ -20,6 +20,7 @@ def serve(host: str = "127.0.0.1", port: int = 8502) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        refuse_own_address(settings.server, host, port)
         data_lock = lock_data_dir(settings.data_dir)
     except (SettingsError, DataDirError) as e:
         print(f"reranker serve: {e}", file=sys.stderr)

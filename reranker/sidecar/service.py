@@ -10,11 +10,14 @@ import asyncio
 import pandas as pd
 
 from reranker import Judgement, Query, rank_judgements
+from reranker.backend import BackendError, UnsupportedOption
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
 from reranker.encoding import PromptTooLong
 from reranker.prompt import resolve_instruction
+from reranker.ranking import total_tokens
+from reranker.remote.connection import TooBig
 from reranker.sidecar import limits
-from reranker.sidecar.errors import Conflict, InvalidField, InvalidInput, NotFound, TooLarge
+from reranker.sidecar.errors import Conflict, InvalidField, InvalidInput, NotFound, TooLarge, UpstreamFailed
 from reranker.sidecar.job_store import JobRecord, NewPair, ScoredQuery
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.schemas import (
@@ -27,7 +30,8 @@ from reranker.sidecar.schemas import (
     MultiQueryRerankRequest,
     MultiQueryRerankResponse,
     RankedItem,
-    Usage,
+    RerankQueriesRequest,
+    usage_of,
 )
 
 COLUMN_FIELDS = {"query": "query_column", "document": "document_column", "label": "label_column",
@@ -62,17 +66,22 @@ class SidecarService:
         limits.check_interactive(self.settings, queries, several_queries)
         try:
             return await self.runtime.judge(queries)
-        except PromptTooLong as e:
+        except (PromptTooLong, TooBig) as e:
             raise TooLarge(str(e)) from None
+        except UnsupportedOption as e:
+            raise InvalidInput(str(e)) from None
+        except BackendError as e:
+            raise UpstreamFailed(str(e)) from None
 
-    async def rerank_queries(self, body: MultiQueryRerankRequest) -> MultiQueryRerankResponse:
+    async def rerank_queries(self, body: RerankQueriesRequest) -> MultiQueryRerankResponse:
         texts = body.texts()
-        verdicts = await self.judge([Query(q, d, body.instruction) for q, d in zip(body.queries, texts)],
+        verdicts = await self.judge([Query(q, d, body.instruction, body.document_tokens, body.keep_document_end,
+                                           body.refuse_truncation) for q, d in zip(body.queries, texts)],
                                     several_queries=True)
         results = [[RankedItem(**r.record()) for r in rank_judgements(docs, judgements, body.top_n)]
                    for docs, judgements in zip(texts, verdicts)]
-        tokens = sum(j.tokens for group in verdicts for j in group)
-        return MultiQueryRerankResponse(model=self.model_name, results=results, usage=Usage(total_tokens=tokens))
+        return MultiQueryRerankResponse(model=self.model_name, results=results,
+                                        usage=usage_of(total_tokens(j for group in verdicts for j in group)))
 
     # Jobs: accepted now, scored in the background, kept in the store.
 

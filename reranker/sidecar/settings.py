@@ -5,14 +5,34 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
     """An environment variable holds something the sidecar cannot use; the message names it."""
 
 
+def refuse_own_address(server: str | None, host: str, port: int) -> None:
+    """A sidecar whose backend were itself would wait on its own queue forever: refuse RERANKER_SERVER pointing at
+    the address this sidecar is about to listen on."""
+    if server is None:
+        return
+    target = urlsplit(server)
+    local = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "[::1]", host.lower()}
+    target_port = target.port or (443 if target.scheme == "https" else 80)
+    if (target.hostname or "").lower() in local and target_port == port:
+        raise SettingsError(f"RERANKER_SERVER={server} is this sidecar's own address ({host}:{port}); a sidecar "
+                            "cannot be its own backend. Point it at another server, or unset it to load the model "
+                            "here")
+
+
 @dataclass(frozen=True)
 class Settings:
+    server: str | None = None
+    """RERANKER_SERVER: score on this server (a Qwen-Ranker sidecar, vLLM, or a /v1/rerank API) instead of loading
+    the model here; the sidecar is then a gateway."""
+    server_key: str | None = None
+    """RERANKER_SERVER_KEY: that server's key (this sidecar's own is RERANKER_API_KEY)."""
     data_dir: Path = Path("data")
     """RERANKER_DATA_DIR: where jobs.sqlite3 lives."""
     api_key: str | None = None
@@ -54,7 +74,13 @@ class Settings:
         origins = tuple(o.strip() for o in env.get("RERANKER_CORS_ORIGINS", "").split(",") if o.strip())
         if "*" in origins:
             raise SettingsError("RERANKER_CORS_ORIGINS may not be '*': list the origins that may call the API")
+        server = env.get("RERANKER_SERVER", "").strip() or None
+        if server is not None and not server.lower().startswith(("http://", "https://")):
+            raise SettingsError(f"RERANKER_SERVER={server!r} is not an http:// or https:// address; to use a model "
+                                "in this process, set RERANKER_MODEL instead")
         return cls(
+            server=server,
+            server_key=env.get("RERANKER_SERVER_KEY") or None,
             data_dir=Path(env.get("RERANKER_DATA_DIR") or "data"),
             api_key=env.get("RERANKER_API_KEY") or None,
             cors_origins=origins,

@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from reranker.backend import RerankBackend
 from reranker.csv_io import PairRow, group_pairs
 from reranker.progress import duration_text, seconds_left
 from reranker.prompt import resolve_instruction
 from reranker.ranking import Query, rank_judgements
 from reranker.ranking_metrics import label_metrics, mean
-from reranker.workbench.score_cache import Judge, ScoreCache
+from reranker.workbench.score_cache import ScoreCache
 
 Group = tuple[Query, list[int]]
 RESULT_COLUMNS = ["query", "instruction", "rank", "score", "log-odds", "label", "tokens", "truncated", "document",
@@ -59,7 +60,7 @@ def chunk_groups(groups: Sequence[Group], max_pairs: int) -> list[list[Group]]:
     return chunks
 
 
-def run_batch(cache: ScoreCache, engine: Judge, rows: Sequence[PairRow], instruction: str | None = None,
+def run_batch(cache: ScoreCache, engine: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
               on_progress: Callable[[BatchProgress], None] | None = None, chunk_pairs: int = 128) -> pd.DataFrame:
     """Score every row; rows without an instruction of their own get `instruction` (blank: the default).
 

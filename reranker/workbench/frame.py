@@ -1,78 +1,138 @@
-"""The frame every page is drawn in: page config, logo and style, and the engine in the sidebar.
+"""The frame every page is drawn in: page config, logo and style, and the backend in the sidebar.
 
-`app.py` calls `draw_frame()` once per run before the page; pages then ask `engine()` for the engine the
-frame chose (None while there is none to use), and never load a model themselves. Pages already cope with
-None (their buttons are disabled), so a frame that loads the model in the background and shows its status
-meanwhile needs no change to them.
+`app.py` calls `draw_frame()` once per run before the page; pages then ask `backend()` for the backend the
+frame chose (None while there is none to use), and never load a model themselves.
+
+The backend is the model in this process (`streamlit run app.py`), or a server: RERANKER_SERVER (which
+`./start.sh` sets to its sidecar, so one process holds the weights) or whatever address the user types in the
+sidebar. Talking to a server, this process never imports torch.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from reranker import KNOWN_MODELS, Qwen3Reranker
-from reranker.loading import load_failure_text, resolve_model
+from reranker.backend import RerankBackend, open_backend, server_from_env
+from reranker.model_names import KNOWN_MODELS, resolve_model
+from reranker.remote import RankerServerBackend
+from reranker.sidecar.client import SidecarClient
 from reranker.workbench import ASSETS
 from reranker.workbench.widgets import plain_markdown
 
 OTHER_MODEL = "Local folder or other id"
+IN_PROCESS = "In this process"
+ON_SERVER = "On a server"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
-_ENGINE_MODEL = "frame_engine_model"
+_BACKEND = "frame_backend"
 
 
 def draw_frame(page_title: str) -> None:
-    """Page config, logo and style for the page titled `page_title`, then the engine's sidebar panel."""
+    """Page config, logo and style for the page titled `page_title`, then the backend's sidebar panel."""
     st.set_page_config(page_title=f"{page_title} · Qwen-Ranker Pro", page_icon=str(ASSETS / "logo.svg"),
                        layout="wide")
     st.logo(str(ASSETS / "logo.svg"))
     st.html(f"<style>{(ASSETS / 'style.css').read_text(encoding='utf-8')}</style>")
-    loaded = engine_sidebar()
-    st.session_state[_ENGINE_MODEL] = loaded.model_name if loaded is not None else None
+    st.session_state[_BACKEND] = backend_sidebar()
 
 
-def engine() -> Qwen3Reranker | None:
-    """The engine the frame chose on this run; None when it could not load (the sidebar says why).
+def backend() -> RerankBackend | None:
+    """The backend the frame chose on this run; None when there is none to use (the sidebar says why).
 
-    Only the model's name is kept in the session, so the process-wide cache alone decides which models stay
-    in memory."""
-    model = st.session_state.get(_ENGINE_MODEL)
-    return load_engine(model) if model else None
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def load_engine(model: str) -> Qwen3Reranker:
-    """One engine per model name per process, shared by every session and page."""
-    return Qwen3Reranker(model=model)
+    Only its address (model name or URL, and key) is kept in the session, so the process-wide cache alone
+    decides which models stay in memory."""
+    spec = st.session_state.get(_BACKEND)
+    return open_cached(*spec) if spec else None
 
 
-def engine_sidebar() -> Qwen3Reranker | None:
-    """The sidebar's model choice and engine status; the engine, or None after showing why it cannot load."""
-    default = resolve_model(None)
-    options = [*KNOWN_MODELS, OTHER_MODEL]
+def job_server() -> SidecarClient | None:
+    """The sidecar that takes CSV jobs: the backend when it is a Qwen-Ranker sidecar; else none."""
+    chosen = backend()
+    if isinstance(chosen, RankerServerBackend):
+        return SidecarClient(chosen.url, chosen.connection.key)
+    return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def open_cached(spec: str, key: str | None) -> RerankBackend:
+    """One backend per (model or address, key) per process, shared by every session and page."""
+    return open_backend(spec, key)
+
+
+def backend_sidebar() -> tuple[str, str | None] | None:
+    """The sidebar's choice of backend and its status; (model or address, key), or None after saying why not."""
+    env_url, env_key = server_from_env()
     with st.sidebar:
         st.subheader("Engine")
-        choice = st.selectbox("Model", options, index=options.index(default) if default in KNOWN_MODELS else 3,
-                              format_func=lambda m: f"Qwen3-Reranker {_SHORT_NAMES[m]}" if m in _SHORT_NAMES else m,
-                              key="model_choice", persist_state="session",
-                              help="4B and 8B want a GPU; a local folder holds config.json, tokenizer and weights.")
-        if choice == OTHER_MODEL:
-            model = st.text_input("Model folder or hub id", value=default if default not in KNOWN_MODELS else "",
-                                  key="model_folder", persist_state="session").strip()
-        else:
-            model = choice
+        where = st.radio("Run the model", [IN_PROCESS, ON_SERVER], index=1 if env_url else 0, horizontal=True,
+                         key="backend_where", persist_state="session",
+                         help="On a server: another Qwen-Ranker sidecar, a vLLM server, or a Cohere / Jina style "
+                              "/v1/rerank API; nothing is loaded here.")
+        spec = _server_fields(env_url, env_key) if where == ON_SERVER else _model_fields()
         status = st.empty()
-    if not model:
-        status.info("Type a model folder or hub id.")
+    if spec is None:
         return None
+    address, key = spec
+    on_server = where == ON_SERVER
+    waiting = f"Asking {address}…" if on_server else f"Loading {address} (the first load of a hub model downloads it)…"
     try:
-        with status, st.spinner(f"Loading {plain_markdown(model)} (the first load of a hub model downloads it)…"):
-            loaded = load_engine(model)
-    except Exception as e:  # noqa: BLE001 - whatever stops the model loading is shown as a message, not a traceback
+        with status, st.spinner(plain_markdown(waiting)):
+            chosen = open_cached(address, key)
+    except Exception as e:  # noqa: BLE001 - whatever stops the backend opening is shown as a message, not a traceback
         status.error("Engine not loaded")
-        st.error(plain_markdown(load_failure_text(e)), title="The reranker model could not be loaded")
+        st.error(plain_markdown(_failure_text(e)),
+                 title="The server could not be used" if on_server else "The reranker model could not be loaded")
         return None
-    info = loaded.describe()
-    status.success(
-        f"**Engine ready**  \nmodel: {plain_markdown(str(info['model']))}  \ndevice: {info['device']} · "
-        f"dtype: {info['dtype']}  \nloaded in {info['load_seconds']} s · max {info['max_length']} tokens")
-    return loaded
+    info = chosen.describe()
+    if on_server:
+        status.success(f"**Server ready**  \nmodel: {plain_markdown(str(info['model']))}  \n"
+                       f"{plain_markdown(str(info['where']))} ({plain_markdown(str(info.get('server', '')))})")
+    else:
+        status.success(
+            f"**Engine ready** in this process  \nmodel: {plain_markdown(str(info['model']))}  \n"
+            f"device: {info['device']} · dtype: {info['dtype']}  \n"
+            f"loaded in {info['load_seconds']} s · max {info['max_length']} tokens")
+    return spec
+
+
+def _model_fields() -> tuple[str, None] | None:
+    default = resolve_model(None)
+    options = [*KNOWN_MODELS, OTHER_MODEL]
+    choice = st.selectbox("Model", options, index=options.index(default) if default in KNOWN_MODELS else 3,
+                          format_func=lambda m: f"Qwen3-Reranker {_SHORT_NAMES[m]}" if m in _SHORT_NAMES else m,
+                          key="model_choice", persist_state="session",
+                          help="4B and 8B want a GPU; a local folder holds config.json, tokenizer and weights.")
+    if choice == OTHER_MODEL:
+        model = st.text_input("Model folder or hub id", value=default if default not in KNOWN_MODELS else "",
+                              key="model_folder", persist_state="session").strip()
+    else:
+        model = choice
+    if not model:
+        st.info("Type a model folder or hub id.")
+        return None
+    return model, None
+
+
+def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str | None] | None:
+    """The key from the environment is never put in the page: an empty key field means that one."""
+    url = st.text_input("Server address", value=env_url or "", key="server_url", persist_state="session",
+                        placeholder="http://gpu-box:8000", help="A Qwen-Ranker sidecar's or vLLM server's base "
+                        "address, or a full …/v1/rerank URL.").strip()
+    key = st.text_input("Server key", type="password", key="server_key", persist_state="session",
+                        placeholder="from RERANKER_SERVER_KEY" if env_key else "none").strip()
+    if not url:
+        st.info("Type the server's address, e.g. http://127.0.0.1:8502.")
+        return None
+    if not url.lower().startswith(("http://", "https://")):
+        st.error("The address starts with http:// or https://.")
+        return None
+    return url, key or (env_key if url == env_url else None)
+
+
+def _failure_text(error: BaseException) -> str:
+    from reranker.backend import BackendError
+
+    if isinstance(error, BackendError):
+        return str(error)
+    from reranker.loading import load_failure_text
+
+    return load_failure_text(error)

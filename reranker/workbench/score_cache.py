@@ -8,18 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
+from reranker.backend import RerankBackend
 from reranker.prompt import resolve_instruction
-from reranker.ranking import Judgement, Progress, Query
+from reranker.ranking import Judgement, Query
 
 PairKey = tuple[str, str, str, str, int | None, bool]
-
-
-class Judge(Protocol):
-    model_name: str
-
-    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]: ...
 
 
 @dataclass
@@ -50,7 +44,7 @@ class ScoreCache:
                 todo.append(replace(q, documents=documents, instruction=resolve_instruction(q.instruction)))
         return todo
 
-    def judge_many(self, engine: Judge, queries: Sequence[Query],
+    def judge_many(self, engine: RerankBackend, queries: Sequence[Query],
                    progress: Callable[[int, int], None] | None = None) -> list[list[Judgement]]:
         """Like engine.judge_many, but only the pairs not seen before reach the engine."""
         model = engine.model_name
@@ -66,7 +60,7 @@ class ScoreCache:
         self._forget_oldest()
         return answer
 
-    def judge(self, engine: Judge, query: str, documents: Sequence[str], instruction: str | None = None,
+    def judge(self, engine: RerankBackend, query: str, documents: Sequence[str], instruction: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
         return self.judge_many(engine, [Query(query, documents, instruction)], progress)[0]
 

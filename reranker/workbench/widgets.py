@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from reranker.backend import BackendError, UnsupportedOption
 from reranker.documents import ParsedDocuments, format_documents
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.workbench.score_cache import ScoreCache
@@ -71,6 +72,8 @@ def scoring_errors_shown() -> Iterator[None]:
     """A scoring run that fails (out of memory, a bad text) says so on the page instead of a traceback."""
     try:
         yield
+    except (BackendError, UnsupportedOption) as e:
+        st.error(plain_markdown(str(e)), title="The server could not score; nothing was changed")
     except (RuntimeError, ValueError, TypeError, MemoryError) as e:
         st.error(plain_markdown(f"{type(e).__name__}: {e}"), title="Scoring failed; nothing was changed")
 

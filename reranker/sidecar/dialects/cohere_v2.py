@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
+from reranker.ranking import total_tokens
 from reranker.sidecar.dialects import InstructedBody, as_object, document_text, document_token_cap, top_n_or_all
-from reranker.sidecar.schemas import Usage
+from reranker.sidecar.schemas import Usage, usage_of
 from reranker.sidecar.service import SidecarService
 
 
@@ -50,7 +51,7 @@ class InputTokens(BaseModel):
 
 class CohereV2Meta(BaseModel):
     api_version: ApiVersion = ApiVersion()
-    tokens: InputTokens
+    tokens: InputTokens | None = None
 
 
 class CohereV2Response(BaseModel):
@@ -58,7 +59,7 @@ class CohereV2Response(BaseModel):
     results: list[CohereV2Result]
     meta: CohereV2Meta
     model: str
-    usage: Usage
+    usage: Usage | None = None
 
 
 async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Response:
@@ -66,13 +67,13 @@ async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Resp
     cap = body.max_tokens_per_doc or document_token_cap(body.truncate_prompt_tokens)
     query = Query(body.query, texts, body.task_instruction(), document_tokens=cap)
     [judgements] = await service.judge([query])
-    tokens = sum(j.tokens for j in judgements)
+    tokens = total_tokens(judgements)
     return CohereV2Response(
         id=str(uuid.uuid4()),
         results=[CohereV2Result(index=r.index, relevance_score=r.score,
                                 document=as_object(body.documents[r.index]) if body.return_documents else None)
                  for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
-        meta=CohereV2Meta(tokens=InputTokens(input_tokens=tokens)),
+        meta=CohereV2Meta(tokens=None if tokens is None else InputTokens(input_tokens=tokens)),
         model=service.model_name,
-        usage=Usage(total_tokens=tokens),
+        usage=usage_of(tokens),
     )

@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
+from reranker.ranking import total_tokens
 from reranker.sidecar.dialects import InstructedBody, as_object, document_text, document_token_cap, top_n_or_all
-from reranker.sidecar.schemas import Usage
+from reranker.sidecar.schemas import Usage, usage_of
 from reranker.sidecar.service import SidecarService
 
 
@@ -45,7 +46,7 @@ class RerankResponse(BaseModel):
     id: str
     model: str
     results: list[RerankResult]
-    usage: Usage
+    usage: Usage | None = None
 
 
 async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse:
@@ -58,5 +59,5 @@ async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse
         results=[RerankResult(index=r.index, relevance_score=r.score,
                               document=as_object(body.documents[r.index]) if body.return_documents else None)
                  for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
-        usage=Usage(total_tokens=sum(j.tokens for j in judgements)),
+        usage=usage_of(total_tokens(judgements)),
     )

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query
+from reranker.ranking import total_tokens
 from reranker.sidecar.dialects import InstructedBody, document_token_cap
 from reranker.sidecar.errors import InvalidInput
 from reranker.sidecar.service import SidecarService
@@ -71,7 +72,7 @@ class ScoreResponse(BaseModel):
     created: int
     model: str
     data: list[ScoreData]
-    usage: ScoreUsage
+    usage: ScoreUsage | None = None
 
 
 async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
@@ -84,11 +85,10 @@ async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
     verdicts = await service.judge([Query(q, [documents[i] for i in members], instruction, document_tokens=cap)
                                     for q, members in grouped.items()], several_queries=len(grouped) > 1)
     scores: list[float] = [0.0] * len(documents)
-    tokens = 0
     for members, judgements in zip(grouped.values(), verdicts):
         for i, judgement in zip(members, judgements):
             scores[i] = judgement.score
-            tokens += judgement.tokens
+    tokens = total_tokens(j for group in verdicts for j in group)
     return ScoreResponse(id=f"score-{uuid.uuid4().hex}", created=int(time.time()), model=service.model_name,
                          data=[ScoreData(index=i, score=s) for i, s in enumerate(scores)],
-                         usage=ScoreUsage(prompt_tokens=tokens, total_tokens=tokens))
+                         usage=None if tokens is None else ScoreUsage(prompt_tokens=tokens, total_tokens=tokens))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Request
 from reranker.sidecar.dialects import cohere_v2, rerank_v1, tei, vllm_score
 from reranker.sidecar.http_errors import ERROR_RESPONSES, Dialect, set_dialect
 from reranker.sidecar.routes import parse_body, service_of
-from reranker.sidecar.schemas import MultiQueryRerankRequest, MultiQueryRerankResponse
+from reranker.sidecar.schemas import MultiQueryRerankResponse, RerankQueriesRequest
 
 router = APIRouter(tags=["rerank"], responses=ERROR_RESPONSES)
 
@@ -39,15 +39,17 @@ async def rerank_bare(request: Request, body: dict = Body(openapi_examples={  # 
     return await rerank_v1.rerank(service_of(request), parse_body(rerank_v1.RerankRequest, body))
 
 
-@router.post("/score", response_model=vllm_score.ScoreResponse, summary="Score pairs (vLLM's score API)")
-@router.post("/v1/score", response_model=vllm_score.ScoreResponse, summary="Score pairs (vLLM's score API)")
+@router.post("/score", response_model=vllm_score.ScoreResponse, response_model_exclude_none=True,
+             summary="Score pairs (vLLM's score API)")
+@router.post("/v1/score", response_model=vllm_score.ScoreResponse, response_model_exclude_none=True,
+             summary="Score pairs (vLLM's score API)")
 async def score(body: vllm_score.ScoreRequest, request: Request) -> vllm_score.ScoreResponse:
     return await vllm_score.score(service_of(request), body)
 
 
-@router.post("/api/rerank", response_model=MultiQueryRerankResponse,
+@router.post("/api/rerank", response_model=MultiQueryRerankResponse, response_model_exclude_none=True,
              summary="Rank several queries' documents in one call")
-async def rerank_queries(body: MultiQueryRerankRequest, request: Request) -> MultiQueryRerankResponse:
+async def rerank_queries(body: RerankQueriesRequest, request: Request) -> MultiQueryRerankResponse:
     return await service_of(request).rerank_queries(body)
 
 

@@ -1,0 +1,174 @@
+"""`python -m reranker batch`: a file of pairs scored on Ray Data, on this machine or a cluster.
+
+read (on this process, bad rows reported and left out) -> Ray Data `map_batches` through PairScorer actors, each
+holding one backend (the model in the actor's process, or a remote server), rows sorted by instruction and query
+so a batch holds whole queries and the engine reuses their prefixes -> ranks within each query -> one output file,
+written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from reranker.backend import BackendError, is_server, open_backend
+from reranker.pair_files import ROW, PairTable, read_pairs, write_table
+from reranker.prompt import resolve_instruction
+from reranker.ranking import EXPORT_COLUMNS, Query
+
+SCORED = ["score", "logit", "tokens", "truncated"]
+
+
+class BatchFailed(RuntimeError):
+    """The run could not score every row; nothing was written. The message says what is missing and why."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    backend: str | None = None
+    """A hub id or folder (the model runs in each worker), or a server's URL; None: $RERANKER_SERVER, else the
+    default model."""
+    key: str | None = None
+    instruction: str | None = None
+    """For rows without an instruction of their own; blank: the default."""
+    ray_address: str | None = None
+    """Join this Ray cluster; None: the Ray this process already started, else a new local one."""
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    rows_per_batch: int = 256
+
+
+class PairScorer:
+    """A Ray Data actor: opens its backend once, then judges batches of rows grouped by (instruction, query)."""
+
+    def __init__(self, backend: str | None, key: str | None, threads: int | None = None) -> None:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.backend = open_backend(backend, key)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        groups = list(batch.groupby(["instruction", "query"], sort=False).indices.items())
+        queries = [Query(query, batch["document"].iloc[members].tolist(), instruction)
+                   for (instruction, query), members in groups]
+        verdicts = self.backend.judge_many(queries)
+        out = pd.DataFrame({ROW: batch[ROW].to_numpy()})
+        for name in SCORED:
+            values: list[object] = [None] * len(batch)
+            for (_, members), judged in zip(groups, verdicts):
+                for i, judgement in zip(members, judged):
+                    values[i] = getattr(judgement, name)
+            out[name] = values
+        out["model"] = self.backend.model_name
+        return out
+
+
+def run_batch_file(source: str, output: str, options: BatchOptions,
+                   report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> pd.DataFrame:
+    """Score every usable row of `source` and write `output`; returns the written table. Raises TableError for a
+    file that cannot be used at all, BatchFailed when scoring fails part-way (then nothing is written)."""
+    if options.backend and is_server(options.backend):
+        try:
+            open_backend(options.backend, options.key)  # a wrong address or key is told now, before Ray starts
+        except BackendError as e:
+            raise BatchFailed(f"nothing was written: {e}") from None
+    table = read_pairs(source)
+    for problem in table.problems:
+        report(f"left out: {problem}")
+    if table.rows.empty:
+        raise BatchFailed(f"{source}: no usable row to score ({len(table.problems)} left out)")
+    work = _scoring_rows(table, options.instruction)
+    report(f"scoring {len(work):,} pairs ({len(table.problems):,} rows left out) on "
+           f"{options.workers} worker{'s' if options.workers > 1 else ''}")
+    started = time.perf_counter()
+    scored = _score_on_ray(work, options)
+    missing = len(work) - scored[ROW].nunique()
+    if missing:
+        raise BatchFailed(f"{missing:,} of {len(work):,} pairs came back without a score; nothing was written")
+    result = _ranked(table, work, scored)
+    write_table(result, output)
+    seconds = time.perf_counter() - started
+    report(f"wrote {len(result):,} rows to {output} in {seconds:.1f} s ({len(result) / seconds:.1f} pairs/s)")
+    return result
+
+
+def _scoring_rows(table: PairTable, instruction: str | None) -> pd.DataFrame:
+    """What the workers need, sorted so each (instruction, query) is contiguous; the instruction resolved."""
+    roles = table.columns
+    own = table.rows[roles["instruction"]] if roles["instruction"] else pd.Series([None] * len(table.rows))
+    work = pd.DataFrame({
+        ROW: table.rows[ROW].to_numpy(),
+        "query": table.rows[roles["query"]].to_numpy(),
+        "document": table.rows[roles["document"]].to_numpy(),
+        "instruction": [resolve_instruction(i if isinstance(i, str) and i.strip() else instruction) for i in own],
+    })
+    return work.sort_values(["instruction", "query", ROW], kind="stable").reset_index(drop=True)
+
+
+def _score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
+    import ray
+
+    if options.ray_address is not None:
+        ray.init(address=options.ray_address, ignore_reinit_error=True, log_to_driver=False)
+    elif not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    step = options.rows_per_batch
+    dataset = ray.data.from_pandas([work.iloc[i:i + step] for i in range(0, len(work), step)])
+    cpus, threads = _cpus_per_worker(options)
+    scored = dataset.map_batches(
+        PairScorer, fn_constructor_kwargs={"backend": options.backend, "key": options.key, "threads": threads},
+        batch_size=step, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=options.workers),
+        num_gpus=options.gpus_per_worker or None, num_cpus=cpus)
+    try:
+        return scored.to_pandas()
+    except Exception as e:  # noqa: BLE001 - a worker's failure arrives wrapped by Ray; say it plainly
+        raise BatchFailed(f"scoring failed, nothing was written: {_worker_error(e)}") from None
+
+
+def _worker_error(error: BaseException) -> str:
+    """The worker's own error from under Ray's wrapping: the traceback's last line, `module.Error: message`."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    name, _, message = last.partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {message}" if message and " " not in name else last
+
+
+def _cpus_per_worker(options: BatchOptions) -> tuple[float, int | None]:
+    """(CPUs Ray reserves for a worker, torch threads it runs). One CPU is left to Ray Data's own tasks, or a
+    worker holding them all would wait for them forever; on a CPU model a worker still computes on its share of
+    the cores."""
+    import ray
+
+    remote = (options.backend or os.environ.get("RERANKER_SERVER", "")).startswith(("http://", "https://"))
+    if remote:
+        return 0.25, None  # it waits on the server
+    if options.gpus_per_worker:
+        return 1, None
+    nodes = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+    cores = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1) // nodes)
+    per_node = max(1, -(-options.workers // nodes))
+    return max(1, (cores - 1) // per_node), max(1, cores // per_node)
+
+
+def _ranked(table: PairTable, work: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """The input's rows in input order with the export columns first (rank within each query, best first by
+    logit, ties in input order), then the input's other columns."""
+    merged = work.merge(scored, on=ROW).sort_values(ROW, kind="stable").reset_index(drop=True)
+    merged["rank"] = (merged.assign(neg=-merged["logit"])
+                      .sort_values(["neg", ROW], kind="stable")
+                      .groupby(["instruction", "query"], sort=False).cumcount() + 1).sort_index()
+    merged["index"] = merged[ROW]
+    roles = table.columns
+    source = table.rows.set_index(ROW).loc[merged[ROW]].reset_index(drop=True)
+    if roles["label"]:
+        merged["label"] = source[roles["label"]].to_numpy()
+    columns = [c for c in EXPORT_COLUMNS if c in merged.columns]
+    used = {roles[r] for r in ("query", "document", "label", "instruction") if roles[r]}
+    extra = source[[c for c in source.columns if c not in used and c not in columns]]
+    return pd.concat([merged[columns], extra], axis=1)

@@ -1,0 +1,154 @@
+"""Files of (query, document) pairs in the long form, read and written by the batch command: CSV, TSV, JSONL or
+Parquet, chosen by the file's suffix.
+
+Reading never stops at a bad row: it is left out and reported with its line (CSV, TSV, JSONL) or row (Parquet)
+number, so the person can fix it and score those rows again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from reranker.csv_io import TableError, decode_text, delimiter_of, guess_columns, safe_csv_bytes
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+ROW = "_row"
+"""The column holding each kept row's 0-based position among the rows read."""
+_WHERE = "_where"
+"""While reading: where each row sits in the file ("line 7", "row 3"), for the report of bad rows."""
+_UNREAD = "could not be read"
+
+
+@dataclass(frozen=True)
+class PairTable:
+    rows: pd.DataFrame
+    """The usable rows, as read (strings, but a label column of numbers), with ROW added."""
+    columns: dict[str, str | None]
+    """Which column is the query, the document, the label and the instruction (None: there is none)."""
+    problems: list[str]
+    """One line per row left out: where it is and why."""
+    total: int
+    """Rows in the input, left out ones included."""
+
+
+def file_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise TableError(f"{path}: unknown file type {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def read_pairs(path: str | Path) -> PairTable:
+    """The rows of a pair file with their column roles (guessed from the header, English or Chinese)."""
+    kind = file_format(path)
+    try:
+        if kind == "parquet":
+            frame, problems = _read_parquet(path)
+        elif kind == "jsonl":
+            frame, problems = _read_jsonl(Path(path).read_bytes())
+        else:
+            frame, problems = _read_delimited(Path(path).read_bytes(), str(path))
+    except (OSError, ValueError) as e:
+        raise TableError(f"cannot read {path}: {e}") from None
+    if frame.empty and not problems:
+        raise TableError(f"{path} holds no rows")
+    columns = guess_columns(frame.drop(columns=[_WHERE]))
+    for role in ("query", "document"):
+        if columns[role] is None:
+            raise TableError(f"{path}: no column looks like the {role} (name it query/document, or 查询/文档); "
+                             f"the file has: {', '.join(c for c in frame.columns if c != _WHERE) or 'no columns'}")
+    keep, labels = [], []
+    for n, record in enumerate(frame.to_dict("records")):
+        query, document = record[columns["query"]], record[columns["document"]]
+        if not isinstance(query, str) or not query.strip() or not isinstance(document, str) or not document.strip():
+            problems.append(f"{record[_WHERE]}: the query or the document is empty or not text")
+            continue
+        label = record[columns["label"]] if columns["label"] else None
+        try:
+            labels.append(None if label is None or str(label).strip() in ("", "nan", "None") else float(label))
+        except ValueError:
+            problems.append(f"{record[_WHERE]}: the label {label!r} is not a number")
+            continue
+        keep.append(n)
+    rows = frame.iloc[keep].drop(columns=[_WHERE]).reset_index(drop=True)
+    rows[ROW] = keep
+    if columns["label"]:
+        rows[columns["label"]] = labels
+    problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))  # in file order
+    return PairTable(rows, columns, problems, len(frame) + sum(_UNREAD in p for p in problems))
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Written whole to a temporary file beside `path`, then moved there: `path` never holds half a table.
+    CSV and TSV neutralise formula-like cells, as every CSV export does; JSONL and Parquet keep text exactly."""
+    kind = file_format(path)
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    if kind in ("csv", "tsv"):
+        partial.write_bytes(safe_csv_bytes(frame, "\t" if kind == "tsv" else ","))
+    elif kind == "jsonl":
+        partial.write_text(frame.to_json(orient="records", lines=True, force_ascii=False), encoding="utf-8")
+    else:
+        frame.to_parquet(partial, index=False)
+    os.replace(partial, target)
+
+
+def _read_parquet(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    frame = pd.read_parquet(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame[_WHERE] = [f"row {n}" for n in range(1, len(frame) + 1)]
+    return frame, []
+
+
+def _read_delimited(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+    text = decode_text(data)
+    delimiter = delimiter_of(text, name)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    problems: list[str] = []
+    header: list[str] = []
+    records: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if not header:
+                header = row
+            elif len(row) != len(header):
+                problems.append(f"line {reader.line_num}: {len(row)} fields where the header has {len(header)}; "
+                                f"the row {_UNREAD}")
+            else:
+                records.append(row)
+                lines.append(f"line {reader.line_num}")
+    except csv.Error as e:
+        problems.append(f"line {reader.line_num}: {e}; the rest of the file was not read")
+    frame = pd.DataFrame(records, columns=[c.strip() for c in header], dtype=str)
+    frame[_WHERE] = lines
+    return frame, problems
+
+
+def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, list[str]]:
+    records, lines, problems = [], [], []
+    for n, line in enumerate(decode_text(data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            problems.append(f"line {n}: not valid JSON; the row {_UNREAD}")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"line {n}: not a JSON object; the row {_UNREAD}")
+            continue
+        records.append({str(k).strip(): v for k, v in record.items()})
+        lines.append(f"line {n}")
+    frame = pd.DataFrame.from_records(records)
+    frame[_WHERE] = lines
+    return frame, problems

@@ -1,0 +1,67 @@
+"""Remote backends: the model runs on a server, this process sends it requests.
+
+`open_server(url)` tells from the address (or by asking the server) which kind it is:
+- an address ending in `/rerank` (`.../v1/rerank`, `.../v2/rerank`): a Cohere / Jina compatible API there;
+- an address ending in `/score` (`.../v1/score`): a vLLM server;
+- otherwise the server is asked: a Qwen-Ranker sidecar says so on GET /health; a vLLM server lists its model on
+  GET /v1/models; anything else is taken for a Cohere / Jina compatible server at `<url>/v1/rerank`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from reranker.backend import BackendError, RerankBackend
+from reranker.model_names import DEFAULT_MODEL
+from reranker.remote.connection import ServerConnection, Unreachable, WrongKey
+from reranker.remote.ranker_server import SERVER_NAME, RankerServerBackend
+from reranker.remote.rerank_server import RerankApiBackend
+from reranker.remote.vllm_server import VllmScoreBackend
+
+__all__ = ["RankerServerBackend", "RerankApiBackend", "VllmScoreBackend", "open_server"]
+
+
+def open_server(url: str, key: str | None = None, timeout: float = 120.0, model: str | None = None) -> RerankBackend:
+    """The backend for the server at `url`. model: the name sent to servers that want one ($RERANKER_SERVER_MODEL;
+    a vLLM server's own is asked for, a Cohere-style server gets the 0.6B model's id)."""
+    url = url.strip().rstrip("/")
+    model = model or os.environ.get("RERANKER_SERVER_MODEL") or None
+    if url.endswith("/rerank"):
+        return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
+                                path="")
+    for suffix in ("/v1/score", "/score"):
+        if url.endswith(suffix):
+            connection = ServerConnection(url.removesuffix(suffix), key, timeout, kind=VllmScoreBackend.kind)
+            return VllmScoreBackend(connection, model or _vllm_model(connection))
+    probe = ServerConnection(url, key, timeout, retries=0)
+    health = _answer(probe, "/health")
+    if isinstance(health, dict) and health.get("server") == SERVER_NAME:
+        if health.get("status") == "failed":
+            raise BackendError(f"The Qwen-Ranker sidecar at {url} could not load its model: {health.get('error')}")
+        connection = ServerConnection(url, key, timeout, kind=RankerServerBackend.kind)
+        connection.get("/api/jobs?limit=1")  # a wrong key is told now, not at the first rerank
+        return RankerServerBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
+    served = _answer(probe, "/v1/models")
+    if isinstance(served, dict) and any(isinstance(m, dict) and m.get("owned_by") == "vllm"
+                                        for m in served.get("data") or []):
+        connection = ServerConnection(url, key, timeout, kind=VllmScoreBackend.kind)
+        return VllmScoreBackend(connection, model or _vllm_model(connection))
+    return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL)
+
+
+def _answer(probe: ServerConnection, path: str) -> object:
+    """The JSON a GET answers, or None when the path is not there or not JSON (an unreachable server raises)."""
+    try:
+        return probe.get(path)
+    except (Unreachable, WrongKey):
+        raise
+    except BackendError:
+        return None
+
+
+def _vllm_model(connection: ServerConnection) -> str:
+    served = connection.get("/v1/models")
+    try:
+        return str(served["data"][0]["id"])
+    except (KeyError, TypeError, IndexError):
+        raise connection.malformed("/v1/models", "no model listed") from None

@@ -1,0 +1,45 @@
+"""Any server speaking the Cohere / Jina rerank API (`POST /v1/rerank`): scores only.
+
+Request `{"model", "query", "documents": [...], "top_n", "return_documents": false}`; answer `{"results":
+[{"index", "relevance_score"}]}` (docs.cohere.com "Rerank API", jina.ai "Reranker API"). The API carries no
+instruction, token counts or truncation flags: a non-default instruction is refused, tokens and truncated are
+None, and the logit is log(p / (1 - p)) of the score, clipped.
+"""
+
+from __future__ import annotations
+
+from reranker.backend import UnsupportedOption
+from reranker.prompt import DEFAULT_INSTRUCTION, resolve_instruction
+from reranker.ranking import Judgement, Query
+from reranker.remote.connection import ServerConnection
+from reranker.remote.remote_backend import RemoteBackend, logit_of
+
+
+class RerankApiBackend(RemoteBackend):
+    kind = "rerank server (Cohere / Jina API)"
+    several_queries = False
+
+    def __init__(self, connection: ServerConnection, model_name: str, path: str = "/v1/rerank", **kwargs: int) -> None:
+        super().__init__(connection, model_name, **kwargs)
+        self.path = path
+
+    def check_options(self, q: Query) -> None:
+        super().check_options(q)
+        if resolve_instruction(q.instruction) != DEFAULT_INSTRUCTION:
+            raise UnsupportedOption(f"the {self.kind} at {self.url} takes no instruction (its API has no field for "
+                                    "one); use the default instruction, or a Qwen-Ranker sidecar or vLLM server")
+
+    def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
+        [q] = queries
+        body = {"model": self.model_name, "query": q.query, "documents": list(q.documents),
+                "top_n": len(q.documents), "return_documents": False}
+        answer = self.connection.post(self.path, body)
+        try:
+            scores: list[float | None] = [None] * len(q.documents)
+            for item in answer["results"]:
+                scores[item["index"]] = float(item["relevance_score"])
+            if None in scores:
+                raise ValueError(f"{scores.count(None)} of {len(scores)} documents have no score")
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise self.connection.malformed(self.path, f"{type(e).__name__}: {e}") from None
+        return [[Judgement(s, logit_of(s), None, None) for s in scores]]
