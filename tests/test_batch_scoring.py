@@ -15,7 +15,7 @@ from reranker.workbench.batch_scoring import (
     overall_metrics,
     run_batch,
 )
-from reranker.workbench.score_cache import ScoreCache
+from reranker.workbench.score_cache import ScoreCache, backend_key
 
 TABLE = (
     "question,passage,relevance\n"
@@ -51,7 +51,8 @@ def test_cache_forgets_the_oldest_past_its_size(reranker):
     cache = ScoreCache(max_pairs=2)
     judged = cache.judge(reranker, "q", ["a", "b", "c"])
     assert len(judged) == 3 and len(cache.judgements) == 2
-    assert cache.missing(reranker.model_name, [Query("q", ["a", "b", "c"])]) == [Query("q", ["a"], DEFAULT_INSTRUCTION)]
+    missing = cache.missing(backend_key(reranker), [Query("q", ["a", "b", "c"])])
+    assert missing == [Query("q", ["a"], DEFAULT_INSTRUCTION)]
 
 
 def test_chunks_pack_whole_queries():

@@ -81,3 +81,19 @@ def test_unloadable_model_says_how_to_fix_it(docs_file: Path, tmp_path: Path) ->
     assert result.returncode == 1
     assert "Could not load the reranker model" in result.stderr and "Fix:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rank_on_a_server_gives_the_engines_ranking(open_sidecar, reranker: Qwen3Reranker, docs_file: Path) -> None:
+    result = run_cli("rank", "--query", "capital of China", "--docs", str(docs_file), "--format", "json",
+                     "--server", open_sidecar.url)
+    assert result.returncode == 0, result.stderr
+    expected = reranker.rank("capital of China", [d for d in DOCS if d])
+    got = json.loads(result.stdout)["results"]
+    assert [(r["index"], r["tokens"]) for r in got] == [(r.index, r.tokens) for r in expected]
+    assert all(abs(a["score"] - b.score) < 1e-6 for a, b in zip(got, expected))
+
+
+def test_an_unreachable_server_is_one_line_not_a_traceback(docs_file: Path) -> None:
+    result = run_cli("rank", "--query", "q", "--docs", str(docs_file), "--server", "http://127.0.0.1:9")
+    assert result.returncode == 1 and "Could not reach the reranking server at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,8 +1,8 @@
-"""A small client for the sidecar's job API, as the workbench's batch page uses it (requests only, no FastAPI)."""
+"""A small client for the sidecar's job API, as the workbench's batch page uses it (requests only, no FastAPI);
+scoring goes through reranker.remote.RankerServerBackend."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,12 +22,6 @@ class SidecarClient:
         self._session = requests.Session()
         if key:
             self._session.headers["Authorization"] = f"Bearer {key}"
-
-    @classmethod
-    def from_env(cls) -> SidecarClient | None:
-        """RERANKER_API_URL (None when unset) with RERANKER_API_KEY: what ./start.sh hands the workbench."""
-        url = os.environ.get("RERANKER_API_URL", "").strip()
-        return cls(url, os.environ.get("RERANKER_API_KEY") or None) if url else None
 
     def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None]) -> dict[str, Any]:
         """Start a job on an uploaded table; columns maps query/document/label/instruction to a header (or None)."""

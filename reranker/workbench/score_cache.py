@@ -47,7 +47,7 @@ class ScoreCache:
     def judge_many(self, engine: RerankBackend, queries: Sequence[Query],
                    progress: Callable[[int, int], None] | None = None) -> list[list[Judgement]]:
         """Like engine.judge_many, but only the pairs not seen before reach the engine."""
-        model = engine.model_name
+        model = backend_key(engine)
         todo = self.missing(model, queries)
         if todo:
             self.engine_calls += 1
@@ -68,3 +68,9 @@ class ScoreCache:
         extra = len(self.judgements) - self.max_pairs
         for k in list(self.judgements)[:max(extra, 0)]:
             del self.judgements[k]
+
+
+def backend_key(backend: RerankBackend) -> str:
+    """What the cache files a backend's judgements under: its model and where it runs (the same model on a server
+    may not count tokens, or cut documents, as this process does)."""
+    return f"{backend.model_name} ({backend.describe().get('where')})"
