@@ -12,7 +12,7 @@ from reranker.workbench.presets import INSTRUCTION_PRESETS
 
 NAMES = ("A", "B", "C", "D")
 
-engine = frame.backend()
+backend = frame.backend()
 
 st.title("Compare instructions")
 st.caption("One query, one set of documents, 2 to 4 instructions. Documents with a tab and a relevance label "
@@ -37,21 +37,21 @@ k_column, _ = st.columns([1, 3])
 k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
                               key="compare_k", persist_state="session"))
 
-compare = st.button("Compare", type="primary", disabled=engine is None, key="compare")
+compare = st.button("Compare", type="primary", disabled=backend is None, key="compare")
 if compare and not query.strip():
     st.error("Type a query first.")
 elif compare and parsed.count == 0:
     st.error("Paste at least one document, one per line.")
-elif compare and engine is not None:
+elif compare and backend is not None:
     bar = st.progress(0.0, text="Scoring…")
     with widgets.scoring_errors_shown():
         judged = widgets.score_cache().judge_many(
-            engine, [Query(query, parsed.documents, instruction) for instruction in instructions],
+            backend, [Query(query, parsed.documents, instruction) for instruction in instructions],
             widgets.progress_callback(bar))
         runs = [InstructionRun(NAMES[i], resolve_instruction(instruction),
                                rank_judgements(parsed.documents, judgements))
                 for i, (instruction, judgements) in enumerate(zip(instructions, judged))]
-        st.session_state.comparison = Comparison(engine.model_name, query, parsed, runs)
+        st.session_state.comparison = Comparison(backend.model_name, query, parsed, runs)
     bar.empty()
 
 comparison: Comparison | None = st.session_state.get("comparison")

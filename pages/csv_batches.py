@@ -14,7 +14,7 @@ from reranker.workbench.job_panel import sidecar_job_panel
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
 
-engine = frame.backend()
+backend = frame.backend()
 
 st.title("CSV batches")
 st.caption("One row per (query, document) pair, with an optional relevance label and instruction per row. "
@@ -89,8 +89,8 @@ k_column, _ = st.columns([1, 3])
 k = int(k_column.number_input("k for NDCG@k", min_value=1, max_value=100, value=10, key="batch_k",
                               persist_state="session"))
 run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction,
-           engine.model_name if engine is not None else None)
-if st.button(f"Score {len(rows):,} pairs", type="primary", disabled=engine is None, key="batch_run"):
+           backend.model_name if backend is not None else None)
+if st.button(f"Score {len(rows):,} pairs", type="primary", disabled=backend is None, key="batch_run"):
     bar = st.progress(0.0, text="Starting…")
 
     def show(progress: BatchProgress) -> None:
@@ -98,7 +98,7 @@ if st.button(f"Score {len(rows):,} pairs", type="primary", disabled=engine is No
 
     started = time.perf_counter()
     with widgets.scoring_errors_shown():
-        results = run_batch(widgets.score_cache(), engine, rows, instruction, show)
+        results = run_batch(widgets.score_cache(), backend, rows, instruction, show)
         st.session_state.batch = {"key": run_key, "results": results, "seconds": time.perf_counter() - started}
     bar.empty()
 

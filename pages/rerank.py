@@ -13,7 +13,7 @@ from reranker.workbench import frame, widgets
 from reranker.workbench.charts import decay_figure, find_cliff
 from reranker.workbench.results import SCORE_MODES, Ranking, cards_html, results_frame, results_json, shown_value
 
-engine = frame.backend()
+backend = frame.backend()
 
 st.title("Qwen-Ranker Pro")
 st.caption("Paste a query and candidate documents; Qwen3-Reranker orders them by how likely it answers “yes”.")
@@ -34,7 +34,7 @@ with controls:
                                           persist_state="session"))
     score_mode = mode_column.radio("Score shown as", SCORE_MODES, horizontal=True, key="score_mode",
                                    persist_state="session")
-    rerank = st.button("Rerank", type="primary", disabled=engine is None, key="rerank", width="stretch")
+    rerank = st.button("Rerank", type="primary", disabled=backend is None, key="rerank", width="stretch")
     if rerank and not query.strip():
         st.error("Type a query first.")
         rerank = False
@@ -43,19 +43,19 @@ with controls:
         rerank = False
 
 with output:
-    if rerank and engine is not None:
+    if rerank and backend is not None:
         bar = st.progress(0.0, text=f"Scoring {parsed.count} documents…")
         with widgets.scoring_errors_shown():
-            judgements = widgets.score_cache().judge(engine, query, parsed.documents, instruction,
+            judgements = widgets.score_cache().judge(backend, query, parsed.documents, instruction,
                                                        widgets.progress_callback(bar, "documents"))
-            st.session_state.ranking = Ranking(engine.model_name, query, instruction, parsed,
+            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed,
                                                rank_judgements(parsed.documents, judgements))
         bar.empty()
     ranking: Ranking | None = st.session_state.get("ranking")
     if ranking is None:
         st.info("Type a query and documents (or pick a sample), then press **Rerank**.")
         st.stop()
-    if engine is not None and not ranking.asked(engine.model_name, query, instruction, parsed):
+    if backend is not None and not ranking.asked(backend.model_name, query, instruction, parsed):
         st.caption("The inputs or the model changed since this ranking: press Rerank to update it.")
     labels = ranking.parsed.labels
     shown = ranking.ranked[:top_k]

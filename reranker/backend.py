@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from reranker.ranking import Judgement, Progress, Query
 
@@ -34,6 +35,18 @@ class BackendError(RuntimeError):
     """A remote server could not score: the message names the server, what went wrong and the fix."""
 
 
+class RequestTooBig(BackendError):
+    """The server answered 413: the request holds more than it takes; a smaller one may pass."""
+
+
+class RequestRefused(BackendError):
+    """The server refused the request's content (a 400 or 422: a text over its limit, say)."""
+
+
+class ServerBusy(BackendError):
+    """The server answered 503 still after the retries: it is loading, or too busy."""
+
+
 class UnsupportedOption(ValueError):
     """A query asks for something this backend cannot do (a per-request truncation on a vLLM server, say)."""
 
@@ -49,8 +62,17 @@ def server_from_env() -> tuple[str | None, str | None]:
     return None, None
 
 
-def is_server(spec: str) -> bool:
-    return spec.strip().lower().startswith(("http://", "https://"))
+def is_server(spec: str | None) -> bool:
+    """An http:// or https:// address (anything else is a model: a hub id or a folder)."""
+    return bool(spec) and spec.strip().lower().startswith(("http://", "https://"))
+
+
+def shown_address(url: str) -> str:
+    """The address without any user:password part, for status lines, /health and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def open_backend(spec: str | None = None, key: str | None = None, *, device: str | None = "auto",

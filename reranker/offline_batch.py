@@ -12,12 +12,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 
 from reranker.backend import BackendError, is_server, open_backend
-from reranker.pair_files import ROW, PairTable, read_pairs, write_table
+from reranker.model_names import resolve_model
+from reranker.pair_files import ROW, PairTable, file_format, read_pairs, write_table
 from reranker.prompt import resolve_instruction
 from reranker.ranking import EXPORT_COLUMNS, Query
 
@@ -31,8 +33,8 @@ class BatchFailed(RuntimeError):
 @dataclass(frozen=True)
 class BatchOptions:
     backend: str | None = None
-    """A hub id or folder (the model runs in each worker), or a server's URL; None: $RERANKER_SERVER, else the
-    default model."""
+    """A hub id or folder (the model runs in each worker), or a server's URL; None: $RERANKER_MODEL, else the
+    default model (settled here, so every worker of a cluster loads the same one)."""
     key: str | None = None
     instruction: str | None = None
     """For rows without an instruction of their own; blank: the default."""
@@ -73,7 +75,13 @@ def run_batch_file(source: str, output: str, options: BatchOptions,
                    report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> pd.DataFrame:
     """Score every usable row of `source` and write `output`; returns the written table. Raises TableError for a
     file that cannot be used at all, BatchFailed when scoring fails part-way (then nothing is written)."""
-    if options.backend and is_server(options.backend):
+    options = replace(options, backend=options.backend or resolve_model(None))
+    if options.workers < 1 or options.gpus_per_worker < 0:
+        raise BatchFailed("--workers must be at least 1 and --gpus-per-worker at least 0")
+    file_format(output)
+    if not Path(output).resolve().parent.is_dir():
+        raise BatchFailed(f"the folder of {output} does not exist; nothing was scored")
+    if is_server(options.backend):
         try:
             open_backend(options.backend, options.key)  # a wrong address or key is told now, before Ray starts
         except BackendError as e:
@@ -92,7 +100,11 @@ def run_batch_file(source: str, output: str, options: BatchOptions,
     if missing:
         raise BatchFailed(f"{missing:,} of {len(work):,} pairs came back without a score; nothing was written")
     result = _ranked(table, work, scored)
-    write_table(result, output)
+    try:
+        write_table(result, output)
+    except (OSError, ValueError, ImportError) as e:  # a full disk, no permission, a type Parquet cannot hold
+        raise BatchFailed(f"every pair was scored, but {output} could not be written: {type(e).__name__}: "
+                          f"{e}") from None
     seconds = time.perf_counter() - started
     report(f"wrote {len(result):,} rows to {output} in {seconds:.1f} s ({len(result) / seconds:.1f} pairs/s)")
     return result
@@ -114,10 +126,14 @@ def _scoring_rows(table: PairTable, instruction: str | None) -> pd.DataFrame:
 def _score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
     import ray
 
-    if options.ray_address is not None:
-        ray.init(address=options.ray_address, ignore_reinit_error=True, log_to_driver=False)
-    elif not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        if options.ray_address is not None:
+            ray.init(address=options.ray_address, ignore_reinit_error=True, log_to_driver=False)
+        elif not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"the Ray cluster at {options.ray_address}" if options.ray_address else "a local Ray"
+        raise BatchFailed(f"could not start or join {where}: {e}; nothing was scored") from None
     step = options.rows_per_batch
     dataset = ray.data.from_pandas([work.iloc[i:i + step] for i in range(0, len(work), step)])
     cpus, threads = _cpus_per_worker(options)
@@ -145,8 +161,7 @@ def _cpus_per_worker(options: BatchOptions) -> tuple[float, int | None]:
     the cores."""
     import ray
 
-    remote = (options.backend or os.environ.get("RERANKER_SERVER", "")).startswith(("http://", "https://"))
-    if remote:
+    if is_server(options.backend):
         return 0.25, None  # it waits on the server
     if options.gpus_per_worker:
         return 1, None

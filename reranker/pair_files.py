@@ -59,6 +59,12 @@ def read_pairs(path: str | Path) -> PairTable:
         raise TableError(f"cannot read {path}: {e}") from None
     if frame.empty and not problems:
         raise TableError(f"{path} holds no rows")
+    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise TableError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once; give each "
+                         "column its own name")
+    if frame.empty:
+        raise TableError(f"{path}: no row could be read: " + "; ".join(problems[:5]))
     columns = guess_columns(frame.drop(columns=[_WHERE]))
     for role in ("query", "document"):
         if columns[role] is None:
@@ -73,7 +79,7 @@ def read_pairs(path: str | Path) -> PairTable:
         label = record[columns["label"]] if columns["label"] else None
         try:
             labels.append(None if label is None or str(label).strip() in ("", "nan", "None") else float(label))
-        except ValueError:
+        except (TypeError, ValueError):
             problems.append(f"{record[_WHERE]}: the label {label!r} is not a number")
             continue
         keep.append(n)
@@ -114,7 +120,7 @@ def _read_delimited(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     problems: list[str] = []
     header: list[str] = []
     records: list[list[str]] = []
-    lines: list[int] = []
+    lines: list[str] = []
     try:
         for row in reader:
             if not row:

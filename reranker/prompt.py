@@ -20,7 +20,15 @@ def resolve_instruction(instruction: str | None) -> str:
 
 
 def user_turn(query: str, document: str, instruction: str | None = None) -> str:
-    return f"{query_lead(instruction)} {query}\n<Document>: {document}"
+    return _query_part(query, instruction) + _document_part(document)
+
+
+def _query_part(query: str, instruction: str | None) -> str:
+    return f"{query_lead(instruction)} {query}\n"
+
+
+def _document_part(document: str) -> str:
+    return f"<Document>: {document}"
 
 
 def query_lead(instruction: str | None = None) -> str:
@@ -31,4 +39,4 @@ def query_lead(instruction: str | None = None) -> str:
 def prompt_halves(query: str, document: str, instruction: str | None = None) -> tuple[str, str]:
     """The whole prompt as (query part, document part), which concatenated are exactly the model card's prompt:
     the form a server that joins two texts (vLLM's /score) is sent."""
-    return f"{SYSTEM_PREFIX}{query_lead(instruction)} {query}\n", f"<Document>: {document}{ASSISTANT_SUFFIX}"
+    return SYSTEM_PREFIX + _query_part(query, instruction), _document_part(document) + ASSISTANT_SUFFIX

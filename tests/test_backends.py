@@ -202,6 +202,23 @@ def test_a_gateway_in_front_of_vllm_leaves_token_counts_out_and_refuses_caps(
         vllm.faults.append((500, {}))
         failed = requests.post(f"{server.url}/v1/rerank", json={"query": "q", "documents": ["a"]}, timeout=60)
         assert failed.status_code == 502 and vllm.url in failed.json()["message"]
+        job = requests.post(f"{server.url}/api/jobs", json={"queries": ["q"], "documents": [["a", "b"]]}, timeout=60)
+        deadline = time.monotonic() + 60
+        while requests.get(f"{server.url}/api/jobs/{job.json()['id']}", timeout=10).json()["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        [ranked] = requests.get(f"{server.url}/api/jobs/{job.json()['id']}/results", timeout=10).json()["queries"]
+        assert len(ranked["results"]) == 2  # a server that does not count tokens: they are left out
+        assert not {"tokens", "truncated"} & {k for r in ranked["results"] for k in r}
+
+
+def test_a_sidecar_that_failed_to_load_is_named_not_mistaken(tmp_path: Path) -> None:
+    env = {"RERANKER_MODEL": str(tmp_path / "no-such-model"), "RERANKER_DATA_DIR": str(tmp_path),
+           "RERANKER_API_KEY": ""}
+    with SidecarProcess(env=env, log_path=tmp_path / "server.log") as server:
+        server.wait_healthy(want=503)
+        with pytest.raises(BackendError, match="Qwen-Ranker sidecar at .* could not load its model.*no-such-model"):
+            open_backend(server.url)
 
 
 def test_a_sidecar_refuses_itself_as_its_backend(tmp_path: Path) -> None:

@@ -126,3 +126,28 @@ def test_the_cli_joins_a_running_ray_and_refuses_a_file_without_pairs(local_ray,
                              timeout=120)
     assert refused.returncode == 1 and "no column looks like the query" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize(("content", "name", "words"), [
+    ("query,document,query\nq,d,r\n", "dup.csv", "'query' more than once"),
+    ('{"query": "q", "document": "d", "label": [1]}\n{"query": "q", "document": "e"}\n', "odd.jsonl", None),
+])
+def test_odd_files_are_told_or_their_rows_left_out(tmp_path: Path, content: str, name: str, words: str | None):
+    from reranker.csv_io import TableError
+    from reranker.pair_files import read_pairs
+
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    if words is not None:
+        with pytest.raises(TableError, match=words):
+            read_pairs(tmp_path / name)
+        return
+    table = read_pairs(tmp_path / name)
+    assert len(table.rows) == 1 and table.problems == ["line 1: the label [1] is not a number"]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_scoring(tmp_path: Path):
+    (tmp_path / "pairs.csv").write_text(CSV, encoding="utf-8")
+    with pytest.raises(BatchFailed, match="does not exist; nothing was scored"):
+        run_batch_file(str(tmp_path / "pairs.csv"), str(tmp_path / "no" / "out.csv"), BatchOptions(), print)
+    with pytest.raises(Exception, match="unknown file type '.xlsx'"):
+        run_batch_file(str(tmp_path / "pairs.csv"), str(tmp_path / "out.xlsx"), BatchOptions(), print)

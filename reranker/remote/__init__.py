@@ -13,7 +13,7 @@ import os
 
 from reranker.backend import BackendError, RerankBackend
 from reranker.model_names import DEFAULT_MODEL
-from reranker.remote.connection import ServerConnection, Unreachable, WrongKey
+from reranker.remote.connection import ServerConnection
 from reranker.remote.ranker_server import SERVER_NAME, RankerServerBackend
 from reranker.remote.rerank_server import RerankApiBackend
 from reranker.remote.vllm_server import VllmScoreBackend
@@ -34,29 +34,20 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
             connection = ServerConnection(url.removesuffix(suffix), key, timeout, kind=VllmScoreBackend.kind)
             return VllmScoreBackend(connection, model or _vllm_model(connection))
     probe = ServerConnection(url, key, timeout, retries=0)
-    health = _answer(probe, "/health")
+    _, health = probe.probe("/health")  # a sidecar says so while loading (503) too
     if isinstance(health, dict) and health.get("server") == SERVER_NAME:
         if health.get("status") == "failed":
-            raise BackendError(f"The Qwen-Ranker sidecar at {url} could not load its model: {health.get('error')}")
+            raise BackendError(f"The Qwen-Ranker sidecar at {probe.shown} could not load its model: "
+                               f"{health.get('error')}")
         connection = ServerConnection(url, key, timeout, kind=RankerServerBackend.kind)
         connection.get("/api/jobs?limit=1")  # a wrong key is told now, not at the first rerank
         return RankerServerBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
-    served = _answer(probe, "/v1/models")
-    if isinstance(served, dict) and any(isinstance(m, dict) and m.get("owned_by") == "vllm"
+    status, served = probe.probe("/v1/models")
+    if status == 200 and isinstance(served, dict) and any(isinstance(m, dict) and m.get("owned_by") == "vllm"
                                         for m in served.get("data") or []):
         connection = ServerConnection(url, key, timeout, kind=VllmScoreBackend.kind)
         return VllmScoreBackend(connection, model or _vllm_model(connection))
     return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL)
-
-
-def _answer(probe: ServerConnection, path: str) -> object:
-    """The JSON a GET answers, or None when the path is not there or not JSON (an unreachable server raises)."""
-    try:
-        return probe.get(path)
-    except (Unreachable, WrongKey):
-        raise
-    except BackendError:
-        return None
 
 
 def _vllm_model(connection: ServerConnection) -> str:

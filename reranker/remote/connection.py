@@ -11,16 +11,12 @@ from typing import Any
 
 import requests
 
-from reranker.backend import BackendError
+from reranker.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy, shown_address
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a connection: a wrong address fails fast even where answers may take minutes."""
 MAX_RETRY_WAIT = 30.0
 """A Retry-After longer than this is cut to it: a batch should not sleep for minutes on one answer."""
-
-
-class TooBig(BackendError):
-    """The server answered 413: the request holds more than it takes; a smaller one may pass."""
 
 
 class Unreachable(BackendError):
@@ -37,6 +33,8 @@ class ServerConnection:
     def __init__(self, url: str, key: str | None = None, timeout: float = 120.0, retries: int = 3,
                  kind: str = "reranking server") -> None:
         self.url = url.rstrip("/")
+        self.shown = shown_address(self.url)
+        """The address as messages show it (without a user:password part)."""
         self.key = key
         self.timeout = timeout
         self.retries = retries
@@ -47,6 +45,17 @@ class ServerConnection:
 
     def get(self, path: str) -> Any:
         return self.call("GET", path)
+
+    def probe(self, path: str) -> tuple[int, Any]:
+        """(status, JSON body or None) of one GET, whatever the status: for telling what kind of server this is.
+        Only an unreachable server or a refused key raises."""
+        response = self._send("GET", path)
+        if response.status_code in (401, 403):
+            raise self._refusal(response, path)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self.call("POST", path, json=body)
@@ -67,38 +76,40 @@ class ServerConnection:
         raise AssertionError("unreachable")
 
     def malformed(self, path: str, what: str) -> BackendError:
-        return BackendError(f"The {self.kind} at {self.url} gave an answer to {path} that this client cannot read "
-                            f"({what}). Fix: check that {self.url} is a {self.kind}, and its version.")
+        return BackendError(f"The {self.kind} at {self.shown} gave an answer to {path} that this client cannot read "
+                            f"({what}). Fix: check that {self.shown} is a {self.kind}, and its version.")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
             timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
             return self._session.request(method, self.url + path, timeout=timeout, **kwargs)
         except requests.Timeout:
-            raise Unreachable(f"The {self.kind} at {self.url} did not answer {path} within {self.timeout:g} s. "
+            raise Unreachable(f"The {self.kind} at {self.shown} did not answer {path} within {self.timeout:g} s. "
                                "Fix: send fewer documents at a time, or give it a longer timeout.") from None
         except requests.RequestException as e:
-            raise Unreachable(f"Could not reach the {self.kind} at {self.url} ({type(e).__name__}). Fix: check the "
+            raise Unreachable(f"Could not reach the {self.kind} at {self.shown} ({type(e).__name__}). Fix: check the "
                                "address and that the server is running and reachable from here.") from None
 
     def _refusal(self, response: requests.Response, path: str) -> BackendError:
         status, detail = response.status_code, _detail(response)
         said = f"HTTP {status}" + (f": {detail}" if detail else "")
         if status in (401, 403):
-            return WrongKey(f"The {self.kind} at {self.url} refused the key ({said}). Fix: set "
+            return WrongKey(f"The {self.kind} at {self.shown} refused the key ({said}). Fix: set "
                                 "RERANKER_SERVER_KEY (or the key field in the sidebar) to that server's API key.")
         if status in (404, 405):
-            return BackendError(f"{self.url}{path} does not exist ({said}): {self.url} is not a {self.kind}, or "
+            return BackendError(f"{self.shown}{path} does not exist ({said}): {self.shown} is not a {self.kind}, or "
                                 "not of the kind its address suggests. Fix: check the address.")
         if status == 413:
-            return TooBig(f"The {self.kind} at {self.url} found the request too big ({said}). Fix: send fewer or "
-                          "shorter documents at a time.")
+            return RequestTooBig(f"The {self.kind} at {self.shown} found the request too big ({said}). Fix: send "
+                                 "fewer or shorter documents at a time.")
         if status == 503:
-            return BackendError(f"The {self.kind} at {self.url} is busy or not ready ({said}), still after "
+            return ServerBusy(f"The {self.kind} at {self.shown} is busy or not ready ({said}), still after "
                                 f"{self.retries} retries. Fix: try again later.")
         if status >= 500:
-            return BackendError(f"The {self.kind} at {self.url} failed ({said}). Fix: see that server's log.")
-        return BackendError(f"The {self.kind} at {self.url} refused the request ({said}).")
+            return BackendError(f"The {self.kind} at {self.shown} failed ({said}). Fix: see that server's log.")
+        if status in (400, 422):
+            return RequestRefused(f"The {self.kind} at {self.shown} refused the request ({said}).")
+        return BackendError(f"The {self.kind} at {self.shown} refused the request ({said}).")
 
 
 def _retry_wait(response: requests.Response, attempt: int) -> float:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from reranker.backend import UnsupportedOption
+from reranker.backend import RequestTooBig, UnsupportedOption
 from reranker.prompt import resolve_instruction
 from reranker.ranking import Judgement, Progress, Query
-from reranker.remote.connection import ServerConnection, TooBig
+from reranker.remote.connection import ServerConnection
 
 _OPTIONS = {
     "document_tokens": "a per-document token cap (max_tokens_per_doc, truncate_prompt_tokens)",
@@ -52,7 +52,7 @@ class RemoteBackend:
         return self.connection.url
 
     def describe(self) -> dict[str, object]:
-        return {"model": self.model_name, "where": f"server {self.url}", "server": self.kind}
+        return {"model": self.model_name, "where": f"server {self.connection.shown}", "kind": self.kind}
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
         for q in queries:
@@ -78,7 +78,7 @@ class RemoteBackend:
                  "refuse_truncation": q.refuse_truncation}
         missing = [_OPTIONS[name] for name, on in asked.items() if on and name not in self.supports]
         if missing:
-            raise UnsupportedOption(f"the {self.kind} at {self.url} cannot honour {' or '.join(missing)}; "
+            raise UnsupportedOption(f"the {self.kind} at {self.connection.shown} cannot honour {' or '.join(missing)}; "
                                     "send the request without it, or use a backend that can")
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
@@ -88,7 +88,7 @@ class RemoteBackend:
         """One request; one the server finds too big is sent again as two halves, down to single pairs."""
         try:
             return self._judge(queries)
-        except TooBig:
+        except RequestTooBig:
             if sum(len(q.documents) for q in queries) <= 1:
                 raise
         if len(queries) > 1:

@@ -26,8 +26,9 @@ class RerankApiBackend(RemoteBackend):
     def check_options(self, q: Query) -> None:
         super().check_options(q)
         if resolve_instruction(q.instruction) != DEFAULT_INSTRUCTION:
-            raise UnsupportedOption(f"the {self.kind} at {self.url} takes no instruction (its API has no field for "
-                                    "one); use the default instruction, or a Qwen-Ranker sidecar or vLLM server")
+            raise UnsupportedOption(f"the {self.kind} at {self.connection.shown} takes no instruction (its API has no "
+                                    "field for one); use the default instruction, or a Qwen-Ranker sidecar or vLLM "
+                                    "server")
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         [q] = queries

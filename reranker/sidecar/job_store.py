@@ -255,7 +255,8 @@ class JobStore:
             db.executemany(
                 "UPDATE job_pairs SET score = ?, logit = ?, tokens = ?, truncated = ?, scored_at = ? "
                 "WHERE job_id = ? AND pnum = ? AND scored_at IS NULL",
-                ((j.score, j.logit, j.tokens, int(j.truncated), now, job_id, p.pnum) for p, j in scored))
+                ((j.score, j.logit, j.tokens, None if j.truncated is None else int(j.truncated), now, job_id,
+                  p.pnum) for p, j in scored))
             db.execute("UPDATE jobs SET done_pairs = (SELECT COUNT(*) FROM job_pairs WHERE job_id = ? "
                        "AND scored_at IS NOT NULL) WHERE id = ?", (job_id, job_id))
 
@@ -296,7 +297,8 @@ class JobStore:
         for q in queries:
             rows = sorted(grouped[q["qnum"]], key=lambda r: r["doc_index"])
             documents = [r["document"] for r in rows]
-            judgements = [Judgement(r["score"], r["logit"], r["tokens"], bool(r["truncated"])) for r in rows]
+            judgements = [Judgement(r["score"], r["logit"], r["tokens"],
+                                  None if r["truncated"] is None else bool(r["truncated"])) for r in rows]
             ranked = rank_judgements(documents, judgements, top_n)
             out.append(ScoredQuery(q["query"], q["instruction"], ranked, [r["row"] for r in rows],
                                    [r["label"] for r in rows]))

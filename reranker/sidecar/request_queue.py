@@ -27,7 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 
 from reranker import Judgement, Query
-from reranker.backend import RerankBackend
+from reranker.backend import BackendError, RerankBackend
 from reranker.ranking import total_tokens
 from reranker.sidecar.errors import QueueClosed, QueueFull
 
@@ -260,6 +260,10 @@ class RequestQueue:
         started = time.perf_counter()
         try:
             verdicts = self.engine.judge_many([piece.query for piece in call])
+        except BackendError as e:  # the server behind a gateway failed: asking again per request would not help
+            for request in {id(piece.request): piece.request for piece in call}.values():
+                request.fail(e)
+            return
         except Exception:  # noqa: BLE001 - one bad request must not fail the others: each tries alone
             if len({id(piece.request) for piece in call}) == 1:
                 raise

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import IO
 
 from reranker import Judgement, Query
-from reranker.backend import RerankBackend, open_backend
+from reranker.backend import RerankBackend, open_backend, shown_address
 from reranker.loading import load_failure_text
 from reranker.model_names import resolve_model
 from reranker.remote.ranker_server import SERVER_NAME
@@ -40,7 +40,7 @@ class Runtime:
         self.backend: RerankBackend | None = None
         self.queue: RequestQueue | None = None
         self.load_error: str | None = None
-        self.model_name = settings.server or resolve_model(None)
+        self.model_name = shown_address(settings.server) if settings.server else resolve_model(None)
         self._jobs: JobWorker | None = None
         self._loader = threading.Thread(target=self._load, name="reranker-load", daemon=True)
         self._closed = threading.Event()
@@ -85,7 +85,7 @@ class Runtime:
     def health(self) -> dict[str, object]:
         """`server` tells a client this is a Qwen-Ranker sidecar (reranker.remote reads it)."""
         if self.backend is not None:
-            return {"status": "ok", "server": SERVER_NAME, **self.backend.describe()}
+            return {"status": "ok", **self.backend.describe(), "server": SERVER_NAME}
         if self.load_error is not None:
             return {"status": "failed", "server": SERVER_NAME, "model": self.model_name, "device": None,
                     "dtype": None, "error": self.load_error}

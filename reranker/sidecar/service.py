@@ -10,14 +10,21 @@ import asyncio
 import pandas as pd
 
 from reranker import Judgement, Query, rank_judgements
-from reranker.backend import BackendError, UnsupportedOption
+from reranker.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy, UnsupportedOption
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
 from reranker.encoding import PromptTooLong
 from reranker.prompt import resolve_instruction
 from reranker.ranking import total_tokens
-from reranker.remote.connection import TooBig
 from reranker.sidecar import limits
-from reranker.sidecar.errors import Conflict, InvalidField, InvalidInput, NotFound, TooLarge, UpstreamFailed
+from reranker.sidecar.errors import (
+    Conflict,
+    InvalidField,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    UpstreamFailed,
+)
 from reranker.sidecar.job_store import JobRecord, NewPair, ScoredQuery
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.schemas import (
@@ -66,10 +73,12 @@ class SidecarService:
         limits.check_interactive(self.settings, queries, several_queries)
         try:
             return await self.runtime.judge(queries)
-        except (PromptTooLong, TooBig) as e:
+        except (PromptTooLong, RequestTooBig) as e:
             raise TooLarge(str(e)) from None
-        except UnsupportedOption as e:
+        except (UnsupportedOption, RequestRefused) as e:
             raise InvalidInput(str(e)) from None
+        except ServerBusy as e:
+            raise Unavailable(str(e)) from None
         except BackendError as e:
             raise UpstreamFailed(str(e)) from None
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from reranker.backend import is_server
+
 
 class SettingsError(ValueError):
     """An environment variable holds something the sidecar cannot use; the message names it."""
@@ -75,7 +77,7 @@ class Settings:
         if "*" in origins:
             raise SettingsError("RERANKER_CORS_ORIGINS may not be '*': list the origins that may call the API")
         server = env.get("RERANKER_SERVER", "").strip() or None
-        if server is not None and not server.lower().startswith(("http://", "https://")):
+        if server is not None and not is_server(server):
             raise SettingsError(f"RERANKER_SERVER={server!r} is not an http:// or https:// address; to use a model "
                                 "in this process, set RERANKER_MODEL instead")
         return cls(

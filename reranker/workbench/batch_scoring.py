@@ -60,7 +60,7 @@ def chunk_groups(groups: Sequence[Group], max_pairs: int) -> list[list[Group]]:
     return chunks
 
 
-def run_batch(cache: ScoreCache, engine: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
+def run_batch(cache: ScoreCache, backend: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
               on_progress: Callable[[BatchProgress], None] | None = None, chunk_pairs: int = 128) -> pd.DataFrame:
     """Score every row; rows without an instruction of their own get `instruction` (blank: the default).
 
@@ -79,7 +79,7 @@ def run_batch(cache: ScoreCache, engine: RerankBackend, rows: Sequence[PairRow],
 
     report(0, total)
     for chunk in chunk_groups(groups, chunk_pairs):
-        judged.extend(cache.judge_many(engine, [q for q, _ in chunk], report))
+        judged.extend(cache.judge_many(backend, [q for q, _ in chunk], report))
         done_before += sum(len(q.documents) for q, _ in chunk)
         report(0, total)
     by_row = {r.row: r for r in rows}

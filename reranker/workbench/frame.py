@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from reranker.backend import RerankBackend, open_backend, server_from_env
+from reranker.backend import RerankBackend, is_server, open_backend, server_from_env
 from reranker.model_names import KNOWN_MODELS, resolve_model
 from reranker.remote import RankerServerBackend
 from reranker.sidecar.client import SidecarClient
@@ -52,7 +52,7 @@ def job_server() -> SidecarClient | None:
     return None
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def open_cached(spec: str, key: str | None) -> RerankBackend:
     """One backend per (model or address, key) per process, shared by every session and page."""
     return open_backend(spec, key)
@@ -85,7 +85,7 @@ def backend_sidebar() -> tuple[str, str | None] | None:
     info = chosen.describe()
     if on_server:
         status.success(f"**Server ready**  \nmodel: {plain_markdown(str(info['model']))}  \n"
-                       f"{plain_markdown(str(info['where']))} ({plain_markdown(str(info.get('server', '')))})")
+                       f"{plain_markdown(str(info['where']))} ({plain_markdown(str(info.get('kind', '')))})")
     else:
         status.success(
             f"**Engine ready** in this process  \nmodel: {plain_markdown(str(info['model']))}  \n"
@@ -109,6 +109,9 @@ def _model_fields() -> tuple[str, None] | None:
     if not model:
         st.info("Type a model folder or hub id.")
         return None
+    if is_server(model):
+        st.error("That is a server's address: choose **On a server** above to use it.")
+        return None
     return model, None
 
 
@@ -122,7 +125,7 @@ def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str |
     if not url:
         st.info("Type the server's address, e.g. http://127.0.0.1:8502.")
         return None
-    if not url.lower().startswith(("http://", "https://")):
+    if not is_server(url):
         st.error("The address starts with http:// or https://.")
         return None
     return url, key or (env_key if url == env_url else None)

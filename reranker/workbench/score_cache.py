@@ -44,14 +44,14 @@ class ScoreCache:
                 todo.append(replace(q, documents=documents, instruction=resolve_instruction(q.instruction)))
         return todo
 
-    def judge_many(self, engine: RerankBackend, queries: Sequence[Query],
+    def judge_many(self, backend: RerankBackend, queries: Sequence[Query],
                    progress: Callable[[int, int], None] | None = None) -> list[list[Judgement]]:
-        """Like engine.judge_many, but only the pairs not seen before reach the engine."""
-        model = backend_key(engine)
+        """Like backend.judge_many, but only the pairs not seen before reach the backend."""
+        model = backend_key(backend)
         todo = self.missing(model, queries)
         if todo:
             self.engine_calls += 1
-            for q, judged in zip(todo, engine.judge_many(todo, progress)):
+            for q, judged in zip(todo, backend.judge_many(todo, progress)):
                 for d, j in zip(q.documents, judged):
                     self.judgements[self.key(model, q, d)] = j
                 self.pairs_scored += len(judged)
@@ -60,9 +60,9 @@ class ScoreCache:
         self._forget_oldest()
         return answer
 
-    def judge(self, engine: RerankBackend, query: str, documents: Sequence[str], instruction: str | None = None,
+    def judge(self, backend: RerankBackend, query: str, documents: Sequence[str], instruction: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
-        return self.judge_many(engine, [Query(query, documents, instruction)], progress)[0]
+        return self.judge_many(backend, [Query(query, documents, instruction)], progress)[0]
 
     def _forget_oldest(self) -> None:
         extra = len(self.judgements) - self.max_pairs
