@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import requests
 import torch
 import transformers
+from huggingface_hub import try_to_load_from_cache
 from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from reranker.model_names import KNOWN_MODELS
 
+HUB_CHECK_SECONDS = 5.0
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 
@@ -60,12 +63,33 @@ def load_model(
     source = Path(model).expanduser()
     is_local = source.is_dir() or model.startswith((".", "/", "~"))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source) if is_local else model)
-        kwargs = {_dtype_kwarg(): dtype}
+        cache_only = not is_local and not _hub_reachable(model)
+        tokenizer = AutoTokenizer.from_pretrained(str(source) if is_local else model, local_files_only=cache_only)
+        kwargs = {_dtype_kwarg(): dtype, "local_files_only": cache_only}
         lm = AutoModelForCausalLM.from_pretrained(str(source) if is_local else model, **kwargs)
     except Exception as e:  # noqa: BLE001 - every failure becomes one explained error
         raise ModelLoadError(_explain(model, source, is_local, e)) from e
     return tokenizer, lm.to(device).eval()
+
+
+class HubUnreachable(OSError):
+    """The hub (or HF_ENDPOINT's mirror) does not answer, and the model is not in the local cache."""
+
+
+def _hub_reachable(model: str) -> bool:
+    """Whether to ask the hub. Asked for a model it cannot reach, transformers retries for about a minute before
+    failing; one short request tells that in seconds. Unreachable but cached: load from the cache."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    try:
+        requests.head(endpoint, timeout=HUB_CHECK_SECONDS)
+        return True
+    except requests.RequestException as e:
+        if try_to_load_from_cache(model, "config.json") is None:
+            raise HubUnreachable(f"the hub at {endpoint} cannot be reached ({type(e).__name__}) and the model is "
+                                 "not in the local cache") from None
+        return False
 
 
 def _dtype_kwarg() -> str:
@@ -73,20 +97,21 @@ def _dtype_kwarg() -> str:
 
 
 def _explain(model: str, source: Path, is_local: bool, error: Exception) -> str:
-    reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    said = str(error).strip().splitlines()[0].strip().rstrip(".") if str(error).strip() else ""
+    reason = f"{type(error).__name__}: {said}" if said else type(error).__name__
     if is_local:
         where = f"the local folder {source.resolve()}"
         if not source.is_dir():
             where += " (it does not exist)"
         fix = ("point RERANKER_MODEL at a folder holding config.json, the tokenizer files and the weights "
-               "(*.safetensors), e.g. one made by `huggingface-cli download Qwen/Qwen3-Reranker-0.6B "
-               "--local-dir ./models/qwen3-reranker-0.6b`")
+               "(*.safetensors), e.g. one made by: huggingface-cli download Qwen/Qwen3-Reranker-0.6B "
+               "--local-dir ./models/qwen3-reranker-0.6b")
     else:
         cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
         where = (f"the Hugging Face hub id {model!r} (local cache {cache}"
                  f"{'; HF_HUB_OFFLINE=1 is set, so the hub was not asked' if offline else ''})")
-        fix = (f"download it once where the hub is reachable (`huggingface-cli download {model}`), "
+        fix = (f"download it once where the hub is reachable (huggingface-cli download {model}), "
                "or point RERANKER_MODEL at a local folder with the model, "
                "or set HF_ENDPOINT to a mirror of the hub; check the id for typos "
                f"(known: {', '.join(KNOWN_MODELS)})")

@@ -158,3 +158,20 @@ def test_a_model_that_cannot_load_shows_the_engines_message(tiny_model_dir, tmp_
 def test_plain_markdown_shows_text_as_typed():
     assert widgets.plain_markdown("**bold** _x_ [a](b) $1 :red[c] <b>") == (
         r"\*\*bold\*\* \_x\_ \[a\]\(b\) \$1 \:red\[c\] \<b\>")
+
+
+def test_a_failed_load_is_remembered_until_try_again(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    missing = tmp_path / "arrives-later"
+    monkeypatch.setenv("RERANKER_MODEL", str(missing))
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert at.sidebar.error[0].value == "Engine not loaded"
+    shutil.copytree(tiny_model_dir, missing)
+    # a new page run (AppTest draws the frame on a script's first run only) tells the failure again at once
+    again = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert again.sidebar.error[0].value == "Engine not loaded" and again.button(key="rerank").disabled
+    again.button(key="backend_retry").click().run()
+    fixed = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not fixed.sidebar.error and "Engine ready" in fixed.sidebar.success[0].value
+    assert not fixed.button(key="rerank").disabled

@@ -52,6 +52,13 @@ def job_server() -> SidecarClient | None:
     return None
 
 
+@st.cache_resource(show_spinner=False)
+def failed_opens() -> dict[tuple[str, str | None], str]:
+    """Models that failed to load in this process, with why: told again at once on every run (a click elsewhere
+    never waits for another attempt) until someone presses Try again."""
+    return {}
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
 def open_cached(spec: str, key: str | None) -> RerankBackend:
     """One backend per (model or address, key) per process, shared by every session and page."""
@@ -73,13 +80,21 @@ def backend_sidebar() -> tuple[str, str | None] | None:
         return None
     address, key = spec
     on_server = where == ON_SERVER
-    waiting = f"Asking {address}…" if on_server else f"Loading {address} (the first load of a hub model downloads it)…"
-    try:
-        with status, st.spinner(plain_markdown(waiting)):
-            chosen = open_cached(address, key)
-    except Exception as e:  # noqa: BLE001 - whatever stops the backend opening is shown as a message, not a traceback
+    # A model that failed to load is remembered (loading it again would make every click wait); a server is asked
+    # again on each run, which costs at most a connection timeout and finds a sidecar that has just come up.
+    failures = failed_opens() if not on_server else {}
+    if spec not in failures:
+        waiting = f"Asking {address}…" if on_server else f"Loading {address} (a hub model downloads the first time)…"
+        try:
+            with status, st.spinner(plain_markdown(waiting)):
+                chosen = open_cached(address, key)
+        except Exception as e:  # noqa: BLE001 - whatever stops the backend opening is shown as a message
+            failures[spec] = _failure_text(e)
+    if spec in failures:
         status.error("Engine not loaded")
-        st.error(plain_markdown(_failure_text(e)),
+        st.sidebar.button("Try again", key="backend_retry", on_click=failures.pop, args=(spec, None),
+                          icon=":material/refresh:")
+        st.error(plain_markdown(failures[spec]),
                  title="The server could not be used" if on_server else "The reranker model could not be loaded")
         return None
     info = chosen.describe()
