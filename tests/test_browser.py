@@ -150,3 +150,29 @@ def test_a_batch_handed_to_the_sidecar_is_followed_to_its_download(tiny_model_di
             page.get_by_role("button", name="Download the job's CSV").click()
         rows = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
         assert rows[0] == "query,document,score,logit,rank" and len(rows) == 1 + len(DOCUMENTS)
+
+
+def test_an_offline_start_says_so_in_seconds_and_clicks_never_wait(browser, tmp_path, output_dir):
+    """The default hub model, with no hub to reach and nothing cached: the page and the error come within seconds,
+    and a sample click afterwards fills the inputs at once (the failure is remembered, not retried)."""
+    from playwright.sync_api import expect
+
+    with socket.socket() as s:  # a loopback port nobody listens on, as the hub's address
+        s.bind(("127.0.0.1", 0))
+        dead_hub = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "RERANKER_MODEL": "Qwen/Qwen3-Reranker-0.6B", "HF_ENDPOINT": dead_hub,
+           "HF_HOME": str(tmp_path / "hf-home")}
+    for name in ("RERANKER_API_URL", "RERANKER_SERVER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
+        env.pop(name, None)
+    with streamlit_server(env, tmp_path / "streamlit.log") as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+        page.goto(url)
+        expect(page.get_by_label("Query")).to_be_visible(timeout=10_000)
+        expect(page.get_by_text("Engine not loaded")).to_be_visible(timeout=10_000)
+        error = page.get_by_text("Could not load the reranker model 'Qwen/Qwen3-Reranker-0.6B'")
+        expect(error).to_be_visible()
+        assert "`" not in error.inner_text() and ".." not in error.inner_text()
+        page.get_by_role("button", name="English · capital of China").click()
+        expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=5_000)
+        expect(page.get_by_role("button", name="Try again")).to_be_visible()
+        page.screenshot(path=str(output_dir / "workbench-offline.png"))
