@@ -82,7 +82,7 @@ def open_backend(spec: str | None = None, key: str | None = None, *, device: str
 
     device, dtype and max_length apply to the in-process engine; timeout to a server's answers.
     """
-    if spec and is_server(spec):
+    if is_server(spec):
         from reranker.remote import open_server
 
         return open_server(spec, key, timeout=timeout)

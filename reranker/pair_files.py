@@ -23,7 +23,7 @@ ROW = "_row"
 """The column holding each kept row's 0-based position among the rows read."""
 _WHERE = "_where"
 """While reading: where each row sits in the file ("line 7", "row 3"), for the report of bad rows."""
-_UNREAD = "could not be read"
+_UNREAD = "the row could not be read"
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,6 @@ class PairTable:
     """Which column is the query, the document, the label and the instruction (None: there is none)."""
     problems: list[str]
     """One line per row left out: where it is and why."""
-    total: int
-    """Rows in the input, left out ones included."""
 
 
 def file_format(path: str | Path) -> str:
@@ -88,7 +86,7 @@ def read_pairs(path: str | Path) -> PairTable:
     if columns["label"]:
         rows[columns["label"]] = labels
     problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))  # in file order
-    return PairTable(rows, columns, problems, len(frame) + sum(_UNREAD in p for p in problems))
+    return PairTable(rows, columns, problems)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
@@ -129,7 +127,7 @@ def _read_delimited(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
                 header = row
             elif len(row) != len(header):
                 problems.append(f"line {reader.line_num}: {len(row)} fields where the header has {len(header)}; "
-                                f"the row {_UNREAD}")
+                                f"{_UNREAD}")
             else:
                 records.append(row)
                 lines.append(f"line {reader.line_num}")
@@ -148,10 +146,10 @@ def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, list[str]]:
         try:
             record = json.loads(line)
         except ValueError:
-            problems.append(f"line {n}: not valid JSON; the row {_UNREAD}")
+            problems.append(f"line {n}: not valid JSON; {_UNREAD}")
             continue
         if not isinstance(record, dict):
-            problems.append(f"line {n}: not a JSON object; the row {_UNREAD}")
+            problems.append(f"line {n}: not a JSON object; {_UNREAD}")
             continue
         records.append({str(k).strip(): v for k, v in record.items()})
         lines.append(f"line {n}")

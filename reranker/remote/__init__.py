@@ -31,8 +31,7 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
                                 path="")
     for suffix in ("/v1/score", "/score"):
         if url.endswith(suffix):
-            connection = ServerConnection(url.removesuffix(suffix), key, timeout, kind=VllmScoreBackend.kind)
-            return VllmScoreBackend(connection, model or _vllm_model(connection))
+            return _vllm(url.removesuffix(suffix), key, timeout, model)
     probe = ServerConnection(url, key, timeout, retries=0)
     _, health = probe.probe("/health")  # a sidecar says so while loading (503) too
     if isinstance(health, dict) and health.get("server") == SERVER_NAME:
@@ -45,9 +44,14 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
     status, served = probe.probe("/v1/models")
     if status == 200 and isinstance(served, dict) and any(isinstance(m, dict) and m.get("owned_by") == "vllm"
                                         for m in served.get("data") or []):
-        connection = ServerConnection(url, key, timeout, kind=VllmScoreBackend.kind)
-        return VllmScoreBackend(connection, model or _vllm_model(connection))
+        return _vllm(url, key, timeout, model)
     return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL)
+
+
+def _vllm(url: str, key: str | None, timeout: float, model: str | None) -> VllmScoreBackend:
+    """A vLLM server at `url`, serving `model` (None: the first model it lists)."""
+    connection = ServerConnection(url, key, timeout, kind=VllmScoreBackend.kind)
+    return VllmScoreBackend(connection, model or _vllm_model(connection))
 
 
 def _vllm_model(connection: ServerConnection) -> str:

@@ -26,17 +26,12 @@ class RankerServerBackend(RemoteBackend):
             "instruction": first.instruction, "document_tokens": first.document_tokens,
             "keep_document_end": first.keep_document_end, "refuse_truncation": first.refuse_truncation}
         answer = self.connection.post("/api/rerank", body)
-        try:
-            ranked_lists = answer["results"]
-            judged = []
-            for q, ranked in zip(queries, ranked_lists, strict=True):
-                slots: list[Judgement | None] = [None] * len(q.documents)
-                for item in ranked:
-                    slots[item["index"]] = Judgement(float(item["score"]), float(item["logit"]), item.get("tokens"),
-                                                     item.get("truncated"))
-                if None in slots:
-                    raise ValueError("a document is missing from the results")
-                judged.append(slots)
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise self.connection.malformed("/api/rerank", f"{type(e).__name__}: {e}") from None
-        return judged  # type: ignore[return-value]  # no slot is None past the check above
+        ranked_lists = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(ranked_lists, list) or len(ranked_lists) != len(queries):
+            raise self.connection.malformed("/api/rerank", f"not one ranked list for each of {len(queries)} queries")
+        return [self.in_input_order("/api/rerank", ranked, len(q.documents), _judgement)
+                for q, ranked in zip(queries, ranked_lists)]
+
+
+def _judgement(item: dict) -> Judgement:
+    return Judgement(float(item["score"]), float(item["logit"]), item.get("tokens"), item.get("truncated"))

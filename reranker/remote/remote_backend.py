@@ -4,9 +4,10 @@ few at a time, a too-big request split in two; the options the server cannot hon
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from reranker.backend import RequestTooBig, UnsupportedOption
 from reranker.prompt import resolve_instruction
@@ -18,6 +19,7 @@ _OPTIONS = {
     "keep_document_end": "keeping the end of a document that is cut",
     "refuse_truncation": "refusing to cut a prompt that is too long (truncate: false)",
 }
+T = TypeVar("T")
 _LOGIT_CLIP = 1e-12
 """Scores are clipped to [this, 1 - this] before log(p / (1 - p)), so a saturated score gives ±27.6, not inf."""
 
@@ -83,6 +85,18 @@ class RemoteBackend:
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         raise NotImplementedError
+
+    def in_input_order(self, path: str, items: object, count: int, value: Callable[[dict], T]) -> list[T]:
+        """`value` of each answered item placed at its `index`: `count` of them, or the answer is malformed."""
+        try:
+            slots: list[T | None] = [None] * count
+            for item in items:  # type: ignore[attr-defined]  # a list of objects, or the answer is malformed
+                slots[item["index"]] = value(item)
+            if None in slots:
+                raise ValueError(f"{slots.count(None)} of {count} documents have no score")
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise self.connection.malformed(path, f"{type(e).__name__}: {e}") from None
+        return slots  # type: ignore[return-value]  # no slot is None past the check above
 
     def _judge_splitting(self, queries: list[Query]) -> list[list[Judgement]]:
         """One request; one the server finds too big is sent again as two halves, down to single pairs."""

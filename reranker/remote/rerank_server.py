@@ -35,12 +35,6 @@ class RerankApiBackend(RemoteBackend):
         body = {"model": self.model_name, "query": q.query, "documents": list(q.documents),
                 "top_n": len(q.documents), "return_documents": False}
         answer = self.connection.post(self.path, body)
-        try:
-            scores: list[float | None] = [None] * len(q.documents)
-            for item in answer["results"]:
-                scores[item["index"]] = float(item["relevance_score"])
-            if None in scores:
-                raise ValueError(f"{scores.count(None)} of {len(scores)} documents have no score")
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise self.connection.malformed(self.path, f"{type(e).__name__}: {e}") from None
+        results = answer.get("results") if isinstance(answer, dict) else None
+        scores = self.in_input_order(self.path, results, len(q.documents), lambda item: float(item["relevance_score"]))
         return [[Judgement(s, logit_of(s), None, None) for s in scores]]

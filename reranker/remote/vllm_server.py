@@ -30,14 +30,8 @@ class VllmScoreBackend(RemoteBackend):
         halves = [prompt_halves(q.query, d, q.instruction) for q in queries for d in q.documents]
         body = {"model": self.model_name, "text_1": [a for a, _ in halves], "text_2": [b for _, b in halves]}
         answer = self.connection.post("/score", body)
-        try:
-            scores: list[float | None] = [None] * len(halves)
-            for item in answer["data"]:
-                scores[item["index"]] = float(item["score"])
-            if None in scores:
-                raise ValueError(f"{scores.count(None)} of {len(halves)} pairs have no score")
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise self.connection.malformed("/score", f"{type(e).__name__}: {e}") from None
+        data = answer.get("data") if isinstance(answer, dict) else None
+        scores = self.in_input_order("/score", data, len(halves), lambda item: float(item["score"]))
         judged, start = [], 0
         for q in queries:
             judged.append([Judgement(s, logit_of(s), None, None) for s in scores[start:start + len(q.documents)]])
