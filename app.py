@@ -9,10 +9,11 @@ import streamlit as st
 from reranker.workbench.frame import draw_frame
 
 page = st.navigation([
-    st.Page("pages/rerank.py", title="Rerank", icon=":material/sort:", default=True),
-    st.Page("pages/compare.py", title="Compare instructions", icon=":material/compare_arrows:",
+    st.Page("views/rerank.py", title="Rerank", icon=":material/sort:", default=True),
+    st.Page("views/compare.py", title="Compare instructions", icon=":material/compare_arrows:",
             url_path="compare_instructions"),
-    st.Page("pages/csv_batches.py", title="CSV batches", icon=":material/table:"),
+    st.Page("views/csv_batches.py", title="CSV batches", icon=":material/table:"),
+    st.Page("views/sidecar_jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ])
 draw_frame(page.title)
 page.run()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reranker.backend import BackendError, RerankBackend, UnsupportedOption, open_backend
     from reranker.engine import Qwen3Reranker
+    from reranker.explanations import Span, explain
     from reranker.loading import ModelLoadError
     from reranker.model_names import DEFAULT_MODEL, KNOWN_MODELS
     from reranker.prompt import DEFAULT_INSTRUCTION
@@ -24,11 +25,11 @@ _HOMES = {"Qwen3Reranker": "engine", "DEFAULT_MODEL": "model_names", "KNOWN_MODE
           "RerankBackend": "backend", "open_backend": "backend", "BackendError": "backend",
           "UnsupportedOption": "backend",
           "ModelLoadError": "loading", "DEFAULT_INSTRUCTION": "prompt", "Judgement": "ranking", "Query": "ranking",
-          "RankedDocument": "ranking", "rank_judgements": "ranking"}
+          "RankedDocument": "ranking", "rank_judgements": "ranking", "explain": "explanations", "Span": "explanations"}
 
 __all__ = ["DEFAULT_INSTRUCTION", "DEFAULT_MODEL", "KNOWN_MODELS", "BackendError", "Judgement", "ModelLoadError",
-           "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "UnsupportedOption", "open_backend",
-           "rank_judgements"]
+           "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "Span", "UnsupportedOption", "explain",
+           "open_backend", "rank_judgements"]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,6 @@ sidecar."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -65,10 +64,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from reranker import BackendError, ModelLoadError, Query, UnsupportedOption, open_backend, rank_judgements
-    from reranker.csv_io import safe_csv_bytes
+    from reranker.exports import export_csv, export_json, export_records
 
     try:
         text = sys.stdin.read() if args.docs == "-" else Path(args.docs).read_text(encoding="utf-8-sig")
@@ -90,11 +87,11 @@ def _rank(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     ranked = rank_judgements(documents, judgements, args.top_k)
-    records = [r.record() for r in ranked]
+    records = export_records(ranked, args.query, args.instruction, backend.model_name)
     if args.format == "json":
-        print(json.dumps({"query": args.query, "results": records}, ensure_ascii=False, indent=2))
+        print(export_json(records))
     elif args.format == "csv":
-        sys.stdout.buffer.write(safe_csv_bytes(pd.DataFrame(records)))
+        sys.stdout.buffer.write(export_csv(records))
     else:
         print(f"{'rank':>4}  {'score':<6}  {'log-odds':>8}  {'input':<5} document")
         for r in records:

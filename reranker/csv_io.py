@@ -102,15 +102,15 @@ def safe_csv_bytes(frame: pd.DataFrame, delimiter: str = ",") -> bytes:
     safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(neutralise_cell)
+            safe[column] = pd.Series([neutralise_cell(v) for v in safe[column]], index=safe.index, dtype=object)
     return safe.to_csv(index=False, sep=delimiter).encode("utf-8-sig")
 
 
 def _check_row_lengths(text: str, delimiter: str) -> None:
-    """Every row as long as the header: a short row would read as missing cells, a long one (all rows long)
-    would silently turn the first column into the row names."""
+    """Every row as long as the header (a short row would read as missing cells, a long one (all rows long)
+    would silently turn the first column into the row names), and quotes as CSV wants them, told by line."""
     kind = "TSV" if delimiter == "\t" else "CSV"
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     try:
         header = next((row for row in reader if row), [])
         for row in reader:
@@ -119,7 +119,9 @@ def _check_row_lengths(text: str, delimiter: str) -> None:
                                  f"fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it needs "
                                  "double quotes around it) and upload the file again")
     except csv.Error as e:
-        raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e}") from None
+        raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e} (a cell with a "
+                         'quote in it is written in double quotes, its quote doubled: "say ""yes"""); fix that line '
+                         "and upload the file again") from None
 
 
 def decode_text(data: bytes) -> str:

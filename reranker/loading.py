@@ -72,6 +72,9 @@ def load_model(
     return tokenizer, lm.to(device).eval()
 
 
+MODEL_IS_SET_BY = "the workbench's Model field in the sidebar, --model, or RERANKER_MODEL"
+
+
 class HubUnreachable(OSError):
     """The hub (or HF_ENDPOINT's mirror) does not answer, and the model is not in the local cache."""
 
@@ -103,16 +106,16 @@ def _explain(model: str, source: Path, is_local: bool, error: Exception) -> str:
         where = f"the local folder {source.resolve()}"
         if not source.is_dir():
             where += " (it does not exist)"
-        fix = ("point RERANKER_MODEL at a folder holding config.json, the tokenizer files and the weights "
-               "(*.safetensors), e.g. one made by: huggingface-cli download Qwen/Qwen3-Reranker-0.6B "
-               "--local-dir ./models/qwen3-reranker-0.6b")
+        fix = ("give a folder holding config.json, the tokenizer files and the weights (*.safetensors), e.g. one "
+               "made by: huggingface-cli download Qwen/Qwen3-Reranker-0.6B --local-dir ./models/qwen3-reranker-0.6b "
+               f"({MODEL_IS_SET_BY})")
     else:
         cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
         where = (f"the Hugging Face hub id {model!r} (local cache {cache}"
                  f"{'; HF_HUB_OFFLINE=1 is set, so the hub was not asked' if offline else ''})")
         fix = (f"download it once where the hub is reachable (huggingface-cli download {model}), "
-               "or point RERANKER_MODEL at a local folder with the model, "
+               f"or give a local folder with the model ({MODEL_IS_SET_BY}), "
                "or set HF_ENDPOINT to a mirror of the hub; check the id for typos "
                f"(known: {', '.join(KNOWN_MODELS)})")
     return f"Could not load the reranker model {model!r}. Looked in {where}. Reason: {reason}. Fix: {fix}."

@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from reranker.backend import BackendError, is_server, open_backend
+from reranker.exports import EXPORT_COLUMNS
 from reranker.model_names import resolve_model
 from reranker.pair_files import ROW, PairTable, file_format, read_pairs, write_table
 from reranker.prompt import resolve_instruction
-from reranker.ranking import EXPORT_COLUMNS, Query
+from reranker.ranking import Query
 
 SCORED = ["score", "logit", "tokens", "truncated"]
 

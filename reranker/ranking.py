@@ -5,11 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-EXPORT_COLUMNS = ("query", "document", "instruction", "model", "rank", "index", "score", "logit", "tokens",
-                  "truncated", "label")
-"""The columns of a ranked table written out (the batch command's output), in this order; `index` is the pair's
-0-based position in the input, `label` only where there is one."""
-
 Progress = Callable[[int, int], None]
 """Called with (pairs done, pairs in all) as scoring moves on."""
 

@@ -82,3 +82,11 @@ def top_k_overlap(order_a: Sequence[int], order_b: Sequence[int], k: int) -> flo
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def metric_text(name: str, value: float, queries: int = 1) -> str:
+    """How a metric reads on screen: Hit@1 of one query is yes or no, over several the share of queries with a hit;
+    the others with three decimals."""
+    if name.startswith("Hit@"):
+        return ("yes" if value >= 0.5 else "no") if queries == 1 else f"{value:.0%}"
+    return f"{value:.3f}"

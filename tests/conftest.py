@@ -7,7 +7,10 @@ it; without, a small byte-level tokenizer is built, so a fresh clone anywhere pa
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +19,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from reranker.testing.random_models import TINY_SHAPE, build_random_model  # noqa: E402
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +81,55 @@ def output_dir() -> Path:
     path = ROOT / "test-output"
     path.mkdir(exist_ok=True)
     return path
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Debian Chromium for every browser test (Playwright drives it); tests open their own pages."""
+    executable = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if executable is None:
+        pytest.fail("Chromium is not installed, so the browser tests cannot run: install Debian's package "
+                    "(`apt-get install chromium`; `./start.sh test` does it when run as root).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def workbench_model(tiny_model_dir: Path) -> Path:
+    """The tiny model already open in the workbench of this process (AppTest runs the app here), as a user finds it
+    once the background load has finished: the first page run then shows it ready."""
+    from reranker.workbench import frame
+
+    opening = frame.openings().get((str(tiny_model_dir), None))
+    assert opening.wait(120) and opening.error is None, opening.error
+    return tiny_model_dir
+
+
+@pytest.fixture
+def opened_app() -> Callable[[], AppTest]:
+    """Makes an AppTest of app.py whose first run shows its backend opened (or failed), as a user sees the page
+    once the background opening has ended: the first run starts it, this waits for it, and a fresh AppTest (the
+    frame is drawn on a script's first run only) shows the outcome."""
+    from streamlit.testing.v1 import AppTest
+
+    from reranker.workbench import frame
+
+    def open_app() -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        spec = at.session_state["frame_backend"] if "frame_backend" in at.session_state else None
+        if spec is None or frame.openings().get(spec).done:
+            return at
+        assert frame.openings().get(spec).wait(120)
+        return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+
+    return open_app

@@ -1,8 +1,10 @@
 """The CSV batch page driven through Streamlit's AppTest, on the tiny real model."""
 
 import io
+import json
 import socket
 import time
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from reranker import DEFAULT_INSTRUCTION
 from reranker.csv_io import MAX_UPLOAD_BYTES
+from reranker.exports import EXPORT_COLUMNS
 from reranker.ranking_metrics import label_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +31,9 @@ TSV = (
 
 
 @pytest.fixture
-def page(tiny_model_dir) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    return at.switch_page("pages/csv_batches.py").run()
+def page(opened_app, workbench_model) -> AppTest:
+    at = opened_app()
+    return at.switch_page("views/csv_batches.py").run()
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -85,7 +88,10 @@ def test_utf8_bom_csv_and_a_new_instruction_for_rows(page, reranker):
     expected = reranker.rank("What is the capital?", ["Beijing.", "Paris."],
                              at.session_state["batch"]["results"]["instruction"].iloc[0])
     assert results["document"].tolist() == [d.document for d in expected]
-    assert results["instruction"].iloc[0].startswith("Given a legal question")
+    # the instruction is shown once above the table, not on every row
+    assert "instruction" not in results.columns
+    assert at.session_state["batch"]["results"]["instruction"].iloc[0].startswith("Given a legal question")
+    assert any(m.value.startswith("**Instruction:** Given a legal question") for m in at.markdown)
     assert "label" not in results.columns and not at.metric
 
 
@@ -103,6 +109,34 @@ def test_bad_files_get_a_clear_message(page, name, data, message):
     assert "batch_run" not in [b.key for b in at.button]
 
 
+def test_headers_it_cannot_place_are_said_to_be_guessed(page):
+    at = upload(page, "odd.csv", b"foo,bar,baz\nq,d,x\n")
+    (warning,) = at.warning
+    text = warning.value.replace("\\", "")
+    assert "guessed by position: query = foo, document = bar" in text
+    assert not upload(page, "fine.csv", b"query,document\nq,d\n").warning
+
+
+def test_a_malformed_csv_names_its_line(page):
+    at = upload(page, "broken.csv", b'query,document\nq,fine\nq,"quoted"then more\n')
+    (error,) = at.main.error
+    assert "line 3" in error.value and "double quotes" in error.value.replace("\\", "")
+
+
+def test_the_upload_limit_is_the_same_everywhere(page):
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES  # what the uploader itself says
+    assert any(f"up to {MAX_UPLOAD_BYTES // 2**20} MB" in c.value for c in page.caption)
+
+
+def test_a_big_file_suggests_a_background_job(page):
+    rows = "".join(f"question {n % 7},passage {n}\n" for n in range(1_200))
+    at = upload(page, "big.csv", f"query,document\n{rows}".encode())
+    (info,) = [i.value for i in at.info]
+    assert "1,200 pairs keep this page busy" in info and "./start.sh" in info
+    assert not at.button(key="batch_run").disabled  # scoring in the page stays possible, and can be cancelled
+
+
 def test_a_label_that_is_not_a_number_names_the_row_and_can_be_left_out(page):
     at = upload(page, "pairs.csv", b"query,document,label\nq,d1,1\nq,d2,high\n")
     (error,) = at.main.error
@@ -112,17 +146,17 @@ def test_a_label_that_is_not_a_number_names_the_row_and_can_be_left_out(page):
     assert not at.button(key="batch_run").disabled
 
 
-def on_server(monkeypatch, url: str, key: str | None, old_names: bool = False) -> AppTest:
+def on_server(opened_app, monkeypatch, url: str, key: str | None, old_names: bool = False) -> AppTest:
     """The CSV page of a workbench whose backend is the server at `url` (as ./start.sh sets it up)."""
     for name in ("RERANKER_SERVER", "RERANKER_SERVER_KEY", "RERANKER_API_URL", "RERANKER_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RERANKER_API_URL" if old_names else "RERANKER_SERVER", url)
     if key is not None:
         monkeypatch.setenv("RERANKER_API_KEY" if old_names else "RERANKER_SERVER_KEY", key)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at = opened_app()
     ready = at.sidebar.success[0].value.replace("\\", "")
     assert "Server ready" in ready and f"server {url.rstrip('/')}" in ready
-    return at.switch_page("pages/csv_batches.py").run()
+    return at.switch_page("views/csv_batches.py").run()
 
 
 def test_no_sidecar_section_when_the_model_runs_in_this_process(page, monkeypatch):
@@ -130,24 +164,24 @@ def test_no_sidecar_section_when_the_model_runs_in_this_process(page, monkeypatc
     assert "sidecar_send" not in [b.key for b in at.button]
 
 
-def test_an_unreachable_server_is_named_and_nothing_can_be_scored(monkeypatch):
+def test_an_unreachable_server_is_named_and_nothing_can_be_scored(opened_app, monkeypatch):
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("RERANKER_SERVER", f"http://127.0.0.1:{port}/")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at = opened_app()
     assert not at.exception
     assert at.sidebar.error[0].value == "Engine not loaded"
     (error,) = at.main.error
     message = error.value.replace("\\", "")
     assert f"127.0.0.1:{port}" in message and "Fix:" in message
-    at = upload(at.switch_page("pages/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
+    at = upload(at.switch_page("views/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
     assert not at.exception
     assert at.button(key="batch_run").disabled and "sidecar_send" not in [b.key for b in at.button]
 
 
-def test_scored_on_the_server_like_in_this_process(keyed_sidecar, reranker, monkeypatch):
-    at = on_server(monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
+def test_scored_on_the_server_like_in_this_process(opened_app, keyed_sidecar, reranker, monkeypatch):
+    at = on_server(opened_app, monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
     at = upload(at, "pairs.tsv", TSV.encode("gbk")).button(key="batch_run").click().run()
     assert not at.exception and not at.main.error
     table = results_table(at)
@@ -156,57 +190,46 @@ def test_scored_on_the_server_like_in_this_process(keyed_sidecar, reranker, monk
     assert capital["score"].tolist() == pytest.approx([want[d].score for d in capital["document"]], abs=1e-6)
 
 
-def test_upload_handed_to_a_live_sidecar_runs_to_its_csv(keyed_sidecar, reranker, monkeypatch):
+def test_upload_handed_to_a_live_sidecar_is_followed_on_the_jobs_page(opened_app, keyed_sidecar, reranker,
+                                                                         monkeypatch):
     # the workbench's old names for the server still work
-    at = on_server(monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"], old_names=True)
+    at = on_server(opened_app, monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"], old_names=True)
     at = upload(at, "pairs.tsv", TSV.encode("gbk"))
     at = at.button(key="sidecar_send").click().run()
     assert not at.exception and not at.main.error
     job_id = at.session_state["sidecar_job"]
+    assert any(s.value.startswith(f"Job {job_id[:8]} started on the sidecar") for s in at.success)
+    at = at.switch_page("views/sidecar_jobs.py").run()
     deadline = time.monotonic() + 120
-    while not any(b.label == "Download the job's CSV" for b in at.get("download_button")):
+    while not any(b.label == "Download CSV" for b in at.get("download_button")):
         assert time.monotonic() < deadline, [e.value for e in at.main.error]
         assert not at.exception and not at.main.error
         time.sleep(0.5)
         at = at.run()
-    assert f"Job {job_id} is done: 6 pairs scored." in [s.value for s in at.success]
+    assert at.selectbox(key="jobs_picker").value == job_id
 
-    table = pd.read_csv(io.BytesIO(at.session_state["sidecar_csv"][1]))
-    assert table.columns.tolist() == ["查询", "文档", "标签", "score", "logit", "rank"]
-    capital = table[table["查询"] == CAPITAL]
+    csv_bytes, json_bytes = at.session_state["jobs_results"][(keyed_sidecar.url, job_id)]
+    table = pd.read_csv(io.BytesIO(csv_bytes), keep_default_na=False)
+    assert table.columns.tolist() == list(EXPORT_COLUMNS)  # the upload's columns are all mapped
+    assert table["index"].tolist() == list(range(6)) and table["label"].tolist() == [2, 2, 0, 0, 0, 1]
+    capital = table[table["query"] == CAPITAL]
     # the formula-looking document comes back quoted so a spreadsheet shows it as text
-    documents = [d.removeprefix("'") for d in capital["文档"]]
-    assert "=1+1" in documents and "'=1+1" in capital["文档"].tolist()
+    documents = [d.removeprefix("'") for d in capital["document"]]
+    assert "=1+1" in documents and "'=1+1" in capital["document"].tolist()
     want = {d.document: d for d in reranker.rank(CAPITAL, documents)}
     assert capital["score"].tolist() == pytest.approx([want[d].score for d in documents], abs=1e-5)
     assert capital["rank"].tolist() == [want[d].rank for d in documents]
+    rows = json.loads(json_bytes)
+    assert [list(r) for r in rows] == [list(EXPORT_COLUMNS)] * 6
+    assert sorted(r["index"] for r in rows) == list(range(6)) and {r["model"] for r in rows} == set(table["model"])
 
 
-def test_a_wrong_api_key_is_named_and_starts_nothing(keyed_sidecar, monkeypatch):
+def test_a_wrong_api_key_is_named_and_starts_nothing(opened_app, keyed_sidecar, monkeypatch):
     monkeypatch.setenv("RERANKER_SERVER", keyed_sidecar.url)
     monkeypatch.setenv("RERANKER_SERVER_KEY", "not-the-key")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at = opened_app()
     assert not at.exception
     (error,) = at.main.error
     assert "401" in error.value and "RERANKER\\_SERVER\\_KEY" in error.value
-    at = upload(at.switch_page("pages/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
+    at = upload(at.switch_page("views/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
     assert at.button(key="batch_run").disabled and "sidecar_send" not in [b.key for b in at.button]
-
-
-def test_a_sidecar_job_can_be_cancelled_and_retried_from_the_page(keyed_sidecar, monkeypatch):
-    at = on_server(monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
-    rows = "".join(f"question {n % 4},passage number {n}\n" for n in range(40))  # 20 chunks, 0.5 s apart
-    at = upload(at, "many.csv", f"query,document\n{rows}".encode())
-    at = at.button(key="sidecar_send").click().run()
-    job_id = at.session_state["sidecar_job"]
-    assert any(f"Job {job_id}:" in p.proto.text for p in at.get("progress"))
-    at = at.button(key="sidecar_cancel").click().run()
-    (error,) = at.main.error
-    assert "cancelled with" in error.value and "of 40 pairs scored" in error.value
-    at = at.button(key="sidecar_retry").click().run()
-    deadline = time.monotonic() + 120
-    while not at.main.success:
-        assert time.monotonic() < deadline and not at.exception and not at.main.error
-        time.sleep(0.5)
-        at = at.run()
-    assert at.main.success[0].value == f"Job {job_id} is done: 40 pairs scored."

@@ -1,11 +1,14 @@
 """The instruction comparison page driven through Streamlit's AppTest, on the tiny real model."""
 
+import csv
+import io
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from reranker.exports import EXPORT_COLUMNS, export_csv
 from reranker.ranking_metrics import kendall_tau, ndcg_at_k, top_k_overlap
 from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
 
@@ -14,9 +17,9 @@ PRESETS = list(INSTRUCTION_PRESETS)
 
 
 @pytest.fixture
-def page(tiny_model_dir) -> AppTest:
+def page(workbench_model) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    return at.switch_page("pages/compare.py").run()
+    return at.switch_page("views/compare.py").run()
 
 
 def frame_with(at: AppTest, column: str):
@@ -39,7 +42,7 @@ def test_three_instructions_side_by_side_with_labels(page, reranker):
     at = page.button(key="compare").click().run()
     assert not at.exception and not at.error
     cache = at.session_state["score_cache"]
-    assert cache.engine_calls == 1 and cache.pairs_scored == 3 * len(sample.documents)
+    assert cache.pairs_scored == 3 * len(sample.documents)
 
     table = frame_with(at, "rank A")
     expected = {name: ranks(reranker, sample.query, sample.documents, INSTRUCTION_PRESETS[preset])
@@ -93,3 +96,30 @@ def test_missing_query_is_a_message(page):
     at = page.button(key="compare").click().run()
     assert [e.value for e in at.error] == ["Type a query first."]
     assert "comparison" not in at.session_state
+
+
+def test_a_changed_input_is_told_and_the_compared_query_shown(page):
+    page.text_input(key="compare_query").input("capital of <b>China</b>")
+    page.text_area(key="compare_documents").input("Beijing\t2\nParis\t0\nRome\t1")
+    at = page.button(key="compare").click().run()
+    assert not at.warning
+    shown = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "Compared for the query:** capital of <b>China</b>" in shown
+    assert set(frame_with(at, "best")["Hit@1"]) <= {"yes", "no"}  # not 0.000 and 0
+    assert "Hit@1 yes" in at.main.success[0].value or "Hit@1 no" in at.main.success[0].value
+
+    at.text_input(key="compare_query").input("capital of France").run()
+    assert "changed since this comparison" in at.warning[0].value
+    assert "capital of <b>China</b>" in " ".join(m.value for m in at.markdown).replace("\\", "")
+
+
+def test_downloads_hold_every_document_under_every_instruction(page):
+    page.text_input(key="compare_query").input("capital")
+    page.text_area(key="compare_documents").input("Beijing\t2\nParis\t0\nRome\t1")
+    at = page.button(key="compare").click().run()
+    assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON"}
+    comparison = at.session_state["comparison"]
+    rows = list(csv.DictReader(io.StringIO(export_csv(comparison.records()).decode("utf-8-sig"))))
+    assert list(rows[0]) == list(EXPORT_COLUMNS) and len(rows) == 2 * 3
+    assert {r["instruction"] for r in rows} == {run.instruction for run in comparison.runs}
+    assert sorted(r["label"] for r in rows) == ["0", "0", "1", "1", "2", "2"]

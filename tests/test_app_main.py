@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from reranker import DEFAULT_INSTRUCTION
-from reranker.ranking_metrics import label_metrics
+from reranker import DEFAULT_INSTRUCTION, explain
+from reranker.ranking_metrics import label_metrics, metric_text
 from reranker.workbench import widgets
+from reranker.workbench.charts import cliff_caption
 from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -19,8 +20,8 @@ DOCUMENTS = ["Shanghai is the largest city in China.", "<img src=x onerror=alert
 
 
 @pytest.fixture
-def page(tiny_model_dir) -> AppTest:
-    return AppTest.from_file(str(APP), default_timeout=120).run()
+def page(opened_app, workbench_model) -> AppTest:
+    return opened_app()
 
 
 def rerank(at: AppTest, query: str, documents: list[str] | str) -> AppTest:
@@ -30,11 +31,13 @@ def rerank(at: AppTest, query: str, documents: list[str] | str) -> AppTest:
 
 
 def cards(at: AppTest) -> str:
-    return next(h.value for h in at.html if "rank-card" in h.value)
+    return "".join(h.value for h in at.html if "rank-card" in h.value)
 
 
 def card_texts(at: AppTest) -> list[str]:
-    return [html.unescape(t) for t in re.findall(r'<div class="doc-text">(.*?)</div>', cards(at))]
+    """The documents as the cards show them (query words are marked: the marks left out)."""
+    return [html.unescape(re.sub(r"</?mark>", "", t)) for t in re.findall(r'<div class="doc-text">(.*?)</div>',
+                                                                          cards(at))]
 
 
 def test_sidebar_says_the_engine_is_ready(page, tiny_model_dir):
@@ -42,6 +45,8 @@ def test_sidebar_says_the_engine_is_ready(page, tiny_model_dir):
     ready = page.sidebar.success[0].value
     assert "Engine ready" in ready and "cpu" in ready and "float32" in ready and "loaded in" in ready
     assert page.sidebar.text_input(key="model_folder").value == str(tiny_model_dir)
+    # also in the page, where a phone (its sidebar folded away) shows it
+    assert "in this process on cpu" in page.main.caption[0].value
     assert page.info[0].value.startswith("Type a query")
 
 
@@ -51,7 +56,7 @@ def test_rerank_orders_cards_and_table_by_the_engines_scores(page, reranker):
     expected = reranker.rank(QUERY, DOCUMENTS)
     assert card_texts(at) == [d.document for d in expected]
     table = at.dataframe[0].value
-    assert list(table.columns) == ["rank", "input #", "score", "log-odds", "tokens", "truncated", "text"]
+    assert list(table.columns) == ["rank", "score", "text", "log-odds", "input #", "tokens", "truncated"]
     assert table["text"].tolist() == [d.document for d in expected]
     assert table["input #"].tolist() == [d.index + 1 for d in expected]
     assert table["score"].tolist() == pytest.approx([d.score for d in expected], abs=1e-5)
@@ -70,10 +75,11 @@ def test_user_html_shows_as_text_and_only_rank_one_is_highlighted(page):
 def test_view_options_never_score_again(page):
     at = rerank(page, QUERY, DOCUMENTS)
     cache, ranking = at.session_state["score_cache"], at.session_state["ranking"]
-    assert cache.engine_calls == 1 and cache.pairs_scored == len(DOCUMENTS)
+    assert cache.pairs_scored == len(DOCUMENTS)
 
     at.number_input(key="top_k").set_value(2).run()
-    assert len(card_texts(at)) == 2 and len(at.dataframe[0].value) == 2
+    # top k limits the cards only: the table keeps every document, so sorting finds the worst too
+    assert len(card_texts(at)) == 2 and len(at.dataframe[0].value) == len(DOCUMENTS)
     at.radio(key="score_mode").set_value("Log-odds").run()
     assert f"{ranking.ranked[0].logit:+.3f}" in cards(at)
     at.session_state["result_tab"] = "Score decay"
@@ -82,14 +88,22 @@ def test_view_options_never_score_again(page):
     at.number_input(key="threshold_Log-odds").set_value(0.25).run()
     assert not at.exception
     assert at.session_state["ranking"] is ranking
-    assert cache.engine_calls == 1
+    assert cache.pairs_scored == len(DOCUMENTS)
+
+
+def test_the_decay_tab_tells_the_largest_drop_truly(page):
+    at = rerank(page, QUERY, DOCUMENTS)
+    at.session_state["result_tab"] = "Score decay"
+    at.run()
+    values = [d.score for d in at.session_state["ranking"].ranked]
+    assert cliff_caption(values) in [c.value for c in at.caption]
 
 
 def test_adding_a_document_scores_only_that_one(page, reranker):
     at = rerank(page, QUERY, DOCUMENTS)
     cache = at.session_state["score_cache"]
     at = rerank(at, QUERY, [*DOCUMENTS, "Beijing hosted the 2008 Olympics."])
-    assert cache.engine_calls == 2 and cache.pairs_scored == len(DOCUMENTS) + 1
+    assert cache.pairs_scored == len(DOCUMENTS) + 1
     assert card_texts(at) == [d.document for d in reranker.rank(QUERY, [*DOCUMENTS,
                                                                          "Beijing hosted the 2008 Olympics."])]
 
@@ -122,7 +136,8 @@ def test_sample_with_labels_fills_the_inputs_and_shows_metrics(page, reranker):
     assert card_texts(at) == [d.document for d in expected]
     metrics = {m.label: m.value for m in at.metric}
     wanted = label_metrics([sample.labels[d.index] for d in expected], 10)
-    assert metrics == {name: f"{value:.3f}" for name, value in wanted.items()}
+    assert metrics == {name: metric_text(name, value) for name, value in wanted.items()}
+    assert metrics["Hit@1"] in ("yes", "no")
     assert "label" in at.dataframe[0].value.columns
 
 
@@ -142,14 +157,15 @@ def test_missing_inputs_get_messages_not_scores(page):
     assert "score_cache" not in at.session_state or at.session_state["score_cache"].engine_calls == 0
 
 
-def test_a_model_that_cannot_load_shows_the_engines_message(tiny_model_dir, tmp_path, monkeypatch):
+def test_a_model_that_cannot_load_shows_the_engines_message(opened_app, tiny_model_dir, tmp_path, monkeypatch):
     missing = tmp_path / "no-such-model"
     monkeypatch.setenv("RERANKER_MODEL", str(missing))
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at = opened_app()
     assert not at.exception
     (panel,) = at.main.error
     message = panel.value.replace("\\", "")
     assert str(missing) in message and "does not exist" in message and "Fix:" in message
+    assert "the workbench's Model field in the sidebar" in message
     assert "Traceback" not in message
     assert at.sidebar.error[0].value == "Engine not loaded"
     assert at.button(key="rerank").disabled
@@ -160,18 +176,53 @@ def test_plain_markdown_shows_text_as_typed():
         r"\*\*bold\*\* \_x\_ \[a\]\(b\) \$1 \:red\[c\] \<b\>")
 
 
-def test_a_failed_load_is_remembered_until_try_again(tiny_model_dir, tmp_path, monkeypatch):
+def test_a_failed_load_is_remembered_until_try_again(opened_app, tiny_model_dir, tmp_path, monkeypatch):
     import shutil
 
     missing = tmp_path / "arrives-later"
     monkeypatch.setenv("RERANKER_MODEL", str(missing))
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at = opened_app()
     assert at.sidebar.error[0].value == "Engine not loaded"
     shutil.copytree(tiny_model_dir, missing)
     # a new page run (AppTest draws the frame on a script's first run only) tells the failure again at once
-    again = AppTest.from_file(str(APP), default_timeout=120).run()
+    again = opened_app()
     assert again.sidebar.error[0].value == "Engine not loaded" and again.button(key="rerank").disabled
     again.button(key="backend_retry").click().run()
-    fixed = AppTest.from_file(str(APP), default_timeout=120).run()
+    fixed = opened_app()
     assert not fixed.sidebar.error and "Engine ready" in fixed.sidebar.success[0].value
     assert not fixed.button(key="rerank").disabled
+
+
+def test_why_shows_each_sentence_of_a_card_with_the_engines_deltas(page, reranker):
+    document = "Beijing is the capital of China. It is in the north! <b>Pandas</b> eat bamboo."
+    at = rerank(page, QUERY, [document, "Gravity pulls things down."])
+    assert "<mark>capital</mark>" in cards(at) and "<mark>China</mark>" in cards(at)  # query words marked
+    index = at.session_state["ranking"].parsed.documents.index(document)
+    at = at.button(key=f"why_{index}").click().run()
+    assert not at.exception and not at.error
+    view = next(h.value for h in at.html if 'class="why"' in h.value)
+    spans = explain(reranker, QUERY, document)
+    assert [s.text for s in spans] == ["Beijing is the capital of China.", "It is in the north!",
+                                       "<b>Pandas</b> eat bamboo."]
+    for span in spans:
+        assert f"{span.delta:+.2f}</sup>" in view
+    assert "<b>Pandas" not in view and "&lt;b&gt;Pandas" in view  # hostile text stays inert
+    assert at.button(key=f"why_{index}").label == "Hide why"
+    calls = at.session_state["score_cache"].explanations
+    at.radio(key="score_mode").set_value("Log-odds").run()  # re-rendered from the cache, not scored again
+    assert at.session_state["score_cache"].explanations is calls and len(calls) == 1
+    at = at.button(key=f"why_{index}").click().run()
+    assert not any('class="why"' in h.value for h in at.html)
+
+
+def test_the_threshold_filters_cards_table_and_downloads(page):
+    at = rerank(page, QUERY, DOCUMENTS)
+    ranked = at.session_state["ranking"].ranked
+    cut = (ranked[1].score + ranked[2].score) / 2  # two documents above it
+    at.number_input(key="threshold_Probability").set_value(cut).run()
+    at.checkbox(key="threshold_filter").check().run()
+    assert len(card_texts(at)) == 2 and len(at.dataframe[0].value) == 2
+    assert f"Only the 2 of {len(DOCUMENTS)} documents with probability ≥ {cut:g}." in [c.value for c in at.caption]
+    assert "Downloads hold the 2 documents of the table" in " ".join(c.value for c in at.caption)
+    at.checkbox(key="threshold_filter").uncheck().run()
+    assert len(at.dataframe[0].value) == len(DOCUMENTS)

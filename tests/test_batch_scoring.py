@@ -5,17 +5,12 @@ import json
 import pytest
 
 from reranker import DEFAULT_INSTRUCTION, Query
-from reranker.csv_io import pairs_from_table, read_table, safe_csv_bytes
+from reranker.csv_io import pairs_from_table, read_table
+from reranker.exports import EXPORT_COLUMNS, export_csv, export_json
 from reranker.ranking_metrics import label_metrics
-from reranker.workbench.batch_scoring import (
-    BatchProgress,
-    batch_json,
-    batch_metrics,
-    chunk_groups,
-    overall_metrics,
-    run_batch,
-)
+from reranker.workbench.batch_scoring import batch_metrics, overall_metrics, run_batch
 from reranker.workbench.score_cache import ScoreCache, backend_key
+from reranker.workbench.scoring_steps import ScoringProgress, judge_in_steps
 
 TABLE = (
     "question,passage,relevance\n"
@@ -55,27 +50,36 @@ def test_cache_forgets_the_oldest_past_its_size(reranker):
     assert missing == [Query("q", ["a"], DEFAULT_INSTRUCTION)]
 
 
-def test_chunks_pack_whole_queries():
-    groups = [(Query("q1", ["a"] * 3), [0, 1, 2]), (Query("q2", ["b"] * 2), [3, 4]), (Query("q3", ["c"] * 5), [5])]
-    assert [[g[0].query for g in chunk] for chunk in chunk_groups(groups, 5)] == [["q1", "q2"], ["q3"]]
-    assert [[g[0].query for g in chunk] for chunk in chunk_groups(groups, 1)] == [["q1"], ["q2"], ["q3"]]
+def test_steps_grow_with_the_pace_and_split_queries_exactly(reranker):
+    queries = [Query("capital of China?", [f"document {n}" for n in range(30)]), Query("睡眠", ["规律的作息。"] * 3)]
+    seen: list[ScoringProgress] = []
+    cache = ScoreCache()
+    judged = judge_in_steps(cache, reranker, queries, seen.append, unit="documents")
+    for q, judgements in zip(queries, judged):
+        assert [j.score for j in judgements] == pytest.approx(reranker.score(q.query, q.documents), abs=1e-5)
+    assert cache.pairs_scored == 31 and cache.engine_calls >= 2  # the first step is small, then it grows
+    assert seen[0].done == 0 and seen[-1].done == seen[-1].total == 33
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
+    calls = cache.engine_calls
+    judge_in_steps(cache, reranker, queries)
+    assert cache.engine_calls == calls  # all cached: the backend is not asked again
 
 
 def test_progress_text_and_eta():
-    assert BatchProgress(0, 10, 0.0).eta_seconds is None
-    half = BatchProgress(5, 10, 4.0)
+    assert ScoringProgress(0, 10, 0.0).eta_seconds is None
+    half = ScoringProgress(5, 10, 4.0, "documents")
     assert half.eta_seconds == pytest.approx(4.0) and half.fraction == 0.5
-    assert half.text() == "5 / 10 pairs · 4 s elapsed · about 4 s left"
-    assert "2 min 05 s" in BatchProgress(1, 2, 125.0).text()
+    assert half.text() == "Scored 5 of 10 documents · 4 s elapsed · about 4 s left"
+    assert "2 min 05 s" in ScoringProgress(1, 2, 125.0).text()
 
 
 def test_batch_groups_by_query_and_matches_the_engine(reranker):
     table = read_table(TABLE.encode("gbk"), "pairs.csv")
     rows = pairs_from_table(table, "question", "passage", "relevance")
-    seen: list[BatchProgress] = []
+    seen: list[ScoringProgress] = []
     cache = ScoreCache()
-    results = run_batch(cache, reranker, rows, instruction="", on_progress=seen.append, chunk_pairs=2)
-    assert cache.engine_calls == 2  # one chunk per query here
+    results = run_batch(cache, reranker, rows, instruction="", on_progress=seen.append)
+    assert list(results.columns) == list(EXPORT_COLUMNS)
     assert results["query"].tolist() == ["What is the capital of China?"] * 4 + ["如何提高睡眠质量？"] * 2
     capital = results[results["query"] == "What is the capital of China?"]
     docs = [r.document for r in rows if r.query == "What is the capital of China?"]
@@ -84,7 +88,8 @@ def test_batch_groups_by_query_and_matches_the_engine(reranker):
     assert capital["score"].tolist() == pytest.approx([d.score for d in expected], abs=1e-5)
     assert capital["rank"].tolist() == [1, 2, 3, 4]
     assert set(results["instruction"]) == {DEFAULT_INSTRUCTION}
-    assert sorted(results["row"]) == [1, 2, 3, 4, 5, 6]
+    assert sorted(results["index"]) == [0, 1, 2, 3, 4, 5]  # the table's rows, from 0
+    assert set(results["model"]) == {reranker.model_name}
     assert seen[0].done == 0 and seen[-1].done == seen[-1].total == 6
     assert [p.done for p in seen] == sorted(p.done for p in seen)
 
@@ -114,8 +119,11 @@ def test_batch_metrics_exports_and_a_second_run_is_free(reranker):
     overall = overall_metrics(per_query)
     assert overall["MRR"] == pytest.approx(per_query["MRR"].mean())
 
-    exported = safe_csv_bytes(results).decode("utf-8-sig")
+    records = results.to_dict("records")
+    exported = export_csv(records).decode("utf-8-sig")
+    assert exported.splitlines()[0] == ",".join(EXPORT_COLUMNS)
     assert "'=HYPERLINK" in exported and "如何提高睡眠质量？" in exported
-    payload = json.loads(batch_json(results, "tiny"))
-    assert [q["query"] for q in payload["queries"]] == per_query["query"].tolist()
-    assert payload["queries"][0]["results"][0]["rank"] == 1 and "logit" in payload["queries"][0]["results"][0]
+    assert {line.rsplit(",", 1)[1] for line in exported.splitlines()[1:]} == {"2", "0", "1", ""}  # not 2.0
+    payload = json.loads(export_json(records))
+    assert [list(row) for row in payload] == [list(EXPORT_COLUMNS)] * len(rows)
+    assert payload[0]["rank"] == 1 and {type(row.get("label")) for row in payload} <= {int, type(None)}

@@ -3,96 +3,40 @@
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from reranker.testing.workbench_process import workbench_process
+
 QUERY = "What is the capital of China?"
 ATTACK = "<img src=x onerror=alert(1)>"
 DOCUMENTS = ["Shanghai is the largest city in China.", ATTACK, "The capital of China is Beijing.",
              "北京是中国的首都。", "Gravity pulls things down."]
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if found is None:
-        pytest.fail("Chromium is not installed, so the browser test cannot run: install Debian's package "
-                    "(`apt-get install chromium`; `./start.sh test` does it when run as root).")
-    return found
+SLOW_DOCUMENTS = [f"Document {n}: " + "the capital of a country is usually its seat of government. " * 300
+                  for n in range(80)]
+"""About 3,700 tokens each: on the tiny model about 0.1 s a document, so a rerank of them runs for several seconds."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port; yields its URL once it answers, stops it after."""
-    port = free_port()
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"streamlit exited with {server.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer in 90 s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-@pytest.fixture
-def workbench_url(tiny_model_dir: Path, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def workbench_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One workbench on the tiny model for this module's tests (each opens its own page, so its own session)."""
     env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu"}
     for name in ("RERANKER_API_URL", "RERANKER_SERVER"):
         env.pop(name, None)
-    with streamlit_server(env, tmp_path / "streamlit.log") as url:
+    with workbench_process(env, tmp_path_factory.mktemp("workbench") / "streamlit.log") as url:
         yield url
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
-    executable = chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def settled(page) -> None:
+    """Wait until the script run the last action started has finished."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
 
 
 def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
@@ -123,56 +67,118 @@ def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
     texts = page.locator(".rank-card .doc-text").all_inner_texts()
     assert texts == [d.document for d in expected]
     assert page.locator(".rank-card img").count() == 0
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
+    settled(page)
     page.get_by_role("heading", name="Qwen-Ranker Pro").scroll_into_view_if_needed()
-    page.screenshot(path=str(output_dir / "workbench-main.png"))
+    page.screenshot(path=str(output_dir / "rerank-1440.png"))
+
+    # "Why?" on the second card: its sentences shaded, hostile text inert
+    page.get_by_role("button", name="Why this rank?").nth(1).click()
+    expect(page.locator(".why .why-span").first).to_be_visible(timeout=30_000)
+    expect(page.locator(".why .why-legend")).to_contain_text("pushes towards “yes”")
+    assert page.locator(".rank-card img, .why img").count() == 0
+    settled(page)
+    page.locator(".why").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "rerank-why-1440.png"))
+    page.get_by_role("tab", name="Table").click()
+    expect(page.get_by_text(f"All {len(DOCUMENTS)} documents for the query")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    page.wait_for_timeout(1000)  # the grid draws on a canvas after it appears
+    page.screenshot(path=str(output_dir / "rerank-table-1440.png"))
+
+    # every page at 1440 px, then at a phone's 390 px (the sidebar folded away, the engine's status still in the page)
+    pages = (("Rerank", ""), ("Compare instructions", "compare_instructions"), ("CSV batches", "csv_batches"),
+             ("Jobs", "jobs"))
+    for link, _ in pages:
+        page.get_by_role("link", name=link).click()
+        settled(page)
+        expect(page.get_by_text("in this process on cpu")).to_be_visible()
+        page.screenshot(path=str(output_dir / f"{link.split()[0].lower()}-1440.png"), full_page=True)
+    phone = browser.new_page(viewport={"width": 390, "height": 1800})  # a phone's width; tall, to see a page whole
+    for link, path in pages:
+        phone.goto(f"{workbench_url}/{path}")
+        expect(phone.get_by_text("in this process on cpu")).to_be_visible(timeout=30_000)
+        if not path:
+            phone.get_by_role("button", name="English · capital of China").click()
+            expect(phone.get_by_label("Query")).to_have_value(QUERY, timeout=10_000)
+            settled(phone)
+            phone.get_by_role("button", name="Rerank").click()
+            expect(phone.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+        settled(phone)
+        phone.wait_for_timeout(500)  # charts and tables draw after the run
+        phone.screenshot(path=str(output_dir / f"{link.split()[0].lower()}-390.png"), full_page=True)
     assert dialogs == []
 
 
-def test_a_batch_handed_to_the_sidecar_is_followed_to_its_download(tiny_model_dir, keyed_sidecar, browser, tmp_path):
+def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, browser, output_dir):
+    """Several seconds of scoring: the progress under the button moves with elapsed time and time left, and Cancel
+    stops it, keeping what was scored (in the session's cache); Rerank then finishes the job."""
     from playwright.sync_api import expect
 
-    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
-           "RERANKER_SERVER": keyed_sidecar.url, "RERANKER_SERVER_KEY": keyed_sidecar.env["RERANKER_API_KEY"]}
-    table = tmp_path / "pairs.csv"
-    table.write_text("query,document\n" + "".join(f"{QUERY},{d}\n" for d in DOCUMENTS if "," not in d),
-                     encoding="utf-8")
-    with streamlit_server(env, tmp_path / "streamlit.log") as url:
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
-        page.goto(url)
-        page.get_by_role("link", name="CSV batches").click()
-        page.locator('input[type="file"]').set_input_files(str(table))
-        page.get_by_role("button", name="Send to sidecar as a job").click()
-        # the job runs for a few seconds (0.5 s between chunks of 2 pairs): the page follows it by itself
-        expect(page.get_by_text("pairs scored.")).to_be_visible(timeout=60_000)
-        expect(page.get_by_role("button", name="Download the job's CSV")).to_be_visible()
-        with page.expect_download() as download:
-            page.get_by_role("button", name="Download the job's CSV").click()
-        rows = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
-        assert rows[0] == "query,document,score,logit,rank" and len(rows) == 1 + len(DOCUMENTS)
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.goto(workbench_url)
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    page.get_by_label("Query").fill(QUERY)
+    page.get_by_label("Query").press("Enter")
+    documents = page.get_by_label("Documents (one per line)")
+    documents.fill("\n".join(SLOW_DOCUMENTS))
+    documents.press("Control+Enter")
+    expect(page.get_by_text(f"{len(SLOW_DOCUMENTS)} documents")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Rerank").click()
+
+    progress = page.get_by_text(re.compile(rf"Scored \d+ of {len(SLOW_DOCUMENTS)} documents · .* elapsed"))
+    expect(progress).to_be_visible(timeout=10_000)
+    seen = {progress.inner_text()}
+    deadline = time.monotonic() + 20
+    while len({re.match(r"Scored (\d+)", t).group(1) for t in seen}) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if progress.count():
+            seen.add(progress.inner_text())
+    done = sorted({int(re.match(r"Scored (\d+)", t).group(1)) for t in seen})
+    assert len(done) >= 3 and 0 < done[-1] < len(SLOW_DOCUMENTS), seen  # it moved, and the run had not ended
+    assert any("left" in t for t in seen)
+    page.screenshot(path=str(output_dir / "rerank-progress-1440.png"))
+    page.get_by_role("button", name="Cancel").click()
+
+    cancelled = page.get_by_text(re.compile(rf"Cancelled after \d+ of {len(SLOW_DOCUMENTS)} documents"))
+    expect(cancelled).to_be_visible(timeout=10_000)
+    kept = int(re.search(r"after (\d+)", cancelled.inner_text()).group(1))
+    assert done[-1] <= kept < len(SLOW_DOCUMENTS)
+    expect(page.locator(".rank-card")).to_have_count(0)
+    settled(page)
+
+    page.get_by_role("button", name="Rerank").click()
+    expect(page.locator(".rank-card")).to_have_count(10, timeout=60_000)
 
 
 def test_an_offline_start_says_so_in_seconds_and_clicks_never_wait(browser, tmp_path, output_dir):
-    """The default hub model, with no hub to reach and nothing cached: the page and the error come within seconds,
-    and a sample click afterwards fills the inputs at once (the failure is remembered, not retried)."""
+    """The default hub model, with a hub that accepts connections and never answers, and nothing cached: the page
+    comes at once and is usable while the model "loads"; the error comes within seconds; clicks never wait on it
+    (the failure is remembered, not retried)."""
     from playwright.sync_api import expect
 
-    with socket.socket() as s:  # a loopback port nobody listens on, as the hub's address
-        s.bind(("127.0.0.1", 0))
-        dead_hub = f"http://127.0.0.1:{s.getsockname()[1]}"
-    env = {**os.environ, "RERANKER_MODEL": "Qwen/Qwen3-Reranker-0.6B", "HF_ENDPOINT": dead_hub,
-           "HF_HOME": str(tmp_path / "hf-home")}
-    for name in ("RERANKER_API_URL", "RERANKER_SERVER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
-        env.pop(name, None)
-    with streamlit_server(env, tmp_path / "streamlit.log") as url:
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
-        page.goto(url)
-        expect(page.get_by_label("Query")).to_be_visible(timeout=10_000)
-        expect(page.get_by_text("Engine not loaded")).to_be_visible(timeout=10_000)
-        error = page.get_by_text("Could not load the reranker model 'Qwen/Qwen3-Reranker-0.6B'")
-        expect(error).to_be_visible()
-        assert "`" not in error.inner_text() and ".." not in error.inner_text()
-        page.get_by_role("button", name="English · capital of China").click()
-        expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=5_000)
-        expect(page.get_by_role("button", name="Try again")).to_be_visible()
-        page.screenshot(path=str(output_dir / "workbench-offline.png"))
+    with socket.socket() as silent_hub:  # listens (the kernel accepts connections) but never answers
+        silent_hub.bind(("127.0.0.1", 0))
+        silent_hub.listen(16)
+        env = {**os.environ, "RERANKER_MODEL": "Qwen/Qwen3-Reranker-0.6B",
+               "HF_ENDPOINT": f"http://127.0.0.1:{silent_hub.getsockname()[1]}", "HF_HOME": str(tmp_path / "hf-home")}
+        for name in ("RERANKER_API_URL", "RERANKER_SERVER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
+            env.pop(name, None)
+        with workbench_process(env, tmp_path / "streamlit.log") as url:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.goto(url)
+            expect(page.get_by_label("Query")).to_be_visible(timeout=10_000)
+            loading = page.get_by_text(re.compile(r"Loading Qwen/Qwen3-Reranker-0\.6B .*: \d+ s so far"))
+            expect(loading).to_be_visible(timeout=5_000)
+            expect(page.get_by_role("button", name="Rerank")).to_be_disabled()
+            page.get_by_role("button", name="English · capital of China").click()
+            expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=5_000)
+            page.screenshot(path=str(output_dir / "rerank-loading-1440.png"))
+
+            expect(page.get_by_text("Engine not loaded")).to_be_visible(timeout=20_000)
+            error = page.get_by_text("Could not load the reranker model 'Qwen/Qwen3-Reranker-0.6B'")
+            expect(error).to_be_visible()
+            assert "`" not in error.inner_text() and ".." not in error.inner_text()
+            page.get_by_role("button", name="中文 · 睡眠质量").click()
+            expect(page.get_by_label("Query")).to_have_value("如何提高睡眠质量？", timeout=5_000)
+            expect(page.get_by_role("button", name="Try again")).to_be_visible()
+            page.screenshot(path=str(output_dir / "rerank-offline-1440.png"))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reranker import Qwen3Reranker
+from reranker import DEFAULT_INSTRUCTION, Qwen3Reranker
+from reranker.exports import EXPORT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ["Beijing is the capital of China.", "", "=HYPERLINK(\"http://x\")", "重力是一种力。", "Paris is in France."]
@@ -40,9 +41,12 @@ def test_json_output_ranks_like_the_engine(tiny_model_dir, reranker: Qwen3Rerank
     payload = json.loads(result.stdout)
     documents = [d for d in DOCS if d]
     expected = reranker.rank("capital of China", documents)
-    assert [r["index"] for r in payload["results"]] == [r.index for r in expected]
-    assert [r["document"] for r in payload["results"]] == [r.document for r in expected]
-    assert all(abs(a["score"] - b.score) < 1e-5 for a, b in zip(payload["results"], expected))
+    assert [list(r) for r in payload] == [list(EXPORT_COLUMNS[:-1])] * len(documents)  # the export schema
+    assert {(r["query"], r["model"], r["instruction"]) for r in payload} == {
+        ("capital of China", str(tiny_model_dir), DEFAULT_INSTRUCTION)}
+    assert [r["index"] for r in payload] == [r.index for r in expected]
+    assert [r["document"] for r in payload] == [r.document for r in expected]
+    assert all(abs(a["score"] - b.score) < 1e-5 for a, b in zip(payload, expected))
 
 
 def test_table_output_with_top_k_and_instruction(tiny_model_dir, docs_file: Path) -> None:
@@ -59,7 +63,7 @@ def test_csv_output_is_spreadsheet_safe_and_reads_stdin(tiny_model_dir) -> None:
                      model=tiny_model_dir)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout.lstrip("\ufeff"))))
-    assert len(rows) == 4
+    assert len(rows) == 4 and list(rows[0]) == list(EXPORT_COLUMNS[:-1])
     assert {r["document"] for r in rows} >= {"'=HYPERLINK(\"http://x\")", "重力是一种力。"}
 
 
@@ -88,7 +92,7 @@ def test_rank_on_a_server_gives_the_engines_ranking(open_sidecar, reranker: Qwen
                      "--server", open_sidecar.url)
     assert result.returncode == 0, result.stderr
     expected = reranker.rank("capital of China", [d for d in DOCS if d])
-    got = json.loads(result.stdout)["results"]
+    got = json.loads(result.stdout)
     assert [(r["index"], r["tokens"]) for r in got] == [(r.index, r.tokens) for r in expected]
     assert all(abs(a["score"] - b.score) < 1e-6 for a, b in zip(got, expected))
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from reranker import DEFAULT_INSTRUCTION
+from reranker.exports import EXPORT_COLUMNS
 from reranker.testing.sidecar_process import SidecarProcess
 
 CHUNK = 3
@@ -79,8 +80,11 @@ def test_csv_job_with_column_mapping(jobs_server: SidecarProcess, reranker) -> N
 
     exported = requests.get(f"{jobs_server.url}/api/jobs/{job['id']}/results?format=csv", timeout=30)
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
-    assert [r["note"] for r in rows] == ["a", "b", "c", "d"]  # the uploaded table, in its own order
-    assert rows[1]["passage_text"] == "'=1+1"
+    # the export schema, then the upload's other columns; the uploaded table's order
+    assert list(rows[0]) == [*EXPORT_COLUMNS, "note"]
+    assert [r["note"] for r in rows] == ["a", "b", "c", "d"] and [r["index"] for r in rows] == ["0", "1", "2", "3"]
+    assert rows[1]["document"] == "'=1+1" and rows[2]["query"] == "北京在哪里"
+    assert [r["label"] for r in rows] == ["1", "0", "2", "0"]
     gravity = reranker.judge("what is gravity", ["Gravity is a force.", "=1+1", "Paris is in France."])
     beijing = reranker.judge("北京在哪里", ["北京是中国的首都。"])
     expected = [gravity[0], gravity[1], beijing[0], gravity[2]]

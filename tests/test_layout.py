@@ -49,7 +49,7 @@ def test_each_package_imports_only_what_its_layer_may(path: Path) -> None:
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}, which its layer may not (ARCHITECTURE.md)"
 
 
-@pytest.mark.parametrize("path", [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")),
+@pytest.mark.parametrize("path", [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py")),
                                   *sorted((PACKAGE / "workbench").glob("*.py"))],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_pages_reach_the_sidecar_only_over_http(path: Path) -> None:
@@ -73,7 +73,7 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
 
 def test_no_two_modules_share_a_name() -> None:
     names: dict[str, list[str]] = {}
-    for path in [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *PACKAGE.rglob("*.py")]:
+    for path in [ROOT / "app.py", *(ROOT / "views").glob("*.py"), *PACKAGE.rglob("*.py")]:
         if path.name not in ("__init__.py", "__main__.py"):
             names.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
     assert {n: p for n, p in names.items() if len(p) > 1} == {}

@@ -1,14 +1,17 @@
 """Cards, tables, exports and charts of the workbench, without Streamlit."""
 
+import csv
+import io
 import json
 
 import pytest
 
-from reranker.csv_io import safe_csv_bytes
+from reranker import DEFAULT_INSTRUCTION
+from reranker.exports import EXPORT_COLUMNS, export_csv, export_json, export_records
 from reranker.ranking import Judgement, RankedDocument, rank_judgements
-from reranker.workbench.charts import bump_figure, decay_figure, find_cliff
-from reranker.workbench.comparison import InstructionRun, agreement_table, metrics_table, rank_table
-from reranker.workbench.results import card_html, cards_html, movement, results_frame, results_json
+from reranker.workbench.charts import bump_figure, cliff_caption, decay_figure, find_cliff
+from reranker.workbench.comparison import InstructionRun, agreement_table, best_text, metrics_table, rank_table
+from reranker.workbench.results import card_html, cards_html, movement, table_frame
 
 ATTACK = "<img src=x onerror=alert(1)>"
 
@@ -49,28 +52,41 @@ def test_card_badges_for_labels_and_duplicates():
     assert "label 2" in html and "duplicate of input #1" in html
 
 
-def test_results_frame_has_the_table_columns_best_first():
-    frame = results_frame(ranked_docs())
-    assert list(frame.columns) == ["rank", "input #", "score", "log-odds", "tokens", "truncated", "text"]
+def test_table_frame_keeps_the_text_in_view_best_first():
+    frame = table_frame(ranked_docs())
+    assert list(frame.columns) == ["rank", "score", "text", "log-odds", "input #", "tokens", "truncated"]
     assert frame["rank"].tolist() == [1, 2, 3, 4]
     assert frame["input #"].tolist() == [2, 4, 3, 1]
     assert frame["text"].iloc[0] == ATTACK
-    assert "label" in results_frame(ranked_docs(), labels=[0, 1, 2, 0]).columns
+    assert table_frame(ranked_docs(), labels=[0, 1.0, 2, 0])["label"].tolist() == [1, 0, 2, 0]
 
 
-def test_csv_export_neutralises_formulas_and_keeps_chinese():
-    data = safe_csv_bytes(results_frame(ranked_docs()))
-    assert data.startswith(b"\xef\xbb\xbf")
-    text = data.decode("utf-8-sig")
-    assert "'=1+1 formula" in text and "北京是中国的首都" in text
+def test_every_export_has_one_schema():
+    records = export_records(ranked_docs(), "查询", "an instruction", "tiny", labels=[0, 1.0, 2, 0])
+    assert [list(r) for r in records] == [list(EXPORT_COLUMNS)] * 4
+    first = records[0]
+    assert first["query"] == "查询" and first["model"] == "tiny" and first["instruction"] == "an instruction"
+    assert first["document"] == ATTACK and first["index"] == 1 and first["rank"] == 1 and first["label"] == 1
+    assert export_records(ranked_docs(), "q", "", "tiny")[0]["instruction"] == DEFAULT_INSTRUCTION
+
+    csv_text = export_csv(records).decode("utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(csv_text)))
+    assert header == list(EXPORT_COLUMNS)
+    assert [row[-1] for row in rows] == ["1", "0", "2", "0"]  # labels as typed, not 1.0
+    assert "'=1+1 formula" in csv_text and "北京是中国的首都" in csv_text
+    payload = json.loads(export_json(records))
+    assert [r["index"] for r in payload] == [1, 3, 2, 0] and payload[0]["label"] == 1
+    unlabelled = export_records(ranked_docs(), "q", "", "tiny")
+    assert "label" not in export_csv(unlabelled).decode("utf-8-sig").splitlines()[0]
+    assert "label" not in json.loads(export_json(unlabelled))[0]
 
 
-def test_json_export_round_trips():
-    payload = json.loads(results_json(ranked_docs(), "查询", "an instruction", "tiny", labels=[0, 1, 2, 0]))
-    assert payload["query"] == "查询" and payload["model"] == "tiny"
-    assert [r["index"] for r in payload["results"]] == [1, 3, 2, 0]
-    assert payload["results"][0]["document"] == ATTACK and payload["results"][0]["label"] == 1
-    assert "查询" in results_json(ranked_docs(), "查询", "", "tiny")
+def test_cliff_caption_says_something_true_wherever_the_drop_is():
+    assert cliff_caption([0.99, 0.97, 0.40, 0.35, 0.30]).endswith("the top 2 stand apart from the rest.")
+    assert cliff_caption([0.9, 0.1, 0.05]).endswith("the top document stands apart from the rest.")
+    tail = cliff_caption([0.9, 0.88, 0.87, 0.86, 0.1])
+    assert "between rank 4 and 5" in tail and tail.endswith("the last document falls below the rest.")
+    assert cliff_caption([0.5, 0.5]) is None and cliff_caption([0.5]) is None
 
 
 def test_find_cliff_is_the_largest_drop_between_neighbours():
@@ -86,6 +102,7 @@ def test_decay_figure_marks_cliff_and_threshold():
     assert any("cliff" in a and "after rank 2" in a for a in annotations)
     assert any("threshold 0.5: 2 above" in a for a in annotations)
     assert all("<img" not in t for t in fig.data[0].text)
+    assert tuple(fig.layout.xaxis.range) == (0.5, 4.5)  # the axis ends at the last rank
     no_line = decay_figure([0.9, 0.1], "probability")
     assert not any("threshold" in (a.text or "") for a in no_line.layout.annotations)
 
@@ -123,3 +140,12 @@ def test_agreement_and_metrics_tables():
     assert metrics["best"].tolist() == ["★", ""]
     assert metrics.loc[0, "MRR"] == 1.0 and metrics.loc[1, "Hit@1"] == 1.0
     assert metrics.loc[0, "NDCG@2"] > metrics.loc[1, "NDCG@2"]
+
+
+def test_tied_instructions_are_all_marked_best_and_told():
+    tied = [*runs(), InstructionRun("C", "third", runs()[0].ranked)]
+    metrics = metrics_table(tied, labels=[2, 0, 1], k=2)
+    assert metrics["best"].tolist() == ["★", "", "★"]
+    assert best_text(metrics, 2).startswith("Tie: instructions A and C do equally well")
+    assert "Hit@1 yes" in best_text(metrics, 2)
+    assert best_text(metrics_table(runs(), labels=[2, 0, 1], k=2), 2).startswith("Best: instruction A (")

@@ -1,16 +1,24 @@
-"""A small client for the sidecar's job API, as the workbench's batch page uses it (requests only, no FastAPI);
-scoring goes through reranker.remote.RankerServerBackend."""
+"""A small client for the sidecar's job API, as the workbench's CSV batches and Jobs pages use it (requests only, no
+FastAPI); scoring goes through reranker.remote.RankerServerBackend."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 
 class SidecarError(RuntimeError):
-    """The sidecar could not be reached, or refused; the message says which and why."""
+    """The sidecar could not be reached, or refused; the message says which and why.
+
+    status: the HTTP status it answered with (404: no such job; 409: not in a state that allows it); None when it
+    could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class SidecarClient:
@@ -28,18 +36,30 @@ class SidecarClient:
         form = {f"{role}_column": name or "" for role, name in columns.items()}
         return self._call("POST", "/api/jobs", files={"file": (filename, data, "text/csv")}, data=form).json()
 
+    def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The `limit` most recent jobs, newest first, each as `job()` gives it."""
+        jobs = self._call("GET", "/api/jobs", params={"limit": limit}).json()
+        if not isinstance(jobs, list):
+            raise SidecarError(f"the sidecar at {self.url} answered /api/jobs with something other than a list")
+        return jobs
+
     def job(self, job_id: str) -> dict[str, Any]:
-        """Status, progress {done, total, fraction} and eta_seconds."""
-        return self._call("GET", f"/api/jobs/{job_id}").json()
+        """Status, kind, progress {done, total, fraction}, eta_seconds, created/started/finished_at, error, filename."""
+        return self._call("GET", _job_path(job_id)).json()
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/api/jobs/{job_id}").json()
+        return self._call("DELETE", _job_path(job_id)).json()
 
     def retry(self, job_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/api/jobs/{job_id}/retry").json()
+        return self._call("POST", _job_path(job_id, "/retry")).json()
 
     def results_csv(self, job_id: str) -> bytes:
-        return self._call("GET", f"/api/jobs/{job_id}/results", params={"format": "csv"}).content
+        """A done CSV job's table with score, logit and rank added (a JSON job's results as a table)."""
+        return self._call("GET", _job_path(job_id, "/results"), params={"format": "csv"}).content
+
+    def results_json(self, job_id: str) -> bytes:
+        """A done job's results as the sidecar's JSON document (each query with its documents, best first)."""
+        return self._call("GET", _job_path(job_id, "/results"), params={"format": "json"}).content
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
@@ -47,8 +67,14 @@ class SidecarClient:
         except requests.RequestException as e:
             raise SidecarError(f"could not reach the sidecar at {self.url}: {e}") from None
         if response.status_code >= 400:
-            raise SidecarError(f"the sidecar answered {response.status_code}: {_detail(response)}")
+            raise SidecarError(f"the sidecar answered {response.status_code}: {_detail(response)}",
+                               response.status_code)
         return response
+
+
+def _job_path(job_id: str, rest: str = "") -> str:
+    """/api/jobs/<id><rest>, the id quoted whole: an id from a URL or a form never reaches another path."""
+    return f"/api/jobs/{quote(job_id, safe='')}{rest}"
 
 
 def _detail(response: requests.Response) -> str:

@@ -13,6 +13,7 @@ from reranker import Judgement, Query, rank_judgements
 from reranker.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy, UnsupportedOption
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
 from reranker.encoding import PromptTooLong
+from reranker.exports import export_csv, export_frame, export_record
 from reranker.prompt import resolve_instruction
 from reranker.ranking import total_tokens
 from reranker.sidecar import limits
@@ -143,19 +144,20 @@ class SidecarService:
             for sq in scored])
 
     def results_csv(self, job_id: str) -> bytes:
-        """Table jobs: the uploaded table with score, logit and rank added; JSON jobs: one row per pair, best first."""
+        """The job's pairs in the export schema (reranker.exports). A table job's rows keep the upload's order, `index`
+        being the row (from 0), with the upload's other columns after; a JSON job's are best first per query."""
         job, scored = self._finished(job_id)
-        if job.kind != "csv":
-            return safe_csv_bytes(_pairs_frame(scored))
-        frame = read_table(self.store.upload(job.id) or b"", job.filename or "", max_bytes=1 << 62)
-        score, logit, rank = ([None] * len(frame) for _ in range(3))
-        for sq in scored:
-            for r in sq.ranked:
-                row = sq.rows[r.index]
-                score[row], logit[row], rank[row] = r.score, r.logit, r.rank
-        for name, values in (("score", score), ("logit", logit), ("rank", rank)):
-            frame[_free_column(frame, name)] = values
-        return safe_csv_bytes(frame)
+        table = job.kind == "csv"
+        records = [export_record(r, sq.query, sq.instruction, self.model_name, sq.labels[r.index],
+                                 index=sq.rows[r.index] if table else None)
+                   for sq in scored for r in sq.ranked]
+        if not table:
+            return export_csv(records)
+        frame = export_frame(sorted(records, key=lambda r: r["index"]))
+        upload = read_table(self.store.upload(job.id) or b"", job.filename or "", max_bytes=1 << 62)
+        used = {name for name in (job.columns or {}).values() if name}
+        extra = upload[[c for c in upload.columns if c not in used and c not in frame.columns]]
+        return safe_csv_bytes(pd.concat([frame, extra.iloc[frame["index"]].reset_index(drop=True)], axis=1))
 
     def _accepted(self, job: JobRecord) -> JobCreated:
         self.runtime.wake_jobs()
@@ -211,23 +213,3 @@ def job_status(job: JobRecord) -> JobStatus:
         progress=JobProgress(done=job.done_pairs, total=total, fraction=fraction),
         eta_seconds=job.eta_seconds(), created_at=job.created_at, started_at=job.started_at,
         finished_at=job.finished_at, error=job.error, filename=job.filename, columns=job.columns)
-
-
-_PAIR_COLUMNS = {"query_index": "query_index", "query": "query", "instruction": "instruction", "rank": "rank",
-                 "index": "document_index", "document": "document", "score": "score", "logit": "logit",
-                 "tokens": "tokens", "truncated": "truncated"}
-"""A JSON job's CSV columns: the ranked record's fields, `index` named for what it counts."""
-
-
-def _pairs_frame(scored: list[ScoredQuery]) -> pd.DataFrame:
-    records = [{"query_index": q, "query": sq.query, "instruction": sq.instruction or "", **r.record()}
-               for q, sq in enumerate(scored) for r in sq.ranked]
-    return pd.DataFrame(records, columns=list(_PAIR_COLUMNS)).rename(columns=_PAIR_COLUMNS)
-
-
-def _free_column(frame: pd.DataFrame, name: str) -> str:
-    candidate, n = name, 1
-    while candidate in frame.columns:
-        candidate = f"reranker_{name}" if n == 1 else f"reranker_{name}_{n}"
-        n += 1
-    return candidate

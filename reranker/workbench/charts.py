@@ -28,6 +28,21 @@ def find_cliff(values: Sequence[float]) -> Cliff | None:
     return Cliff(after_rank=i + 1, drop=drops[i])
 
 
+def cliff_caption(values: Sequence[float]) -> str | None:
+    """What the largest drop says about a best-first list, in words that stay true wherever it falls; None when
+    there is no drop to speak of."""
+    cliff = find_cliff(values)
+    if cliff is None or cliff.drop <= 0:
+        return None
+    where = f"Largest drop: {cliff.drop:.3f}, between rank {cliff.after_rank} and {cliff.after_rank + 1}"
+    below = len(values) - cliff.after_rank
+    if cliff.after_rank <= below:
+        who = "the top document stands" if cliff.after_rank == 1 else f"the top {cliff.after_rank} stand"
+        return f"{where}: {who} apart from the rest."
+    who = "the last document falls" if below == 1 else f"the last {below} fall"
+    return f"{where}: {who} below the rest."
+
+
 def decay_figure(values: Sequence[float], value_name: str = "score", threshold: float | None = None,
                  hover_texts: Sequence[str] | None = None) -> go.Figure:
     """Score (or log-odds) against rank, the cliff marked, and a threshold line when one is given."""
@@ -51,7 +66,7 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
                       annotation_text=f"threshold {threshold:g}: {above} above", annotation_position="bottom right")
     fig.update_layout(xaxis_title="rank", yaxis_title=value_name, showlegend=False, height=380,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    fig.update_xaxes(dtick=1 if len(values) <= 30 else None)
+    fig.update_xaxes(dtick=1 if len(values) <= 30 else None, range=[0.5, max(len(values), 1) + 0.5])
     return fig
 
 

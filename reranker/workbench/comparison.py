@@ -9,8 +9,10 @@ from itertools import combinations
 import pandas as pd
 
 from reranker.documents import ParsedDocuments
+from reranker.exports import Record, export_records
+from reranker.prompt import resolve_instruction
 from reranker.ranking import RankedDocument
-from reranker.ranking_metrics import kendall_tau, label_metrics, top_k_overlap
+from reranker.ranking_metrics import kendall_tau, label_metrics, metric_text, top_k_overlap
 
 BEST_MARK = "★"
 
@@ -43,6 +45,16 @@ class Comparison:
     parsed: ParsedDocuments
     runs: list[InstructionRun]
 
+    def asked(self, model: str, query: str, instructions: Sequence[str], parsed: ParsedDocuments) -> bool:
+        """Whether these inputs are the ones this comparison answers (instructions as the model reads them)."""
+        return ((model, query, [resolve_instruction(i) for i in instructions], parsed.documents)
+                == (self.model, self.query, [run.instruction for run in self.runs], self.parsed.documents))
+
+    def records(self) -> list[Record]:
+        """Every run's ranking, one after the other, as exported rows (the instruction tells the runs apart)."""
+        return [row for run in self.runs
+                for row in export_records(run.ranked, self.query, run.instruction, self.model, self.parsed.labels)]
+
     def top_k_union(self, k: int) -> list[int]:
         """Documents in the top k of at least one instruction, in input order."""
         return sorted({d.index for run in self.runs for d in run.ranked[:k]})
@@ -73,13 +85,26 @@ def agreement_table(runs: Sequence[InstructionRun], k: int) -> pd.DataFrame:
 
 
 def metrics_table(runs: Sequence[InstructionRun], labels: Sequence[float], k: int) -> pd.DataFrame:
-    """NDCG@k, MRR and Hit@1 per instruction; the best one (by NDCG@k, then MRR, then Hit@1) gets a ★."""
+    """NDCG@k, MRR and Hit@1 per instruction; the best (by NDCG@k, then MRR, then Hit@1) get a ★, every one of them
+    when several tie."""
     rows = []
     for run in runs:
         ranked_labels = [labels[d.index] for d in run.ranked]
         rows.append({"instruction": run.name, **label_metrics(ranked_labels, k)})
     frame = pd.DataFrame(rows)
     keys = [f"NDCG@{k}", "MRR", "Hit@1"]
-    best = max(range(len(rows)), key=lambda i: (tuple(rows[i][m] for m in keys), -i)) if rows else None
-    frame["best"] = [BEST_MARK if i == best else "" for i in range(len(rows))]
+    top = max((tuple(round(r[m], 9) for m in keys) for r in rows), default=None)
+    frame["best"] = [BEST_MARK if tuple(round(r[m], 9) for m in keys) == top else "" for r in rows]
     return frame
+
+
+def best_text(metrics: pd.DataFrame, k: int) -> str:
+    """One line on which instruction did best against the labels, or that several tie."""
+    best = metrics[metrics["best"] != ""]
+    first = best.iloc[0]
+    scores = (f"NDCG@{k} {metric_text(f'NDCG@{k}', first[f'NDCG@{k}'])}, MRR {metric_text('MRR', first['MRR'])}, "
+              f"Hit@1 {metric_text('Hit@1', first['Hit@1'])}")
+    if len(best) == 1:
+        return f"Best: instruction {first['instruction']} ({scores})."
+    names = ", ".join(best["instruction"].iloc[:-1]) + f" and {best['instruction'].iloc[-1]}"
+    return f"Tie: instructions {names} do equally well ({scores}); the labels do not tell them apart."

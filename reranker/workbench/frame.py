@@ -17,6 +17,7 @@ from reranker.model_names import KNOWN_MODELS, resolve_model
 from reranker.remote import RankerServerBackend
 from reranker.sidecar.client import SidecarClient
 from reranker.workbench import ASSETS
+from reranker.workbench.backend_openings import Openings, Spec
 from reranker.workbench.widgets import plain_markdown
 
 OTHER_MODEL = "Local folder or other id"
@@ -24,10 +25,16 @@ IN_PROCESS = "In this process"
 ON_SERVER = "On a server"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
 _BACKEND = "frame_backend"
+READY_AT_ONCE_SECONDS = 0.3
+"""A backend ready this soon (cached, or a tiny model) shows as ready without a loading notice first."""
+SERVER_RETRY_SECONDS = 10.0
+JOB_SERVER_TIMEOUT = 15.0
+"""Seconds a page waits for the sidecar's job API (listing, status, results) before saying it does not answer."""
 
 
 def draw_frame(page_title: str) -> None:
-    """Page config, logo and style for the page titled `page_title`, then the backend's sidebar panel."""
+    """Page config, logo and style for the page titled `page_title`, then the backend's panel in the sidebar; the
+    backend opens in the background while the page is drawn."""
     st.set_page_config(page_title=f"{page_title} · Qwen-Ranker Pro", page_icon=str(ASSETS / "logo.svg"),
                        layout="wide")
     st.logo(str(ASSETS / "logo.svg"))
@@ -36,37 +43,41 @@ def draw_frame(page_title: str) -> None:
 
 
 def backend() -> RerankBackend | None:
-    """The backend the frame chose on this run; None when there is none to use (the sidebar says why).
+    """The backend the frame chose, once it is open; None while it opens or when there is none to use (the
+    frame says why).
 
-    Only its address (model name or URL, and key) is kept in the session, so the process-wide cache alone
-    decides which models stay in memory."""
+    Only its address (model name or URL, and key) is kept in the session, so the process-wide openings alone
+    decide which models stay in memory."""
     spec = st.session_state.get(_BACKEND)
-    return open_cached(*spec) if spec else None
+    if not spec:
+        return None
+    opening = openings().get(spec)
+    return opening.backend if opening.done else None
+
+
+def opening() -> bool:
+    """Whether the chosen backend is still opening (the frame shows how long it has taken)."""
+    spec = st.session_state.get(_BACKEND)
+    return bool(spec) and not openings().get(spec).done
 
 
 def job_server() -> SidecarClient | None:
     """The sidecar that takes CSV jobs: the backend when it is a Qwen-Ranker sidecar; else none."""
     chosen = backend()
     if isinstance(chosen, RankerServerBackend):
-        return SidecarClient(chosen.url, chosen.connection.key)
+        return SidecarClient(chosen.url, chosen.connection.key, timeout=JOB_SERVER_TIMEOUT)
     return None
 
 
 @st.cache_resource(show_spinner=False)
-def failed_opens() -> dict[tuple[str, str | None], str]:
-    """Models that failed to load in this process, with why: told again at once on every run (a click elsewhere
-    never waits for another attempt) until someone presses Try again."""
-    return {}
+def openings() -> Openings:
+    """This process's backends, each opened once in a background thread and shared by every session and page."""
+    return Openings(open_backend, _failure_text)
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def open_cached(spec: str, key: str | None) -> RerankBackend:
-    """One backend per (model or address, key) per process, shared by every session and page."""
-    return open_backend(spec, key)
-
-
-def backend_sidebar() -> tuple[str, str | None] | None:
-    """The sidebar's choice of backend and its status; (model or address, key), or None after saying why not."""
+def backend_sidebar() -> Spec | None:
+    """The sidebar's choice of backend and its status (a line in the page too, as the sidebar may be folded away);
+    returns (model or address, key), or None after saying why there is none."""
     env_url, env_key = server_from_env()
     with st.sidebar:
         st.subheader("Engine")
@@ -78,35 +89,47 @@ def backend_sidebar() -> tuple[str, str | None] | None:
         status = st.empty()
     if spec is None:
         return None
-    address, key = spec
+    address, _ = spec
     on_server = where == ON_SERVER
-    # A model that failed to load is remembered (loading it again would make every click wait); a server is asked
-    # again on each run, which costs at most a connection timeout and finds a sidecar that has just come up.
-    failures = failed_opens() if not on_server else {}
-    if spec not in failures:
-        waiting = f"Asking {address}…" if on_server else f"Loading {address} (a hub model downloads the first time)…"
-        try:
-            with status, st.spinner(plain_markdown(waiting)):
-                chosen = open_cached(address, key)
-        except Exception as e:  # noqa: BLE001 - whatever stops the backend opening is shown as a message
-            failures[spec] = _failure_text(e)
-    if spec in failures:
+    # A model that failed to load is remembered until Try again (loading it again would make every click wait); a
+    # server's failure is forgotten after a while, as it may have come up since.
+    opening = openings().get(spec, retry_failure_after=SERVER_RETRY_SECONDS if on_server else None)
+    opening.wait(READY_AT_ONCE_SECONDS)
+    if not opening.done:
+        waiting = f"Asking {address}" if on_server else f"Loading {address} (a hub model downloads the first time)"
+        status.info(plain_markdown(waiting + "…"), icon=":material/hourglass_top:")
+        _opening_notice(spec, waiting)
+        return spec
+    if opening.error is not None:
         status.error("Engine not loaded")
-        st.sidebar.button("Try again", key="backend_retry", on_click=failures.pop, args=(spec, None),
+        st.sidebar.button("Try again", key="backend_retry", on_click=openings().forget, args=(spec,),
                           icon=":material/refresh:")
-        st.error(plain_markdown(failures[spec]),
+        st.error(plain_markdown(opening.error),
                  title="The server could not be used" if on_server else "The reranker model could not be loaded")
-        return None
-    info = chosen.describe()
+        return spec
+    info = opening.backend.describe()  # type: ignore[union-attr]
+    model = plain_markdown(str(info["model"]))
     if on_server:
-        status.success(f"**Server ready**  \nmodel: {plain_markdown(str(info['model']))}  \n"
-                       f"{plain_markdown(str(info['where']))} ({plain_markdown(str(info.get('kind', '')))})")
+        where_text = f"{plain_markdown(str(info['where']))} ({plain_markdown(str(info.get('kind', '')))})"
+        status.success(f"**Server ready**  \nmodel: {model}  \n{where_text}")
     else:
+        where_text = f"in this process on {info['device']}"
         status.success(
-            f"**Engine ready** in this process  \nmodel: {plain_markdown(str(info['model']))}  \n"
+            f"**Engine ready** in this process  \nmodel: {model}  \n"
             f"device: {info['device']} · dtype: {info['dtype']}  \n"
             f"loaded in {info['load_seconds']} s · max {info['max_length']} tokens")
+    st.caption(f":material/check_circle: {model} · {where_text}", help="The engine; the sidebar (☰) changes it.")
     return spec
+
+
+@st.fragment(run_every=1.0)
+def _opening_notice(spec: Spec, waiting: str) -> None:
+    """In the page while the backend opens: how long it has taken; reruns the whole app once it is open (or not)."""
+    opening = openings().get(spec)
+    if opening.done:
+        st.rerun()
+    st.info(plain_markdown(f"{waiting}: {opening.seconds:.0f} s so far. Type meanwhile; the buttons that score "
+                           "turn on when it is ready."), icon=":material/hourglass_top:")
 
 
 def _model_fields() -> tuple[str, None] | None:

@@ -6,7 +6,6 @@ No Streamlit here, so plain tests reach all of it; the pages hand these to st.ht
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -14,13 +13,15 @@ from typing import Literal
 import pandas as pd
 
 from reranker.documents import ParsedDocuments
+from reranker.exports import Record, export_records, label_value
 from reranker.ranking import RankedDocument
+from reranker.workbench.explanation_view import highlighted
 
 ScoreMode = Literal["Probability", "Log-odds"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("Probability", "Log-odds")
-_TABLE_NAMES = {"rank": "rank", "index": "input #", "score": "score", "logit": "log-odds", "tokens": "tokens",
-                "truncated": "truncated", "document": "text"}
-"""The record's fields as the Table tab names them (input # counts from 1)."""
+_TABLE_NAMES = {"rank": "rank", "score": "score", "document": "text", "logit": "log-odds", "index": "input #",
+                "tokens": "tokens", "truncated": "truncated"}
+"""The record's fields as the Table tab names them, in its order (input # counts from 1)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class Ranking:
         return (model, query, instruction, parsed.documents) == (self.model, self.query, self.instruction,
                                                                  self.parsed.documents)
 
+    def records(self, ranked: Sequence[RankedDocument] | None = None) -> list[Record]:
+        """Every document (or those of `ranked`), best first, as exported rows."""
+        return export_records(self.ranked if ranked is None else ranked, self.query, self.instruction, self.model,
+                              self.parsed.labels)
+
 
 def movement(doc: RankedDocument) -> int:
     """Places the document moved up from its input position (negative: down)."""
@@ -53,8 +59,9 @@ def format_score(doc: RankedDocument, mode: ScoreMode) -> str:
 
 
 def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float | None = None,
-              duplicate_of: int | None = None) -> str:
-    """One result card. The document text is escaped: `<img src=x>` shows as those characters."""
+              duplicate_of: int | None = None, terms: Sequence[str] = ()) -> str:
+    """One result card, the query's `terms` marked in its text. The text is escaped: `<img src=x>` shows as those
+    characters."""
     moved = movement(doc)
     if moved > 0:
         arrow = f'<span class="move up" title="moved up {moved} from input #{doc.index + 1}">▲ {moved}</span>'
@@ -79,7 +86,7 @@ def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float
         f'{"" if doc.tokens is None else f" · {doc.tokens} tokens"}</span>'
         f'{arrow}{"".join(badges)}</div>'
         f'<div class="score-bar"><div style="width:{width:.1f}%"></div></div>'
-        f'<div class="doc-text">{html.escape(doc.document)}</div></div>'
+        f'<div class="doc-text">{highlighted(doc.document, terms)}</div></div>'
     )
 
 
@@ -90,24 +97,12 @@ def cards_html(ranked: Sequence[RankedDocument], mode: ScoreMode = "Probability"
                              duplicate_of.get(d.index)) for d in ranked)
 
 
-def results_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
-    """The Table tab: one row per document, best first."""
+def table_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
+    """The Table tab: one row per document, best first, the text early so it stays in view (input # from 1, as on
+    the cards)."""
     frame = pd.DataFrame([d.record() for d in ranked], columns=list(_TABLE_NAMES))
     frame["index"] += 1
     frame = frame.rename(columns=_TABLE_NAMES)
     if labels is not None:
-        frame.insert(6, "label", [labels[d.index] for d in ranked])
+        frame["label"] = [label_value(labels[d.index]) for d in ranked]
     return frame
-
-
-def results_json(ranked: Sequence[RankedDocument], query: str, instruction: str, model: str,
-                 labels: Sequence[float] | None = None) -> str:
-    """The JSON download: what was asked and the ranking, UTF-8 text (Chinese kept readable)."""
-    results = []
-    for d in ranked:
-        row = d.record()
-        if labels is not None:
-            row["label"] = labels[d.index]
-        results.append(row)
-    return json.dumps({"model": model, "instruction": instruction, "query": query, "results": results},
-                      ensure_ascii=False, indent=2)

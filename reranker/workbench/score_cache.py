@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from reranker.backend import RerankBackend
+from reranker.explanations import Span, explain
 from reranker.prompt import resolve_instruction
 from reranker.ranking import Judgement, Query
 
@@ -24,6 +25,8 @@ class ScoreCache:
     engine_calls: int = 0
     """judge_many calls made on the engine; stays put when everything asked for was cached."""
     pairs_scored: int = 0
+    explanations: dict[tuple[str, str, str, str], list[Span]] = field(default_factory=dict)
+    """explain() answers per (backend, instruction, query, document)."""
 
     def key(self, model: str, q: Query, document: str) -> PairKey:
         """What decides a pair's judgement: the model, the instruction, the texts and how the document is cut."""
@@ -63,6 +66,14 @@ class ScoreCache:
     def judge(self, backend: RerankBackend, query: str, documents: Sequence[str], instruction: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
         return self.judge_many(backend, [Query(query, documents, instruction)], progress)[0]
+
+    def explanation(self, backend: RerankBackend, query: str, document: str,
+                    instruction: str | None = None) -> list[Span]:
+        """explain(backend, query, document, instruction), asked once."""
+        key = (backend_key(backend), resolve_instruction(instruction), query, document)
+        if key not in self.explanations:
+            self.explanations[key] = explain(backend, query, document, instruction)
+        return self.explanations[key]
 
     def _forget_oldest(self) -> None:
         extra = len(self.judgements) - self.max_pairs

@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from reranker.backend import BackendError, UnsupportedOption
 from reranker.documents import ParsedDocuments, format_documents
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.workbench.score_cache import ScoreCache
+from reranker.workbench.scoring_steps import ScoringProgress
 
 
 def score_cache() -> ScoreCache:
@@ -60,11 +60,39 @@ def documents_summary(parsed: ParsedDocuments, without_labels: str = "") -> None
         st.warning(plain_markdown(note))
 
 
-def progress_callback(bar: DeltaGenerator, what: str = "pairs") -> Callable[[int, int], None]:
-    """An engine progress callback that moves `bar` (an st.progress)."""
-    def report(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"Scoring {done:,} / {total:,} {what}")
-    return report
+@contextmanager
+def scoring_run(name: str) -> Iterator[Callable[[ScoringProgress], None]]:
+    """A progress bar (done, elapsed, time left) and a Cancel button where this is called, for the run `name`; yields
+    the progress callback for scoring_steps.judge_in_steps.
+
+    Cancel makes Streamlit stop this script at its next progress update and run the page again, so the steps
+    already scored stay in the score cache; cancel_notice(name) then says how far it got."""
+    area = st.empty()
+    with area.container():
+        bar = st.progress(0.0, text="Starting…")
+        st.button("Cancel", key=f"{name}_cancel", on_click=_cancelled, args=(name,), icon=":material/stop_circle:")
+
+    def show(progress: ScoringProgress) -> None:
+        st.session_state[f"{name}_progress"] = progress
+        bar.progress(progress.fraction, text=progress.text())
+
+    yield show
+    area.empty()
+
+
+def _cancelled(name: str) -> None:
+    st.session_state[f"{name}_cancelled"] = True
+
+
+def cancel_notice(name: str, next_step: str) -> None:
+    """After the run `name` was cancelled: how far it got, and that what was scored is kept."""
+    if not st.session_state.pop(f"{name}_cancelled", False):
+        return
+    progress: ScoringProgress | None = st.session_state.get(f"{name}_progress")
+    if progress is None or progress.done >= progress.total:
+        return
+    st.warning(f"Cancelled after {progress.done:,} of {progress.total:,} {progress.unit}. "
+               f"Those scores are kept: {next_step}", icon=":material/stop_circle:")
 
 
 @contextmanager

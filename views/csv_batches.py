@@ -5,14 +5,18 @@ import time
 
 import streamlit as st
 
-from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
+from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table
+from reranker.exports import export_csv, export_json
+from reranker.ranking_metrics import metric_text
 from reranker.sidecar.client import SidecarError
-from reranker.workbench import ASSETS, frame, widgets
-from reranker.workbench.batch_scoring import BatchProgress, batch_json, batch_metrics, overall_metrics, run_batch
-from reranker.workbench.job_panel import sidecar_job_panel
+from reranker.workbench import ASSETS, frame, job_panel, widgets
+from reranker.workbench.batch_scoring import batch_metrics, overall_metrics, run_batch
 
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
+BIG_BATCH_PAIRS = 1_000
+BATCH_TABLE = ["rank", "score", "logit", "label", "document", "query", "index", "tokens", "truncated"]
+"""The results table's columns: the document in view, the instruction shown once above it."""
 
 backend = frame.backend()
 
@@ -42,8 +46,6 @@ if len(columns) < 2:
         "Is it separated by something other than commas or tabs?"), title="No document column")
     st.stop()
 guess = guess_columns(table)
-
-
 optional = [NONE, *columns]
 
 
@@ -61,6 +63,12 @@ label_name = label_column.selectbox("Label column (optional)", optional, index=i
 instruction_name = instruction_column.selectbox("Instruction column (optional)", optional,
                                                 index=index_of(optional, guess["instruction"], 0),
                                                 key="map_instruction")
+unnamed = [f"{role} = {name}" for role, name in (("query", query_name), ("document", document_name))
+           if guess[role] is None]
+if unnamed:
+    st.warning(widgets.plain_markdown(
+        f"No column is named like a {' or '.join(r.split(' =')[0] for r in unnamed)}, so the columns were guessed by "
+        f"position: {', '.join(unnamed)}. Check them above before scoring."), icon=":material/help:")
 mapping = {"query": query_name, "document": document_name,
            "label": None if label_name == NONE else label_name,
            "instruction": None if instruction_name == NONE else instruction_name}
@@ -90,17 +98,21 @@ k = int(k_column.number_input("k for NDCG@k", min_value=1, max_value=100, value=
                               persist_state="session"))
 run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction,
            backend.model_name if backend is not None else None)
-if st.button(f"Score {len(rows):,} pairs", type="primary", disabled=backend is None, key="batch_run"):
-    bar = st.progress(0.0, text="Starting…")
-
-    def show(progress: BatchProgress) -> None:
-        bar.progress(progress.fraction, text=progress.text())
-
+sidecar = frame.job_server()
+if len(rows) > BIG_BATCH_PAIRS:
+    where = ("send it to the sidecar as a job (below): it runs in the background, survives a reload and is listed "
+             "on the Jobs page" if sidecar is not None else
+             "run it as a background job on a Qwen-Ranker sidecar: start the workbench with ./start.sh, which "
+             "brings one, or use python -m reranker batch for files of any size")
+    st.info(f"{len(rows):,} pairs keep this page busy while they are scored (Cancel keeps what was done). "
+            f"For a file this size, {where}.", icon=":material/schedule:")
+score = st.button(f"Score {len(rows):,} pairs", type="primary", disabled=backend is None, key="batch_run")
+widgets.cancel_notice("batch", "press Score to score the rest.")
+if score and backend is not None:
     started = time.perf_counter()
-    with widgets.scoring_errors_shown():
-        results = run_batch(widgets.score_cache(), backend, rows, instruction, show)
+    with widgets.scoring_errors_shown(), widgets.scoring_run("batch") as show_progress:
+        results = run_batch(widgets.score_cache(), backend, rows, instruction, show_progress)
         st.session_state.batch = {"key": run_key, "results": results, "seconds": time.perf_counter() - started}
-    bar.empty()
 
 batch = st.session_state.get("batch")
 if batch is not None and batch["key"] != run_key:
@@ -113,14 +125,28 @@ if batch is not None:
     queries = list(dict.fromkeys(results["query"]))
     pick = st.selectbox("Show", [ALL_QUERIES, *queries], key="batch_filter")
     shown = results if pick == ALL_QUERIES else results[results["query"] == pick]
-    st.dataframe(shown, hide_index=True, key="batch_results", column_config={
-        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.4f"),
-        "log-odds": st.column_config.NumberColumn("log-odds", format="%+.3f"),
-        "document": st.column_config.TextColumn("document", width="large")})
+    instructions = shown.drop_duplicates(["query", "instruction"])[["query", "instruction"]]
+    if shown["instruction"].nunique() == 1:
+        st.markdown(f"**Instruction:** {widgets.plain_markdown(str(shown['instruction'].iloc[0]))}")
+    else:
+        with st.expander(f"Instructions of the {len(instructions):,} queries"):
+            st.dataframe(instructions, hide_index=True, key="batch_instructions")
+    view = shown[[c for c in BATCH_TABLE if c in shown.columns]].assign(index=shown["index"] + 1)
+    st.dataframe(view, hide_index=True, key="batch_results",
+                 column_config={
+                     "rank": st.column_config.NumberColumn("rank", width="small"),
+                     "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.4f",
+                                                              width="small"),
+                     "logit": st.column_config.NumberColumn("log-odds", format="%+.3f", width="small"),
+                     "document": st.column_config.TextColumn("document", width="large"),
+                     "index": st.column_config.NumberColumn("row", help="The row in the uploaded file (1 = the "
+                                                            "first row under the header)", width="small"),
+                 })
+    records = results.to_dict("records")
     csv_column, json_column = st.columns(2)
-    csv_column.download_button("Download CSV", safe_csv_bytes(results), "batch-reranked.csv", "text/csv",
+    csv_column.download_button("Download CSV", export_csv(records), "batch-reranked.csv", "text/csv",
                                key="batch_csv", on_click="ignore", width="stretch")
-    json_column.download_button("Download JSON", batch_json(results, run_key[3] or ""), "batch-reranked.json",
+    json_column.download_button("Download JSON", export_json(records), "batch-reranked.json",
                                 "application/json", key="batch_json", on_click="ignore", width="stretch")
 
     per_query = batch_metrics(results, k)
@@ -128,23 +154,23 @@ if batch is not None:
         st.subheader("Against the labels")
         overall = overall_metrics(per_query)
         for column, (name, value) in zip(st.columns(len(overall)), overall.items()):
-            column.metric(f"{name} (mean of {len(per_query)} queries)", f"{value:.3f}")
+            column.metric(f"{name} (mean of {len(per_query)} queries)", metric_text(name, value, len(per_query)))
         st.dataframe(per_query, hide_index=True, key="batch_metrics",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_query.columns[3:]})
     elif mapping["label"]:
         st.caption("No row carries a label, so there are no metrics.")
 
 # Optional: hand the upload to the sidecar as a background job (when the backend is a Qwen-Ranker sidecar).
-sidecar = frame.job_server()
 if sidecar is not None:
     st.divider()
     st.subheader("Send to sidecar as a job")
-    st.caption(f"The sidecar at {widgets.plain_markdown(sidecar.url)} scores the file in the background, "
-               "where it survives a restart; this page follows its progress.")
+    st.caption(f"The sidecar at {widgets.plain_markdown(sidecar.url)} scores the file in the background, where it "
+               "survives a reload or a restart; the Jobs page follows it and offers its results.")
     if st.button("Send to sidecar as a job", key="sidecar_send"):
         try:
             st.session_state.sidecar_job = sidecar.submit_table(upload.name, data, mapping)["id"]
+            job_panel.pick_job(st.session_state.sidecar_job)
         except (SidecarError, ValueError, KeyError) as e:
             st.error(widgets.plain_markdown(str(e)), title="The job was not started")
     if st.session_state.get("sidecar_job"):
-        sidecar_job_panel(sidecar, st.session_state.sidecar_job)
+        job_panel.job_started(st.session_state.sidecar_job)

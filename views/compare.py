@@ -4,11 +4,21 @@ import streamlit as st
 
 from reranker import Query, rank_judgements
 from reranker.documents import parse_documents
+from reranker.exports import export_csv, export_json
 from reranker.prompt import resolve_instruction
+from reranker.ranking_metrics import metric_text
 from reranker.workbench import frame, widgets
 from reranker.workbench.charts import bump_figure
-from reranker.workbench.comparison import Comparison, InstructionRun, agreement_table, metrics_table, rank_table
+from reranker.workbench.comparison import (
+    Comparison,
+    InstructionRun,
+    agreement_table,
+    best_text,
+    metrics_table,
+    rank_table,
+)
 from reranker.workbench.presets import INSTRUCTION_PRESETS
+from reranker.workbench.scoring_steps import judge_in_steps
 
 NAMES = ("A", "B", "C", "D")
 
@@ -38,21 +48,20 @@ k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, m
                               key="compare_k", persist_state="session"))
 
 compare = st.button("Compare", type="primary", disabled=backend is None, key="compare")
+widgets.cancel_notice("compare", "press Compare to score the rest.")
 if compare and not query.strip():
     st.error("Type a query first.")
 elif compare and parsed.count == 0:
     st.error("Paste at least one document, one per line.")
 elif compare and backend is not None:
-    bar = st.progress(0.0, text="Scoring…")
-    with widgets.scoring_errors_shown():
-        judged = widgets.score_cache().judge_many(
-            backend, [Query(query, parsed.documents, instruction) for instruction in instructions],
-            widgets.progress_callback(bar))
+    with widgets.scoring_errors_shown(), widgets.scoring_run("compare") as show_progress:
+        judged = judge_in_steps(widgets.score_cache(), backend,
+                                [Query(query, parsed.documents, instruction) for instruction in instructions],
+                                show_progress)
         runs = [InstructionRun(NAMES[i], resolve_instruction(instruction),
                                rank_judgements(parsed.documents, judgements))
                 for i, (instruction, judgements) in enumerate(zip(instructions, judged))]
         st.session_state.comparison = Comparison(backend.model_name, query, parsed, runs)
-    bar.empty()
 
 comparison: Comparison | None = st.session_state.get("comparison")
 if comparison is None:
@@ -60,6 +69,11 @@ if comparison is None:
     st.stop()
 
 st.divider()
+if backend is not None and not comparison.asked(backend.model_name, query, instructions, parsed):
+    st.warning("The query, documents, instructions or model changed since this comparison, which still shows the "
+               "old ones: press **Compare** to update it.", icon=":material/update:")
+st.markdown(f"**Compared for the query:** {widgets.plain_markdown(comparison.query)}  \n"
+            f"**Model:** {widgets.plain_markdown(comparison.model)} · {len(comparison.parsed.documents)} documents")
 for run in comparison.runs:
     st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.instruction)}")
 labels = comparison.parsed.labels
@@ -89,8 +103,16 @@ st.caption("Kendall tau: 1 = the same order, 0 = unrelated, −1 = reversed. "
 if labels is not None:
     st.subheader("Against your labels")
     metrics = metrics_table(comparison.runs, labels, k)
-    st.dataframe(metrics, hide_index=True, key="compare_metrics",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in metrics.columns[1:4]})
-    best = metrics[metrics["best"] != ""].iloc[0]
-    st.success(f"Best: instruction {best['instruction']} (NDCG@{k} {best[f'NDCG@{k}']:.3f}, "
-               f"MRR {best['MRR']:.3f}, Hit@1 {best['Hit@1']:.0f})")
+    st.dataframe(metrics.assign(**{"Hit@1": [metric_text("Hit@1", v) for v in metrics["Hit@1"]]}),
+                 hide_index=True, key="compare_metrics",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in metrics.columns[1:3]})
+    st.success(best_text(metrics, k))
+
+records = comparison.records()
+csv_column, json_column = st.columns(2)
+csv_column.download_button("Download CSV", export_csv(records), "compared.csv", "text/csv", key="compare_csv",
+                           on_click="ignore", width="stretch")
+json_column.download_button("Download JSON", export_json(records), "compared.json", "application/json",
+                            key="compare_json", on_click="ignore", width="stretch")
+st.caption(f"Downloads hold every document under each of the {len(comparison.runs)} instructions, best first "
+           "within each.")

@@ -1,0 +1,90 @@
+"""Every ranked table written out, in one schema: the workbench's downloads (Rerank, Compare, CSV batches, Jobs),
+the sidecar's job CSV, the CLI's JSON and CSV and the batch command's output.
+
+A row is one (query, document) pair; its columns are EXPORT_COLUMNS in that order, `label` only where there is
+one. CSV and JSON carry the same rows: JSON is a list of objects with those keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from reranker.csv_io import safe_csv_bytes
+from reranker.prompt import resolve_instruction
+from reranker.ranking import RankedDocument
+
+EXPORT_COLUMNS = ("query", "document", "instruction", "model", "rank", "index", "score", "logit", "tokens",
+                  "truncated", "label")
+"""`index`: the pair's 0-based position in the input (the document's line among the documents, or the row of an
+uploaded table); `rank`: 1 for the best within its query; `instruction`: the one the model read (the default
+spelled out); `tokens` and `truncated` are empty when the backend does not report them."""
+
+Record = dict[str, object]
+
+
+def export_record(doc: RankedDocument, query: str, instruction: str | None, model: str,
+                  label: float | None = None, index: int | None = None) -> Record:
+    """One exported row; `index` replaces the document's position when the input was something else (a table)."""
+    record: Record = {"query": query, "document": doc.document, "instruction": resolve_instruction(instruction),
+                      "model": model, **doc.record()}
+    if index is not None:
+        record["index"] = index
+    record["label"] = label_value(label)
+    return {column: record[column] for column in EXPORT_COLUMNS}
+
+
+def export_records(ranked: Sequence[RankedDocument], query: str, instruction: str | None, model: str,
+                   labels: Sequence[float | None] | None = None) -> list[Record]:
+    """A ranking, best first, as exported rows; labels (in input order) where there are any."""
+    return [export_record(d, query, instruction, model, labels[d.index] if labels is not None else None)
+            for d in ranked]
+
+
+def records_of_job(results: dict, model: str) -> list[Record]:
+    """A sidecar job's results (its JSON answer: each query with its items best first) as exported rows; a table
+    job's `index` is the item's row in the upload."""
+    return [{"query": q["query"], "document": item["document"],
+             "instruction": resolve_instruction(q.get("instruction")), "model": model, "rank": item["rank"],
+             "index": item["row"] if item.get("row") is not None else item["index"], "score": item["score"],
+             "logit": item["logit"], "tokens": item.get("tokens"), "truncated": item.get("truncated"),
+             "label": label_value(item.get("label"))}
+            for q in results["queries"] for item in q["results"]]
+
+
+def export_frame(records: Iterable[Record]) -> pd.DataFrame:
+    """The rows as a table in EXPORT_COLUMNS order; without `label` when no row has one."""
+    rows = list(records)
+    frame = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
+    labels = [label_value(r.get("label")) for r in rows]
+    if all(v is None for v in labels):
+        return frame.drop(columns="label")
+    frame["label"] = pd.Series(labels, index=frame.index, dtype=object)
+    return frame
+
+
+def export_csv(records: Iterable[Record]) -> bytes:
+    """UTF-8 CSV with a BOM (Excel reads Chinese), formula-like cells neutralised; labels written as typed (2, not
+    2.0)."""
+    return safe_csv_bytes(export_frame(records))
+
+
+def export_json(records: Iterable[Record]) -> str:
+    """The same rows as a JSON list, Chinese kept readable; no `label` key when no row has one."""
+    rows = list(records)
+    if all(r.get("label") is None for r in rows):
+        rows = [{k: v for k, v in r.items() if k != "label"} for r in rows]
+    return json.dumps(rows, ensure_ascii=False, indent=2)
+
+
+def label_value(label: object) -> int | float | None:
+    """A relevance label as people wrote it: 2 for 2.0, 0.5 stays 0.5, None for no label."""
+    if label is None:
+        return None
+    value = float(label)  # type: ignore[arg-type]
+    if math.isnan(value):
+        return None
+    return int(value) if value.is_integer() else value

@@ -1,0 +1,89 @@
+"""Backends opened in background threads: a model can take minutes to download and load, and a server seconds to
+answer, and no page should wait for either. One Openings per process (the frame keeps it in st.cache_resource), so
+every session shares each loaded model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from reranker.backend import RerankBackend
+
+Spec = tuple[str, str | None]
+"""What a backend is opened from: (model or server address, key)."""
+
+
+class Opening:
+    """One backend being opened, or opened, or that failed to open (with the message to show)."""
+
+    def __init__(self, spec: Spec, open_backend: Callable[[str, str | None], RerankBackend],
+                 failure_text: Callable[[BaseException], str]) -> None:
+        self.spec = spec
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.backend: RerankBackend | None = None
+        self.error: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._open, args=(open_backend, failure_text), daemon=True,
+                                        name=f"open {spec[0]}")
+        self._thread.start()
+
+    def _open(self, open_backend: Callable[[str, str | None], RerankBackend],
+              failure_text: Callable[[BaseException], str]) -> None:
+        try:
+            self.backend = open_backend(*self.spec)
+        except Exception as e:  # noqa: BLE001 - whatever stops it opening is told to the user
+            self.error = failure_text(e)
+        finally:
+            self.finished = time.monotonic()
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def seconds(self) -> float:
+        """How long it has taken so far (or took)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for it to end; whether it has."""
+        return self._done.wait(seconds)
+
+
+class Openings:
+    """The backends of this process by spec: opened once, failures remembered until forgotten (Try again), at most
+    `keep` opened backends held (the oldest let go first)."""
+
+    def __init__(self, open_backend: Callable[[str, str | None], RerankBackend],
+                 failure_text: Callable[[BaseException], str], keep: int = 2) -> None:
+        self._open_backend = open_backend
+        self._failure_text = failure_text
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._openings: dict[Spec, Opening] = {}
+
+    def get(self, spec: Spec, retry_failure_after: float | None = None) -> Opening:
+        """The opening of `spec`, started now if there is none; a failure older than `retry_failure_after` seconds
+        is tried again (a server may have come up since)."""
+        with self._lock:
+            opening = self._openings.get(spec)
+            if (opening is not None and opening.error is not None and retry_failure_after is not None
+                    and time.monotonic() - (opening.finished or 0.0) > retry_failure_after):
+                opening = None
+            if opening is None:
+                opening = self._openings[spec] = Opening(spec, self._open_backend, self._failure_text)
+                self._let_go_of_oldest()
+            return opening
+
+    def forget(self, spec: Spec) -> None:
+        with self._lock:
+            self._openings.pop(spec, None)
+
+    def _let_go_of_oldest(self) -> None:
+        opened = [s for s, o in self._openings.items() if o.backend is not None]
+        for spec in opened[:max(len(opened) - self._keep + 1, 0)]:
+            del self._openings[spec]

@@ -1,0 +1,140 @@
+"""Qwen-Ranker Pro: paste a query and candidate documents, get them reranked by Qwen3-Reranker.
+
+Run with `./start.sh` (or `streamlit run app.py`). Left: the inputs; right: the ranking in three tabs.
+"""
+
+import streamlit as st
+
+from reranker import Query, rank_judgements
+from reranker.documents import parse_documents
+from reranker.exports import export_csv, export_json
+from reranker.ranking_metrics import label_metrics, metric_text
+from reranker.workbench import frame, widgets
+from reranker.workbench.charts import cliff_caption, decay_figure
+from reranker.workbench.explanation_view import explanation_html, query_terms
+from reranker.workbench.results import SCORE_MODES, Ranking, card_html, shown_value, table_frame
+from reranker.workbench.scoring_steps import judge_in_steps
+
+backend = frame.backend()
+
+
+def toggle_why(index: int) -> None:
+    st.session_state.why_open = None if st.session_state.get("why_open") == index else index
+
+
+def why_view(document: str) -> None:
+    """A card's "Why?": each sentence shaded by how much it moves the score (computed once, then remembered)."""
+    ranking: Ranking = st.session_state.ranking
+    if backend is None or backend.model_name != ranking.model:
+        st.info("Explaining needs the model that made this ranking; it is not the one in use now.")
+        return
+    with widgets.scoring_errors_shown(), st.spinner("Scoring the document without each of its sentences…"):
+        spans = widgets.score_cache().explanation(backend, ranking.query, document, ranking.instruction)
+        st.html(explanation_html(document, spans, query_terms(ranking.query)))
+
+
+st.title("Qwen-Ranker Pro")
+st.caption("Paste a query and candidate documents; Qwen3-Reranker orders them by how likely it answers “yes”.")
+
+controls, output = st.columns([2, 3], gap="large")
+
+with controls:
+    widgets.sample_buttons("query", "documents", "instruction_preset")
+    query = st.text_input("Query", key="query", persist_state="session")
+    instruction = widgets.instruction_picker("Instruction", key="instruction")
+    documents_text = st.text_area(
+        "Documents (one per line)", key="documents", height=200, persist_state="session",
+        placeholder="One candidate per line. A tab and a digit (0/1/2) at the end of a line is its relevance label.")
+    parsed = parse_documents(documents_text)
+    widgets.documents_summary(parsed)
+    rerank = st.button("Rerank", type="primary", disabled=backend is None, key="rerank", width="stretch")
+    if rerank and not query.strip():
+        st.error("Type a query first.")
+        rerank = False
+    elif rerank and parsed.count == 0:
+        st.error("Paste at least one document, one per line.")
+        rerank = False
+    widgets.cancel_notice("rerank", "press Rerank to score the rest.")
+    if rerank and backend is not None:
+        with widgets.scoring_errors_shown(), widgets.scoring_run("rerank") as show_progress:
+            [judgements] = judge_in_steps(widgets.score_cache(), backend,
+                                          [Query(query, parsed.documents, instruction)], show_progress, "documents")
+            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed,
+                                               rank_judgements(parsed.documents, judgements))
+
+with output:
+    ranking: Ranking | None = st.session_state.get("ranking")
+    if ranking is None:
+        st.info("Type a query and documents (or pick a sample), then press **Rerank**.")
+        st.stop()
+    if backend is not None and not ranking.asked(backend.model_name, query, instruction, parsed):
+        st.caption("The inputs or the model changed since this ranking: press Rerank to update it.")
+    top_k_column, mode_column, threshold_column = st.columns(3)
+    top_k = int(top_k_column.number_input("Cards shown (top k)", min_value=1, max_value=1000, value=10, key="top_k",
+                                          persist_state="session", help="The table and downloads hold every document."))
+    score_mode = mode_column.radio("Score shown as", SCORE_MODES, horizontal=True, key="score_mode",
+                                   persist_state="session")
+    threshold = threshold_column.number_input(
+        f"Threshold ({score_mode.lower()})", value=0.5 if score_mode == "Probability" else 0.0, step=0.05,
+        key=f"threshold_{score_mode}", persist_state="session")
+    only_above = threshold_column.checkbox(f"Only scores ≥ {threshold:g}", key="threshold_filter",
+                                           persist_state="session", help="Applies to the cards, the table and the "
+                                           "downloads; the Score decay tab can draw it as a line.")
+    labels = ranking.parsed.labels
+    kept = [d for d in ranking.ranked if shown_value(d, score_mode) >= threshold] if only_above else ranking.ranked
+    shown = kept[:top_k]
+    ranked_tab, table_tab, decay_tab = st.tabs(["Ranked", "Table", "Score decay"], key="result_tab", on_change="rerun")
+
+    with ranked_tab:
+        if labels is not None:
+            metrics = label_metrics([labels[d.index] for d in ranking.ranked], top_k)
+            for column, (name, value) in zip(st.columns(len(metrics)), metrics.items()):
+                column.metric(name, metric_text(name, value))
+        if only_above:
+            st.caption(f"Only the {len(kept)} of {len(ranking.ranked)} documents with {score_mode.lower()} "
+                       f"≥ {threshold:g}.")
+        terms = query_terms(ranking.query)
+        for doc in shown:
+            st.html(card_html(doc, score_mode, labels[doc.index] if labels is not None else None,
+                              ranking.parsed.duplicate_of.get(doc.index), terms))
+            opened = st.session_state.get("why_open") == doc.index
+            st.button("Hide why" if opened else "Why this rank?", key=f"why_{doc.index}", type="tertiary",
+                      icon=":material/psychology_alt:", on_click=toggle_why, args=(doc.index,))
+            if opened:
+                why_view(doc.document)
+        if len(kept) > top_k:
+            st.caption(f"Showing the top {top_k} of {len(kept)}.")
+
+    with table_tab:
+        everyone = "All" if not only_above else f"The {len(kept)} of"
+        st.caption(f"{everyone} {len(ranking.ranked)} documents for the query “{widgets.plain_markdown(ranking.query)}”"
+                   f"{f' with {score_mode.lower()} ≥ {threshold:g}' if only_above else ''}; click a column to sort.")
+        st.dataframe(
+            table_frame(kept, labels), hide_index=True, key="results_table",
+            column_config={
+                "rank": st.column_config.NumberColumn("rank", width="small"),
+                "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.4f",
+                                                         width="small"),
+                "text": st.column_config.TextColumn("text", width="large"),
+                "log-odds": st.column_config.NumberColumn("log-odds", format="%+.3f", width="small"),
+                "input #": st.column_config.NumberColumn("input #", width="small"),
+            })
+        records = ranking.records(kept)
+        csv_column, json_column = st.columns(2)
+        csv_column.download_button("Download CSV", export_csv(records), "reranked.csv", "text/csv",
+                                   key="download_csv", on_click="ignore", width="stretch")
+        json_column.download_button("Download JSON", export_json(records), "reranked.json", "application/json",
+                                    key="download_json", on_click="ignore", width="stretch")
+        st.caption(f"Downloads hold the {len(kept)} documents of the table, best first, with the query, "
+                   "instruction and model on each row.")
+
+    with decay_tab:
+        values = [shown_value(d, score_mode) for d in ranking.ranked]
+        with_threshold = st.checkbox(f"Threshold line at {threshold:g} (set above the tabs)", key="threshold_on",
+                                     persist_state="session")
+        st.plotly_chart(decay_figure(values, score_mode.lower(), threshold if with_threshold else None,
+                                     [f"#{d.index + 1}: {d.document}" for d in ranking.ranked]),
+                        key="decay_chart")
+        caption = cliff_caption(values)
+        if caption:
+            st.caption(caption)
