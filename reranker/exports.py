@@ -57,13 +57,29 @@ def records_of_job(results: dict, model: str) -> list[Record]:
 
 def export_frame(records: Iterable[Record]) -> pd.DataFrame:
     """The rows as a table in EXPORT_COLUMNS order; without `label` when no row has one."""
-    rows = list(records)
+    rows = [_normalised(r) for r in records]
     frame = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
-    labels = [label_value(r.get("label")) for r in rows]
-    if all(v is None for v in labels):
+    for column in ("tokens", "truncated", "label"):  # whole numbers and flags stay so beside empty cells
+        frame[column] = pd.Series([r[column] for r in rows], index=frame.index, dtype=object)
+    if frame["label"].isna().all():
         return frame.drop(columns="label")
-    frame["label"] = pd.Series(labels, index=frame.index, dtype=object)
     return frame
+
+
+def with_input_columns(frame: pd.DataFrame, rows: pd.DataFrame, used: set[str]) -> pd.DataFrame:
+    """`frame` (exported rows) followed by the input's other columns, `rows` holding its rows in the same order; an
+    input column named like an export column keeps its values as `input_<name>`."""
+    extra = rows[[c for c in rows.columns if c not in used]].reset_index(drop=True)
+    extra.columns = [_free_name(frame, c) for c in extra.columns]
+    return pd.concat([frame.reset_index(drop=True), extra], axis=1)
+
+
+def _free_name(frame: pd.DataFrame, name: str) -> str:
+    candidate, n = name, 1
+    while candidate in frame.columns:
+        candidate = f"input_{name}" if n == 1 else f"input_{name}_{n}"
+        n += 1
+    return candidate
 
 
 def export_csv(records: Iterable[Record]) -> bytes:
@@ -74,10 +90,26 @@ def export_csv(records: Iterable[Record]) -> bytes:
 
 def export_json(records: Iterable[Record]) -> str:
     """The same rows as a JSON list, Chinese kept readable; no `label` key when no row has one."""
-    rows = list(records)
-    if all(r.get("label") is None for r in rows):
+    rows = [_normalised(r) for r in records]
+    if all(r["label"] is None for r in rows):
         rows = [{k: v for k, v in r.items() if k != "label"} for r in rows]
-    return json.dumps(rows, ensure_ascii=False, indent=2)
+    return json.dumps(rows, ensure_ascii=False, indent=2, allow_nan=False)
+
+
+def _normalised(record: Record) -> Record:
+    """A row as written: the schema's columns in order, an empty cell (None, or NaN from a table) as None, token
+    counts as whole numbers, labels as people wrote them."""
+    row = {column: _empty_as_none(record.get(column)) for column in EXPORT_COLUMNS}
+    if row["tokens"] is not None:
+        row["tokens"] = int(row["tokens"])  # type: ignore[call-overload]
+    if row["truncated"] is not None:
+        row["truncated"] = bool(row["truncated"])
+    row["label"] = label_value(row["label"])
+    return row
+
+
+def _empty_as_none(value: object) -> object:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def label_value(label: object) -> int | float | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from reranker.backend import BackendError, is_server, open_backend
-from reranker.exports import EXPORT_COLUMNS
+from reranker.exports import EXPORT_COLUMNS, label_value, with_input_columns
 from reranker.model_names import resolve_model
 from reranker.pair_files import ROW, PairTable, file_format, read_pairs, write_table
 from reranker.prompt import resolve_instruction
@@ -183,8 +183,7 @@ def _ranked(table: PairTable, work: pd.DataFrame, scored: pd.DataFrame) -> pd.Da
     roles = table.columns
     source = table.rows.set_index(ROW).loc[merged[ROW]].reset_index(drop=True)
     if roles["label"]:
-        merged["label"] = source[roles["label"]].to_numpy()
+        merged["label"] = pd.Series([label_value(v) for v in source[roles["label"]]], dtype=object)
     columns = [c for c in EXPORT_COLUMNS if c in merged.columns]
     used = {roles[r] for r in ("query", "document", "label", "instruction") if roles[r]}
-    extra = source[[c for c in source.columns if c not in used and c not in columns]]
-    return pd.concat([merged[columns], extra], axis=1)
+    return with_input_columns(merged[columns], source, used)

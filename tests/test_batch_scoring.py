@@ -23,16 +23,20 @@ TABLE = (
 )
 
 
+def judge(cache: ScoreCache, backend, query: str, documents: list[str], instruction: str | None = None):
+    return cache.judge_many(backend, [Query(query, documents, instruction)])[0]
+
+
 def test_cache_scores_each_pair_once(reranker):
     cache = ScoreCache()
     docs = ["Beijing is the capital.", "Gravity pulls.", "Beijing is the capital."]
-    first = cache.judge(reranker, "capital of China?", docs)
+    first = judge(cache, reranker, "capital of China?", docs)
     assert cache.engine_calls == 1 and cache.pairs_scored == 2
     assert first[0] is first[2]
     assert [j.score for j in first] == pytest.approx(reranker.score("capital of China?", docs), abs=1e-5)
-    again = cache.judge(reranker, "capital of China?", docs, instruction="  ")
+    again = judge(cache, reranker, "capital of China?", docs, instruction="  ")
     assert cache.engine_calls == 1 and again == first
-    cache.judge(reranker, "capital of China?", [*docs, "A new one."], instruction=DEFAULT_INSTRUCTION)
+    judge(cache, reranker, "capital of China?", [*docs, "A new one."], instruction=DEFAULT_INSTRUCTION)
     assert cache.engine_calls == 2 and cache.pairs_scored == 3
 
 
@@ -44,7 +48,7 @@ def test_cache_keys_on_instruction_and_query(reranker):
 
 def test_cache_forgets_the_oldest_past_its_size(reranker):
     cache = ScoreCache(max_pairs=2)
-    judged = cache.judge(reranker, "q", ["a", "b", "c"])
+    judged = judge(cache, reranker, "q", ["a", "b", "c"])
     assert len(judged) == 3 and len(cache.judgements) == 2
     missing = cache.missing(backend_key(reranker), [Query("q", ["a", "b", "c"])])
     assert missing == [Query("q", ["a"], DEFAULT_INSTRUCTION)]

@@ -27,10 +27,12 @@ SLOW_DOCUMENTS = [f"Document {n}: " + "the capital of a country is usually its s
 @pytest.fixture(scope="module")
 def workbench_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One workbench on the tiny model for this module's tests (each opens its own page, so its own session)."""
-    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu"}
+    folder = tmp_path_factory.mktemp("workbench")
+    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
+           "RERANKER_DATA_DIR": str(folder / "data")}
     for name in ("RERANKER_API_URL", "RERANKER_SERVER"):
         env.pop(name, None)
-    with workbench_process(env, tmp_path_factory.mktemp("workbench") / "streamlit.log") as url:
+    with workbench_process(env, folder / "streamlit.log") as url:
         yield url
 
 
@@ -107,6 +109,34 @@ def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
         phone.wait_for_timeout(500)  # charts and tables draw after the run
         phone.screenshot(path=str(output_dir / f"{link.split()[0].lower()}-390.png"), full_page=True)
     assert dialogs == []
+
+
+def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, output_dir):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.goto(workbench_url)
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    page.get_by_role("button", name="English · capital of China").click()
+    expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=10_000)
+    settled(page)
+    page.get_by_role("button", name="Rerank").click()
+    expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+    settled(page)
+    before = page.locator(".rank-card .doc-text").all_inner_texts()
+    assert len(before) == 8  # the sample's documents
+    page.get_by_text("Save or share this ranking").click()
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(r"\?session=[0-9a-f]{16}$"), timeout=10_000)
+    settled(page)
+
+    page.reload()
+    expect(page.get_by_text(re.compile("Saved at .* not scored again"))).to_be_visible(timeout=30_000)
+    expect(page.locator(".rank-card")).to_have_count(len(before), timeout=30_000)
+    assert page.locator(".rank-card .doc-text").all_inner_texts() == before
+    expect(page.get_by_label("Query")).to_have_value(QUERY)
+    assert page.get_by_text(re.compile(r"Scored \d+ of")).count() == 0  # no scoring run
+    page.screenshot(path=str(output_dir / "rerank-restored-1440.png"))
 
 
 def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, browser, output_dir):

@@ -11,7 +11,7 @@ from reranker.exports import EXPORT_COLUMNS, export_csv, export_json, export_rec
 from reranker.ranking import Judgement, RankedDocument, rank_judgements
 from reranker.workbench.charts import bump_figure, cliff_caption, decay_figure, find_cliff
 from reranker.workbench.comparison import InstructionRun, agreement_table, best_text, metrics_table, rank_table
-from reranker.workbench.results import card_html, cards_html, movement, table_frame
+from reranker.workbench.results import card_html, movement, table_frame
 
 ATTACK = "<img src=x onerror=alert(1)>"
 
@@ -21,6 +21,10 @@ def ranked_docs() -> list[RankedDocument]:
     judgements = [Judgement(0.2, -1.4, 10, False), Judgement(0.9, 2.2, 14, True), Judgement(0.5, 0.0, 9, False),
                   Judgement(0.7, 0.85, 12, False)]
     return rank_judgements(documents, judgements)
+
+
+def cards_html(ranked: list[RankedDocument]) -> str:
+    return "".join(card_html(d) for d in ranked)
 
 
 def test_cards_escape_every_user_string():

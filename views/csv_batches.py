@@ -168,9 +168,11 @@ if sidecar is not None:
                "survives a reload or a restart; the Jobs page follows it and offers its results.")
     if st.button("Send to sidecar as a job", key="sidecar_send"):
         try:
-            st.session_state.sidecar_job = sidecar.submit_table(upload.name, data, mapping)["id"]
-            job_panel.pick_job(st.session_state.sidecar_job)
+            job_id = sidecar.submit_table(upload.name, data, mapping)["id"]
+            st.session_state.sidecar_job = (run_key[0], job_id)  # said for this file only
+            job_panel.pick_job(job_id)
         except (SidecarError, ValueError, KeyError) as e:
             st.error(widgets.plain_markdown(str(e)), title="The job was not started")
-    if st.session_state.get("sidecar_job"):
-        job_panel.job_started(st.session_state.sidecar_job)
+    sent = st.session_state.get("sidecar_job")
+    if sent is not None and sent[0] == run_key[0]:
+        job_panel.job_started(sent[1])

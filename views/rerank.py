@@ -9,7 +9,7 @@ from reranker import Query, rank_judgements
 from reranker.documents import parse_documents
 from reranker.exports import export_csv, export_json
 from reranker.ranking_metrics import label_metrics, metric_text
-from reranker.workbench import frame, widgets
+from reranker.workbench import frame, session_panel, widgets
 from reranker.workbench.charts import cliff_caption, decay_figure
 from reranker.workbench.explanation_view import explanation_html, query_terms
 from reranker.workbench.results import SCORE_MODES, Ranking, card_html, shown_value, table_frame
@@ -33,6 +33,7 @@ def why_view(document: str) -> None:
         st.html(explanation_html(document, spans, query_terms(ranking.query)))
 
 
+session_panel.restore_from_address()
 st.title("Qwen-Ranker Pro")
 st.caption("Paste a query and candidate documents; Qwen3-Reranker orders them by how likely it answers “yes”.")
 
@@ -61,17 +62,21 @@ with controls:
                                           [Query(query, parsed.documents, instruction)], show_progress, "documents")
             st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed,
                                                rank_judgements(parsed.documents, judgements))
+            st.session_state.why_open = None
 
 with output:
     ranking: Ranking | None = st.session_state.get("ranking")
     if ranking is None:
         st.info("Type a query and documents (or pick a sample), then press **Rerank**.")
+        session_panel.session_panel(None)
         st.stop()
+    session_panel.restored_note(ranking)
     if backend is not None and not ranking.asked(backend.model_name, query, instruction, parsed):
         st.caption("The inputs or the model changed since this ranking: press Rerank to update it.")
     top_k_column, mode_column, threshold_column = st.columns(3)
-    top_k = int(top_k_column.number_input("Cards shown (top k)", min_value=1, max_value=1000, value=10, key="top_k",
-                                          persist_state="session", help="The table and downloads hold every document."))
+    top_k = int(top_k_column.number_input(
+        "Cards shown (top k)", min_value=1, max_value=1000, value=10, key="top_k", persist_state="session",
+        help="The table and downloads hold every document (that passes the threshold, when Only scores ≥ is ticked)."))
     score_mode = mode_column.radio("Score shown as", SCORE_MODES, horizontal=True, key="score_mode",
                                    persist_state="session")
     threshold = threshold_column.number_input(
@@ -138,3 +143,5 @@ with output:
         caption = cliff_caption(values)
         if caption:
             st.caption(caption)
+
+    session_panel.session_panel(ranking)

@@ -54,7 +54,7 @@ class SidecarClient:
         return self._call("POST", _job_path(job_id, "/retry")).json()
 
     def results_csv(self, job_id: str) -> bytes:
-        """A done CSV job's table with score, logit and rank added (a JSON job's results as a table)."""
+        """A done job's pairs in the export schema (reranker.exports); a CSV job's with the upload's other columns."""
         return self._call("GET", _job_path(job_id, "/results"), params={"format": "csv"}).content
 
     def results_json(self, job_id: str) -> bytes:

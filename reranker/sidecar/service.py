@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pandas as pd
-
 from reranker import Judgement, Query, rank_judgements
 from reranker.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy, UnsupportedOption
 from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
 from reranker.encoding import PromptTooLong
-from reranker.exports import export_csv, export_frame, export_record
+from reranker.exports import export_csv, export_frame, export_record, with_input_columns
 from reranker.prompt import resolve_instruction
 from reranker.ranking import total_tokens
 from reranker.sidecar import limits
@@ -156,8 +154,7 @@ class SidecarService:
         frame = export_frame(sorted(records, key=lambda r: r["index"]))
         upload = read_table(self.store.upload(job.id) or b"", job.filename or "", max_bytes=1 << 62)
         used = {name for name in (job.columns or {}).values() if name}
-        extra = upload[[c for c in upload.columns if c not in used and c not in frame.columns]]
-        return safe_csv_bytes(pd.concat([frame, extra.iloc[frame["index"]].reset_index(drop=True)], axis=1))
+        return safe_csv_bytes(with_input_columns(frame, upload.iloc[frame["index"]], used))
 
     def _accepted(self, job: JobRecord) -> JobCreated:
         self.runtime.wake_jobs()

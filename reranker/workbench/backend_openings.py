@@ -34,8 +34,11 @@ class Opening:
               failure_text: Callable[[BaseException], str]) -> None:
         try:
             self.backend = open_backend(*self.spec)
-        except Exception as e:  # noqa: BLE001 - whatever stops it opening is told to the user
-            self.error = failure_text(e)
+        except BaseException as e:  # noqa: BLE001 - whatever stops it opening is told to the user
+            try:
+                self.error = failure_text(e)
+            except Exception:  # noqa: BLE001 - a message that cannot be worded is still a failure
+                self.error = f"{type(e).__name__}: {e}"
         finally:
             self.finished = time.monotonic()
             self._done.set()
@@ -49,6 +52,9 @@ class Opening:
         """How long it has taken so far (or took)."""
         return (self.finished or time.monotonic()) - self.started
 
+    def seconds_since_end(self) -> float:
+        return time.monotonic() - self.finished if self.finished is not None else 0.0
+
     def wait(self, seconds: float) -> bool:
         """Wait up to `seconds` for it to end; whether it has."""
         return self._done.wait(seconds)
@@ -56,7 +62,7 @@ class Opening:
 
 class Openings:
     """The backends of this process by spec: opened once, failures remembered until forgotten (Try again), at most
-    `keep` opened backends held (the oldest let go first)."""
+    `keep` backends opened or opening (the one used longest ago let go first)."""
 
     def __init__(self, open_backend: Callable[[str, str | None], RerankBackend],
                  failure_text: Callable[[BaseException], str], keep: int = 2) -> None:
@@ -70,13 +76,14 @@ class Openings:
         """The opening of `spec`, started now if there is none; a failure older than `retry_failure_after` seconds
         is tried again (a server may have come up since)."""
         with self._lock:
-            opening = self._openings.get(spec)
-            if (opening is not None and opening.error is not None and retry_failure_after is not None
-                    and time.monotonic() - (opening.finished or 0.0) > retry_failure_after):
+            opening = self._openings.pop(spec, None)
+            if (opening is not None and opening.done and opening.error is not None
+                    and retry_failure_after is not None and opening.seconds_since_end() > retry_failure_after):
                 opening = None
             if opening is None:
-                opening = self._openings[spec] = Opening(spec, self._open_backend, self._failure_text)
                 self._let_go_of_oldest()
+                opening = Opening(spec, self._open_backend, self._failure_text)
+            self._openings[spec] = opening  # last: the most recently used
             return opening
 
     def forget(self, spec: Spec) -> None:
@@ -84,6 +91,8 @@ class Openings:
             self._openings.pop(spec, None)
 
     def _let_go_of_oldest(self) -> None:
-        opened = [s for s, o in self._openings.items() if o.backend is not None]
-        for spec in opened[:max(len(opened) - self._keep + 1, 0)]:
+        """Room for one more: forget the least recently used backends opened or opening beyond keep - 1 (a thread
+        still loading one finishes, and its model is then let go)."""
+        held = [s for s, o in self._openings.items() if o.backend is not None or not o.done]
+        for spec in held[:max(len(held) - self._keep + 1, 0)]:
             del self._openings[spec]

@@ -100,11 +100,11 @@ def backend_sidebar() -> Spec | None:
         status.info(plain_markdown(waiting + "…"), icon=":material/hourglass_top:")
         _opening_notice(spec, waiting)
         return spec
-    if opening.error is not None:
+    if opening.backend is None:
         status.error("Engine not loaded")
         st.sidebar.button("Try again", key="backend_retry", on_click=openings().forget, args=(spec,),
                           icon=":material/refresh:")
-        st.error(plain_markdown(opening.error),
+        st.error(plain_markdown(opening.error or "it stopped without saying why"),
                  title="The server could not be used" if on_server else "The reranker model could not be loaded")
         return spec
     info = opening.backend.describe()  # type: ignore[union-attr]

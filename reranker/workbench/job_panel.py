@@ -47,8 +47,8 @@ def pick_job(job_id: str) -> None:
 
 def job_started(job_id: str) -> None:
     """'Job … started' and a link to the Jobs page with that job picked, for the page that sent it."""
-    st.success(f"Job {short_id(job_id)} started on the sidecar. It runs there in the background: it goes on if "
-               "this page is left or closed.", icon=":material/work_history:")
+    st.success(f"Job {plain_markdown(short_id(job_id))} started on the sidecar. It runs there in the background: "
+               "it goes on if this page is left or closed.", icon=":material/work_history:")
     st.page_link(JOBS_PAGE, label="Follow it on the Jobs page", icon=":material/arrow_forward:",
                  query_params={JOB_PARAM: job_id})
 
@@ -194,7 +194,7 @@ def job_detail(sidecar: SidecarClient, job: Job, model: str) -> None:
     is done; its error and Retry once it failed or was cancelled."""
     job_id, status, progress = job["id"], job["status"], job["progress"]
     done, total = progress["done"], progress["total"]
-    st.subheader(f"Job {short_id(job_id)}")
+    st.subheader(f"Job {plain_markdown(short_id(job_id))}")
     st.caption(plain_markdown(job_facts(job)))
     if status in ACTIVE:
         eta = time_left(job)
@@ -219,7 +219,7 @@ def job_detail(sidecar: SidecarClient, job: Job, model: str) -> None:
         summary = f"{status.capitalize()} with {done:,} of {total:,} pairs scored."
         if status == "failed":
             st.error(plain_markdown(f"{summary} {job.get('error') or 'The sidecar gave no reason.'}"),
-                     title=f"Job {short_id(job_id)} failed")
+                     title=f"Job {plain_markdown(short_id(job_id))} failed")
         else:
             st.warning(plain_markdown(summary), icon=":material/cancel:")
         if (st.button("Retry (keeps what was scored)", key="job_retry", icon=":material/replay:")

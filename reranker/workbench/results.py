@@ -90,13 +90,6 @@ def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float
     )
 
 
-def cards_html(ranked: Sequence[RankedDocument], mode: ScoreMode = "Probability",
-               labels: Sequence[float] | None = None, duplicate_of: dict[int, int] | None = None) -> str:
-    duplicate_of = duplicate_of or {}
-    return "".join(card_html(d, mode, labels[d.index] if labels is not None else None,
-                             duplicate_of.get(d.index)) for d in ranked)
-
-
 def table_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
     """The Table tab: one row per document, best first, the text early so it stays in view (input # from 1, as on
     the cards)."""

@@ -63,10 +63,6 @@ class ScoreCache:
         self._forget_oldest()
         return answer
 
-    def judge(self, backend: RerankBackend, query: str, documents: Sequence[str], instruction: str | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list[Judgement]:
-        return self.judge_many(backend, [Query(query, documents, instruction)], progress)[0]
-
     def explanation(self, backend: RerankBackend, query: str, document: str,
                     instruction: str | None = None) -> list[Span]:
         """explain(backend, query, document, instruction), asked once."""

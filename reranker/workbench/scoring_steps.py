@@ -63,7 +63,7 @@ def judge_in_steps(cache: ScoreCache, backend: RerankBackend, queries: Sequence[
         for qi, start in batch:
             first, _ = pieces.get(qi, (start, start))
             pieces[qi] = (first, start + 1)
-        step_started = time.perf_counter()
+        step_started, scored_before = time.perf_counter(), cache.pairs_scored
         judged = cache.judge_many(backend, [replace(queries[qi], documents=queries[qi].documents[a:b])
                                             for qi, (a, b) in pieces.items()],
                                   lambda pairs_done, _: report(pairs_done))
@@ -71,7 +71,9 @@ def judge_in_steps(cache: ScoreCache, backend: RerankBackend, queries: Sequence[
             answers[qi][a:b] = judgements
         done += len(batch)
         position += len(batch)
-        pace = len(batch) / max(time.perf_counter() - step_started, 1e-3)
-        step = max(1, min(MAX_STEP_PAIRS, int(pace * step_seconds)))
+        scored = cache.pairs_scored - scored_before
+        if scored:  # the pace of pairs the backend scored; cached ones cost nothing and say nothing about it
+            pace = scored / max(time.perf_counter() - step_started, 1e-3)
+            step = max(1, min(MAX_STEP_PAIRS, int(pace * step_seconds)))
         report()
     return answers  # type: ignore[return-value]

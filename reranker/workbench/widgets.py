@@ -76,8 +76,10 @@ def scoring_run(name: str) -> Iterator[Callable[[ScoringProgress], None]]:
         st.session_state[f"{name}_progress"] = progress
         bar.progress(progress.fraction, text=progress.text())
 
-    yield show
-    area.empty()
+    try:
+        yield show
+    finally:
+        area.empty()
 
 
 def _cancelled(name: str) -> None:

@@ -1,0 +1,108 @@
+"""A Rerank result kept on disk or in a file: the inputs, the model and every document's judgement, so opening it
+shows the ranking again without scoring.
+
+Saved sessions live in `<data folder>/sessions/<id>.json` (the data folder is RERANKER_DATA_DIR, the sidecar's,
+default ./data); the same JSON is what the page downloads and uploads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reranker.documents import parse_documents
+from reranker.ranking import Judgement, rank_judgements
+from reranker.workbench.results import Ranking
+
+FORMAT = "qwen-ranker-pro session"
+VERSION = 1
+MAX_SESSION_BYTES = 50 * 1024 * 1024
+_SESSION_ID = re.compile(r"[0-9a-f]{16}")
+
+
+class SessionError(ValueError):
+    """A saved session that cannot be opened; the message says why, for the person opening it."""
+
+
+@dataclass(frozen=True)
+class SavedSession:
+    ranking: Ranking
+    documents_text: str
+    """The documents box as it was (labels included), so the page shows exactly what was ranked."""
+    saved_at: str
+    """ISO 8601, UTC."""
+    id: str | None = None
+
+
+def data_folder() -> Path:
+    return Path(os.environ.get("RERANKER_DATA_DIR") or "data")
+
+
+def session_json(ranking: Ranking, documents_text: str, saved_at: str | None = None, id: str | None = None) -> str:
+    """The session as JSON: what was asked, and each input document's judgement in input order."""
+    judgements: list[dict[str, object]] = [{}] * len(ranking.parsed.documents)
+    for d in ranking.ranked:
+        judgements[d.index] = {"score": d.score, "logit": d.logit, "tokens": d.tokens, "truncated": d.truncated}
+    return json.dumps({"format": FORMAT, "version": VERSION, "id": id,
+                       "saved_at": saved_at or datetime.now(UTC).isoformat(timespec="seconds"),
+                       "model": ranking.model, "query": ranking.query, "instruction": ranking.instruction,
+                       "documents_text": documents_text, "judgements": judgements}, ensure_ascii=False, indent=1)
+
+
+def session_from_json(data: bytes | str) -> SavedSession:
+    """A session read back; SessionError when it is not one, or does not add up."""
+    if len(data) > MAX_SESSION_BYTES:
+        raise SessionError(f"the file is over {MAX_SESSION_BYTES // 2**20} MB; a saved session is much smaller")
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SessionError(f"this is not a saved session (it is not JSON: {e})") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise SessionError("this is not a saved session of Qwen-Ranker Pro (no \"format\": \"" + FORMAT + "\")")
+    if body.get("version") != VERSION:
+        raise SessionError(f"this session was saved by another version of the workbench (version "
+                           f"{body.get('version')!r}; this one reads {VERSION})")
+    try:
+        documents_text, judged = str(body["documents_text"]), body["judgements"]
+        parsed = parse_documents(documents_text)
+        if not isinstance(judged, list) or len(judged) != parsed.count:
+            raise SessionError(f"the session holds {len(judged) if isinstance(judged, list) else 'no'} judgements "
+                               f"for {parsed.count} documents")
+        judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"))
+                      for j in judged]
+        ranking = Ranking(str(body["model"]), str(body["query"]), str(body["instruction"]), parsed,
+                          rank_judgements(parsed.documents, judgements))
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, SessionError):
+            raise
+        raise SessionError(f"the session is incomplete or damaged ({type(e).__name__}: {e})") from None
+    return SavedSession(ranking, documents_text, str(body.get("saved_at") or "an unknown time"), body.get("id"))
+
+
+def save_session(ranking: Ranking, documents_text: str, folder: Path | None = None) -> SavedSession:
+    """Write the session under a new id (written whole or not at all) and return it."""
+    sessions = (folder or data_folder()) / "sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    session_id = secrets.token_hex(8)
+    text = session_json(ranking, documents_text, id=session_id)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=sessions, suffix=".tmp", delete=False) as out:
+        out.write(text)
+    os.replace(out.name, sessions / f"{session_id}.json")
+    return session_from_json(text)
+
+
+def open_session(session_id: str, folder: Path | None = None) -> SavedSession:
+    """The saved session `session_id`; SessionError when there is none."""
+    if not _SESSION_ID.fullmatch(session_id):
+        raise SessionError(f"{session_id[:40]!r} is not a session id (16 hexadecimal characters)")
+    path = (folder or data_folder()) / "sessions" / f"{session_id}.json"
+    try:
+        return session_from_json(path.read_bytes())
+    except FileNotFoundError:
+        raise SessionError(f"there is no saved session {session_id} in {path.parent}") from None

@@ -1,0 +1,103 @@
+"""Save, share and open a Rerank result on the page: `?session=<id>` in the address restores a saved one before the
+inputs are drawn; the panel under the result saves it, downloads it as JSON and opens such a file."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from reranker.documents import format_documents
+from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS
+from reranker.workbench.results import Ranking
+from reranker.workbench.saved_sessions import (
+    SavedSession,
+    SessionError,
+    open_session,
+    save_session,
+    session_from_json,
+    session_json,
+)
+from reranker.workbench.widgets import plain_markdown
+
+ADDRESS_PARAM = "session"
+_OPENED = "session_opened"  # the id last opened from the address, so it is opened once
+_RESTORED = "session_restored"  # (the restored Ranking, "saved at … with model …")
+_PROBLEM = "session_problem"
+
+
+def restore_from_address() -> None:
+    """Before the inputs are drawn: open the session in the address (once), filling the inputs and the ranking."""
+    session_id = st.query_params.get(ADDRESS_PARAM)
+    if not session_id or st.session_state.get(_OPENED) == session_id:
+        return
+    st.session_state[_OPENED] = session_id
+    try:
+        _put_in_page(open_session(session_id))
+    except SessionError as e:
+        st.error(plain_markdown(str(e)), title="The saved session could not be opened")
+
+
+def restored_note(ranking: Ranking) -> None:
+    """Under a restored ranking, while it is the one shown: when and with what it was saved."""
+    restored = st.session_state.get(_RESTORED)
+    if restored is not None and restored[0] is ranking:
+        st.info(plain_markdown(restored[1]), icon=":material/history:")
+
+
+def session_panel(ranking: Ranking | None) -> None:
+    """Save the ranking (to the data folder, its id put in the address) or download it as JSON; open such a file."""
+    with st.expander("Save or share this ranking" if ranking is not None else "Open a saved session"):
+        if ranking is not None:
+            st.caption("Saving keeps the inputs, the model and every score; the page's address then opens it again "
+                       "without scoring. The JSON file does the same on another workbench.")
+            row = st.container(horizontal=True)
+            row.button("Save", key="session_save", icon=":material/save:", on_click=_save, args=(ranking,))
+            row.download_button("Download session JSON", session_json(ranking, _documents_text(ranking)),
+                                "reranker-session.json", "application/json", key="session_download",
+                                on_click="ignore", icon=":material/download:")
+        st.file_uploader("Open a session file", type=["json"], key="session_upload", on_change=_open_upload)
+    problem = st.session_state.pop(_PROBLEM, None)
+    if problem is not None:
+        st.error(plain_markdown(problem[1]), title=plain_markdown(problem[0]))
+    elif ranking is not None and st.session_state.get(_OPENED) == st.query_params.get(ADDRESS_PARAM, ""):
+        st.caption(f"Saved as session {st.session_state[_OPENED]}: this page's address opens it again.")
+
+
+def _save(ranking: Ranking) -> None:
+    try:
+        saved = save_session(ranking, _documents_text(ranking))
+    except OSError as e:
+        st.session_state[_PROBLEM] = ("The session was not saved", f"{type(e).__name__}: {e}")
+        return
+    st.session_state[_OPENED] = saved.id
+    st.query_params[ADDRESS_PARAM] = saved.id
+
+
+def _open_upload() -> None:
+    upload = st.session_state.get("session_upload")
+    if upload is None:
+        return
+    try:
+        _put_in_page(session_from_json(upload.getvalue()))
+    except SessionError as e:
+        st.session_state[_PROBLEM] = (f"{upload.name} could not be opened", str(e))
+        return
+    st.query_params.pop(ADDRESS_PARAM, None)
+
+
+def _put_in_page(saved: SavedSession) -> None:
+    """The saved inputs into the widgets (before they are drawn) and the saved ranking as the page's result."""
+    ranking = saved.ranking
+    st.session_state.query = ranking.query
+    st.session_state.documents = saved.documents_text
+    preset = next((name for name, text in INSTRUCTION_PRESETS.items() if text == ranking.instruction), None)
+    st.session_state.instruction_preset = preset or CUSTOM
+    if preset is None:
+        st.session_state.instruction_text = ranking.instruction
+    st.session_state.ranking = ranking
+    st.session_state.why_open = None
+    st.session_state[_RESTORED] = (ranking, f"Saved at {saved.saved_at} with model {ranking.model}; shown as saved, "
+                                            "not scored again.")
+
+
+def _documents_text(ranking: Ranking) -> str:
+    return format_documents(ranking.parsed.documents, ranking.parsed.labels)
