@@ -10,7 +10,7 @@ from reranker.workbench.frame import draw_frame
 
 page = st.navigation([
     st.Page("views/rerank.py", title="Rerank", icon=":material/sort:", default=True),
-    st.Page("views/compare.py", title="Compare instructions", icon=":material/compare_arrows:",
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare_instructions"),
     st.Page("views/csv_batches.py", title="CSV batches", icon=":material/table:"),
     st.Page("views/sidecar_jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),

@@ -54,7 +54,10 @@ def read_config(model: str) -> dict | None:
     if path is None:
         from huggingface_hub import try_to_load_from_cache
 
-        found = try_to_load_from_cache(model, "config.json")
+        try:
+            found = try_to_load_from_cache(model, "config.json")
+        except ValueError:  # HFValidationError: a path that is not there, or not a hub id
+            return None
         path = found if isinstance(found, str) else None
     if path is None or not Path(path).exists():
         return None

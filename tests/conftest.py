@@ -133,3 +133,12 @@ def opened_app() -> Callable[[], AppTest]:
         return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
 
     return open_app
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny model, another seed: the same shape and tokenizer, other weights (so other scores)."""
+    tokenizer = os.environ.get("RERANKER_TEST_TOKENIZER")
+    dest = tmp_path_factory.mktemp("models") / "other-tiny-qwen3-reranker"
+    return build_random_model(dest, tokenizer_dir=Path(tokenizer) if tokenizer else None, seed=1, init_std=0.5,
+                              **TINY_SHAPE)

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from reranker.exports import EXPORT_COLUMNS, export_csv
 from reranker.ranking_metrics import kendall_tau, ndcg_at_k, top_k_overlap
+from reranker.workbench import frame
 from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def test_three_instructions_side_by_side_with_labels(page, reranker):
     starred = metrics.loc[metrics["best"] == "★", "instruction"].tolist()
     assert len(starred) == 1 and ndcg[starred[0]] == max(ndcg.values())
     assert at.main.success[0].value.startswith(f"Best: instruction {starred[0]}")
-    assert len(at.get("plotly_chart")) == 1
+    assert [c.key for c in at.get("plotly_chart")] == ["bump_chart", "scatter_chart"]
 
 
 def test_same_instruction_twice_agrees_fully_and_scores_once(page):
@@ -123,3 +124,62 @@ def test_downloads_hold_every_document_under_every_instruction(page):
     assert list(rows[0]) == list(EXPORT_COLUMNS) and len(rows) == 2 * 3
     assert {r["instruction"] for r in rows} == {run.instruction for run in comparison.runs}
     assert sorted(r["label"] for r in rows) == ["0", "0", "1", "1", "2", "2"]
+
+
+def test_two_models_side_by_side_with_their_own_scores(page, reranker, other_tiny_model_dir):
+    from reranker import Qwen3Reranker
+
+    page.text_input(key="compare_query").input("capital of China")
+    page.text_area(key="compare_documents").input("Beijing is the capital.\t2\nParis is in France.\t0\n北京。\t1")
+    page.selectbox(key="compare_B_model").set_value("Local folder or other id").run()
+    at = page.text_input(key="compare_B_model_other").input(str(other_tiny_model_dir)).run()
+    assert any("GB of weights" in c.value for c in at.caption)  # its size, told before it loads
+    opening = frame.openings().get((str(other_tiny_model_dir), None))
+    assert opening.wait(120) and opening.backend is not None
+    at.selectbox(key="compare_B_preset").set_value(PRESETS[0]).run()  # the same instruction: only the model differs
+    at = at.button(key="compare").click().run()
+    assert not at.exception and not at.error
+
+    comparison = at.session_state["comparison"]
+    other = Qwen3Reranker(model=str(other_tiny_model_dir), device="cpu")
+    documents = comparison.parsed.documents
+    want_a = reranker.judge("capital of China", documents, INSTRUCTION_PRESETS[PRESETS[0]])
+    want_b = other.judge("capital of China", documents, INSTRUCTION_PRESETS[PRESETS[0]])
+    a, b = comparison.runs
+    assert a.model == reranker.model_name and b.model == str(other_tiny_model_dir)
+    assert a.logits() == pytest.approx([j.logit for j in want_a], abs=1e-4)
+    assert b.logits() == pytest.approx([j.logit for j in want_b], abs=1e-4)
+    assert a.logits() != pytest.approx(b.logits(), abs=1e-3)  # other weights, other scores
+    assert len(at.get("plotly_chart")) == 2  # the bump chart and the scatter
+    rows = list(csv.DictReader(io.StringIO(export_csv(comparison.records()).decode("utf-8-sig"))))
+    assert {r["model"] for r in rows} == {reranker.model_name, str(other_tiny_model_dir)}
+
+
+def test_a_model_that_does_not_fit_is_refused_before_it_loads(page, tmp_path):
+    import json
+
+    huge = tmp_path / "huge-model"
+    huge.mkdir()
+    config = json.loads((Path(page.session_state["frame_backend"][0]) / "config.json").read_text())
+    config.update(hidden_size=65536, intermediate_size=262144, num_hidden_layers=200)
+    (huge / "config.json").write_text(json.dumps(config))
+    page.selectbox(key="compare_B_model").set_value("Local folder or other id").run()
+    at = page.text_input(key="compare_B_model_other").input(str(huge)).run()
+    (error,) = at.error
+    assert "is free here, so it is not loaded" in error.value.replace("\\", "")
+    assert at.button(key="compare").disabled
+    assert not frame.openings().has((str(huge), None))
+
+
+def test_a_run_on_a_server_beside_one_in_this_process(page, open_sidecar):
+    page.text_input(key="compare_query").input("capital of China")
+    page.text_area(key="compare_documents").input("Beijing is the capital.\nParis is in France.\n北京。")
+    page.selectbox(key="compare_B_model").set_value("A server").run()
+    at = page.text_input(key="compare_B_model_other").input(open_sidecar.url).run()
+    assert frame.openings().get((open_sidecar.url, None)).wait(30)
+    at.selectbox(key="compare_B_preset").set_value(PRESETS[0]).run()
+    at = at.button(key="compare").click().run()
+    assert not at.exception and not at.error
+    a, b = at.session_state["comparison"].runs
+    assert a.model == b.model  # the sidecar runs the same tiny model: the same scores, through HTTP
+    assert b.logits() == pytest.approx(a.logits(), abs=1e-5)

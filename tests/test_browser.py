@@ -88,7 +88,7 @@ def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
     page.screenshot(path=str(output_dir / "rerank-table-1440.png"))
 
     # every page at 1440 px, then at a phone's 390 px (the sidebar folded away, the engine's status still in the page)
-    pages = (("Rerank", ""), ("Compare instructions", "compare_instructions"), ("CSV batches", "csv_batches"),
+    pages = (("Rerank", ""), ("Compare", "compare_instructions"), ("CSV batches", "csv_batches"),
              ("Jobs", "jobs"))
     for link, _ in pages:
         page.get_by_role("link", name=link).click()

@@ -1,4 +1,7 @@
-"""The same query and documents under 2 to 4 instructions: ranks side by side, how they agree, label metrics."""
+"""The same query and documents in 2 to 4 runs, each a model and an instruction: ranks side by side, how they
+agree, label metrics, and each pair's scores against each other."""
+
+from itertools import combinations
 
 import streamlit as st
 
@@ -8,7 +11,7 @@ from reranker.exports import export_csv, export_json
 from reranker.prompt import resolve_instruction
 from reranker.ranking_metrics import metric_text
 from reranker.workbench import frame, widgets
-from reranker.workbench.charts import bump_figure
+from reranker.workbench.charts import bump_figure, scatter_figure
 from reranker.workbench.comparison import (
     Comparison,
     InstructionRun,
@@ -18,15 +21,16 @@ from reranker.workbench.comparison import (
     rank_table,
 )
 from reranker.workbench.presets import INSTRUCTION_PRESETS
+from reranker.workbench.run_models import run_model
 from reranker.workbench.scoring_steps import judge_in_steps
 
 NAMES = ("A", "B", "C", "D")
 
 backend = frame.backend()
 
-st.title("Compare instructions")
-st.caption("One query, one set of documents, 2 to 4 instructions. Documents with a tab and a relevance label "
-           "(0/1/2) at the end of each line also get NDCG, MRR and Hit@1 per instruction.")
+st.title("Compare")
+st.caption("One query, one set of documents, 2 to 4 runs, each a model and an instruction. Documents with a tab "
+           "and a relevance label (0/1/2) at the end of each line also get NDCG, MRR and Hit@1 per run.")
 
 widgets.sample_buttons("compare_query", "compare_documents")
 query = st.text_input("Query", key="compare_query", persist_state="session")
@@ -36,46 +40,52 @@ documents_text = st.text_area("Documents (one per line)", key="compare_documents
 parsed = parse_documents(documents_text)
 widgets.documents_summary(parsed, without_labels=" · no labels")
 
-count = st.radio("Instructions to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
+count = st.radio("Runs to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
 presets = list(INSTRUCTION_PRESETS)
-instructions = []
+chosen = []
 for i, column in enumerate(st.columns(count)):
     with column:
-        instructions.append(widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
-                                                         preset=presets[i]))
+        st.markdown(f"**Run {NAMES[i]}**")
+        model = run_model(f"compare_{NAMES[i]}_model", backend)
+        chosen.append((model, widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
+                                                          preset=presets[i])))
 k_column, _ = st.columns([1, 3])
 k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
                               key="compare_k", persist_state="session"))
 
-compare = st.button("Compare", type="primary", disabled=backend is None, key="compare")
+ready = all(model is not None for model, _ in chosen)
+compare = st.button("Compare", type="primary", disabled=not ready, key="compare")
 widgets.cancel_notice("compare", "press Compare to score the rest.")
 if compare and not query.strip():
     st.error("Type a query first.")
 elif compare and parsed.count == 0:
     st.error("Paste at least one document, one per line.")
-elif compare and backend is not None:
+elif compare and ready:
     with widgets.scoring_errors_shown(), widgets.scoring_run("compare") as show_progress:
-        judged = judge_in_steps(widgets.score_cache(), backend,
-                                [Query(query, parsed.documents, instruction) for instruction in instructions],
-                                show_progress)
+        judged: dict[int, list] = {}
+        for model in {id(m): m for m, _ in chosen}.values():  # each model scores its runs in shared passes
+            mine = [i for i, (m, _) in enumerate(chosen) if m is model]
+            answers = judge_in_steps(widgets.score_cache(), model,
+                                     [Query(query, parsed.documents, chosen[i][1]) for i in mine], show_progress)
+            judged.update(zip(mine, answers))
         runs = [InstructionRun(NAMES[i], resolve_instruction(instruction),
-                               rank_judgements(parsed.documents, judgements))
-                for i, (instruction, judgements) in enumerate(zip(instructions, judged))]
-        st.session_state.comparison = Comparison(backend.model_name, query, parsed, runs)
+                               rank_judgements(parsed.documents, judged[i]), model.model_name)
+                for i, (model, instruction) in enumerate(chosen)]
+        st.session_state.comparison = Comparison(query, parsed, runs)
 
 comparison: Comparison | None = st.session_state.get("comparison")
 if comparison is None:
-    st.info("Pick the instructions, then press **Compare**.")
+    st.info("Pick the models and instructions, then press **Compare**.")
     st.stop()
 
 st.divider()
-if backend is not None and not comparison.asked(backend.model_name, query, instructions, parsed):
-    st.warning("The query, documents, instructions or model changed since this comparison, which still shows the "
+if ready and not comparison.asked([(m.model_name, i) for m, i in chosen], query, parsed):
+    st.warning("The query, documents, models or instructions changed since this comparison, which still shows the "
                "old ones: press **Compare** to update it.", icon=":material/update:")
 st.markdown(f"**Compared for the query:** {widgets.plain_markdown(comparison.query)}  \n"
-            f"**Model:** {widgets.plain_markdown(comparison.model)} · {len(comparison.parsed.documents)} documents")
+            f"{len(comparison.parsed.documents)} documents")
 for run in comparison.runs:
-    st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.instruction)}")
+    st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.model)} · {widgets.plain_markdown(run.instruction)}")
 labels = comparison.parsed.labels
 
 st.subheader("Ranks")
@@ -93,12 +103,21 @@ st.plotly_chart(bump_figure({run.name: run.rank_of() for run in comparison.runs}
 if highlight:
     st.caption(f"Documents in some instruction's top {k} drawn bold; the rest faint.")
 
+if len(comparison.parsed.documents) > 1:
+    st.subheader("Scores against each other")
+    a, b = st.selectbox("Runs", list(combinations(comparison.runs, 2)), key="compare_scatter",
+                        format_func=lambda pair: f"{pair[0].name} vs {pair[1].name}", label_visibility="collapsed")
+    st.plotly_chart(scatter_figure(a.name, a.logits(), b.name, b.logits(),
+                                   [f"#{i + 1}: {d}" for i, d in enumerate(comparison.parsed.documents)]),
+                    key="scatter_chart")
+    st.caption("One point per document; on the dotted line both runs give it the same log-odds.")
+
 st.subheader("Agreement")
 st.dataframe(agreement_table(comparison.runs, k), hide_index=True, key="compare_agreement",
              column_config={"Kendall tau": st.column_config.NumberColumn(format="%.3f"),
                             f"top-{k} overlap": st.column_config.NumberColumn(format="%.2f")})
 st.caption("Kendall tau: 1 = the same order, 0 = unrelated, −1 = reversed. "
-           f"Top-{k} overlap: the share of the top {k} both instructions have in common.")
+           f"Top-{k} overlap: the share of the top {k} both runs have in common.")
 
 if labels is not None:
     st.subheader("Against your labels")
@@ -114,5 +133,5 @@ csv_column.download_button("Download CSV", export_csv(records), "compared.csv", 
                            on_click="ignore", width="stretch")
 json_column.download_button("Download JSON", export_json(records), "compared.json", "application/json",
                             key="compare_json", on_click="ignore", width="stretch")
-st.caption(f"Downloads hold every document under each of the {len(comparison.runs)} instructions, best first "
-           "within each.")
+st.caption(f"Downloads hold every document in each of the {len(comparison.runs)} runs, best first within each; "
+           "the model and instruction columns tell the runs apart.")

@@ -24,7 +24,8 @@ class RankerServerBackend(RemoteBackend):
         body: dict[str, Any] = {
             "queries": [q.query for q in queries], "documents": [list(q.documents) for q in queries],
             "instruction": first.instruction, "document_tokens": first.document_tokens,
-            "keep_document_end": first.keep_document_end, "refuse_truncation": first.refuse_truncation}
+            "keep_document_end": first.keep_document_end, "refuse_truncation": first.refuse_truncation,
+            "model": self.model_name}
         answer = self.connection.post("/api/rerank", body)
         ranked_lists = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(ranked_lists, list) or len(ranked_lists) != len(queries):

@@ -18,6 +18,7 @@ from reranker.model_names import resolve_model
 from reranker.remote.ranker_server import SERVER_NAME
 from reranker.sidecar.data_lock import lock_data_dir
 from reranker.sidecar.errors import NotReady
+from reranker.sidecar.extra_models import ExtraModels
 from reranker.sidecar.job_store import JobStore
 from reranker.sidecar.job_worker import JobWorker
 from reranker.sidecar.request_queue import RequestQueue
@@ -42,6 +43,7 @@ class Runtime:
         self.load_error: str | None = None
         self.model_name = shown_address(settings.server) if settings.server else resolve_model(None)
         self._jobs: JobWorker | None = None
+        self.extra_models = ExtraModels(settings.extra_models, lambda name: open_backend(name), self._queue_of)
         self._loader = threading.Thread(target=self._load, name="reranker-load", daemon=True)
         self._closed = threading.Event()
 
@@ -58,10 +60,7 @@ class Runtime:
             return
         if self._closed.is_set():
             return
-        self.queue = RequestQueue(backend, self.settings.call_max_pairs, self.settings.call_max_chars,
-                                  self.settings.max_queue, slice_seconds=self.settings.slice_seconds,
-                                  interactive_window=self.settings.jobs_yield_seconds,
-                                  on_call=self.metrics.record_call)
+        self.queue = self._queue_of(backend)
         self._jobs = JobWorker(self.store, lambda queries: self.queue.submit(queries, background=True),
                                self.settings.job_chunk_pairs, self.settings.job_chunk_delay)
         self.backend = backend
@@ -69,8 +68,14 @@ class Runtime:
         self._jobs.start()
         log.info("backend ready: %s", backend.describe())
 
+    def _queue_of(self, backend: RerankBackend) -> RequestQueue:
+        return RequestQueue(backend, self.settings.call_max_pairs, self.settings.call_max_chars,
+                            self.settings.max_queue, slice_seconds=self.settings.slice_seconds,
+                            interactive_window=self.settings.jobs_yield_seconds, on_call=self.metrics.record_call)
+
     def stop(self) -> None:
         self._closed.set()
+        self.extra_models.close()
         if self._jobs is not None:
             self._jobs.stop()
         if self.queue is not None:
@@ -85,7 +90,8 @@ class Runtime:
     def health(self) -> dict[str, object]:
         """`server` tells a client this is a Qwen-Ranker sidecar (reranker.remote reads it)."""
         if self.backend is not None:
-            return {"status": "ok", **self.backend.describe(), "server": SERVER_NAME}
+            return {"status": "ok", **self.backend.describe(), "server": SERVER_NAME,
+                    "extra_models": self.extra_models.states()}
         if self.load_error is not None:
             return {"status": "failed", "server": SERVER_NAME, "model": self.model_name, "device": None,
                     "dtype": None, "error": self.load_error}
@@ -98,9 +104,19 @@ class Runtime:
             raise NotReady("the model is still loading; retry in a few seconds (GET /health says when it is ready)")
         return self.queue
 
-    async def judge(self, queries: Sequence[Query]) -> list[list[Judgement]]:
-        """Score interactively: queued with the other waiting requests and merged into shared forward passes."""
-        return await asyncio.wrap_future(self.require_ready().submit(queries))
+    async def judge(self, queries: Sequence[Query], model: str | None = None) -> list[list[Judgement]]:
+        """Score interactively: queued with the other waiting requests and merged into shared forward passes; by
+        the extra model `model` names, else by this sidecar's own."""
+        return await asyncio.wrap_future(self.queue_for(model).submit(queries))
+
+    def queue_for(self, model: str | None) -> RequestQueue:
+        if model and model in self.extra_models.names and model != self.model_name:
+            return self.extra_models.queue(model)
+        return self.require_ready()
+
+    def answering(self, model: str | None) -> str:
+        """The name of the model that answers a request naming `model`."""
+        return model if model and model in self.extra_models.names else self.model_name
 
     def wake_jobs(self) -> None:
         if self._jobs is not None:

@@ -41,6 +41,8 @@ class MultiQueryRerankRequest(BaseModel):
     queries: list[str]
     documents: list[list[DocumentIn]]
     instruction: str | None = Field(None, description="Task instruction for every query; blank means the default.")
+    model: str | None = Field(None, description="One of the sidecar's extra models (RERANKER_EXTRA_MODELS) to score "
+                                                "with; anything else is answered by its own model.")
     top_n: int | None = Field(None, ge=1, description="Keep only the best top_n documents of each query.")
 
     @model_validator(mode="after")

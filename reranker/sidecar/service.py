@@ -55,6 +55,14 @@ class SidecarService:
     def model_name(self) -> str:
         return self.runtime.model_name
 
+    def load_model(self, name: str) -> dict[str, object]:
+        self.runtime.extra_models.start(name)
+        return {"extra_models": self.runtime.extra_models.states()}
+
+    def answering(self, model: str | None) -> str:
+        """The model that answers a request naming `model` (one of the extra models, else the sidecar's own)."""
+        return self.runtime.answering(model)
+
     def health(self) -> dict[str, object]:
         """`status` (ok, loading or failed) with the model, device and dtype, or why it failed to load."""
         return self.runtime.health()
@@ -66,12 +74,14 @@ class SidecarService:
 
     # Scoring, answered while the client waits.
 
-    async def judge(self, queries: list[Query], several_queries: bool = False) -> list[list[Judgement]]:
-        """Each query's documents judged, in input order, once the request is within the limits; what every
-        rerank dialect is built on."""
+    async def judge(self, queries: list[Query], several_queries: bool = False,
+                    model: str | None = None) -> list[list[Judgement]]:
+        """Each query's documents judged, in input order, once the request is within the limits, by the extra
+        model `model` names (else the sidecar's own: `answering(model)` says which); what every rerank dialect is
+        built on."""
         limits.check_interactive(self.settings, queries, several_queries)
         try:
-            return await self.runtime.judge(queries)
+            return await self.runtime.judge(queries, model)
         except (PromptTooLong, RequestTooBig) as e:
             raise TooLarge(str(e)) from None
         except (UnsupportedOption, RequestRefused) as e:
@@ -85,10 +95,10 @@ class SidecarService:
         texts = body.texts()
         verdicts = await self.judge([Query(q, d, body.instruction, body.document_tokens, body.keep_document_end,
                                            body.refuse_truncation) for q, d in zip(body.queries, texts)],
-                                    several_queries=True)
+                                    several_queries=True, model=body.model)
         results = [[RankedItem(**r.record()) for r in rank_judgements(docs, judgements, body.top_n)]
                    for docs, judgements in zip(texts, verdicts)]
-        return MultiQueryRerankResponse(model=self.model_name, results=results,
+        return MultiQueryRerankResponse(model=self.answering(body.model), results=results,
                                         usage=usage_of(total_tokens(j for group in verdicts for j in group)))
 
     # Jobs: accepted now, scored in the background, kept in the store.

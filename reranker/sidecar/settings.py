@@ -67,6 +67,10 @@ class Settings:
     short as an interactive call, so a request waits little behind a job (which then runs slower); 0: never."""
     job_chunk_pairs: int = 32
     """RERANKER_JOB_CHUNK_PAIRS: pairs a job scores, and commits, at a time."""
+    extra_models: tuple[str, ...] = ()
+    """RERANKER_EXTRA_MODELS: comma-separated models (hub ids or folders) this sidecar may load besides its own, on
+    the first request whose `model` names one (each checked against free memory first); any other `model` is
+    answered by its own model, as before."""
     job_chunk_delay: float = 0.0
     """RERANKER_JOB_CHUNK_DELAY: seconds to pause after each job chunk (tests use it to catch a job mid-way)."""
 
@@ -99,6 +103,7 @@ class Settings:
             jobs_yield_seconds=_float(env, "RERANKER_JOBS_YIELD_SECONDS", cls.jobs_yield_seconds),
             job_chunk_pairs=_int(env, "RERANKER_JOB_CHUNK_PAIRS", cls.job_chunk_pairs),
             job_chunk_delay=_float(env, "RERANKER_JOB_CHUNK_DELAY", cls.job_chunk_delay),
+            extra_models=tuple(m.strip() for m in env.get("RERANKER_EXTRA_MODELS", "").split(",") if m.strip()),
         )
 
 

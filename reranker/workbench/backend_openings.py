@@ -86,6 +86,11 @@ class Openings:
             self._openings[spec] = opening  # last: the most recently used
             return opening
 
+    def has(self, spec: Spec) -> bool:
+        """Whether `spec` is opened, opening or remembered as failed (so `get` would not start anything)."""
+        with self._lock:
+            return spec in self._openings
+
     def forget(self, spec: Spec) -> None:
         with self._lock:
             self._openings.pop(spec, None)

@@ -70,6 +70,21 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
     return fig
 
 
+def scatter_figure(x_name: str, x_logits: Sequence[float], y_name: str, y_logits: Sequence[float],
+                   hover_texts: Sequence[str]) -> go.Figure:
+    """Each document's log-odds in one run against another (input order), with the diagonal where they agree."""
+    low, high = min(*x_logits, *y_logits), max(*x_logits, *y_logits)
+    fig = go.Figure([
+        go.Scatter(x=[low, high], y=[low, high], mode="lines", line={"color": "#9aa5b1", "dash": "dot"},
+                   hoverinfo="skip"),
+        go.Scatter(x=list(x_logits), y=list(y_logits), mode="markers", marker={"color": DEEP_BLUE, "size": 9},
+                   customdata=_plain(hover_texts),
+                   hovertemplate=f"%{{customdata}}<br>{x_name}: %{{x:+.3f}}<br>{y_name}: %{{y:+.3f}}<extra></extra>")])
+    fig.update_layout(xaxis_title=f"log-odds in run {x_name}", yaxis_title=f"log-odds in run {y_name}",
+                      showlegend=False, height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
 def bump_figure(ranks: Mapping[str, Sequence[int]], names: Sequence[str], hover_texts: Sequence[str] | None = None,
                 highlight: Sequence[int] = ()) -> go.Figure:
     """How each document's rank moves from one instruction to the next.

@@ -1,4 +1,5 @@
-"""One query and its documents under several instructions: ranks side by side, agreement, label metrics."""
+"""One query and its documents in several runs (a model and an instruction each): ranks side by side, agreement,
+label metrics."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class InstructionRun:
     instruction: str
     ranked: list[RankedDocument]
     """Every document, best first."""
+    model: str = ""
 
     def rank_of(self) -> list[int]:
         """Each document's rank, in input order."""
@@ -32,28 +34,34 @@ class InstructionRun:
             ranks[d.index] = d.rank
         return ranks
 
+    def logits(self) -> list[float]:
+        """Each document's log-odds, in input order."""
+        out = [0.0] * len(self.ranked)
+        for d in self.ranked:
+            out[d.index] = d.logit
+        return out
+
     def order(self) -> list[int]:
         return [d.index for d in self.ranked]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One Compare press: the query, its documents and their ranking under each instruction."""
+    """One Compare press: the query, its documents and their ranking in each run."""
 
-    model: str
     query: str
     parsed: ParsedDocuments
     runs: list[InstructionRun]
 
-    def asked(self, model: str, query: str, instructions: Sequence[str], parsed: ParsedDocuments) -> bool:
-        """Whether these inputs are the ones this comparison answers (instructions as the model reads them)."""
-        return ((model, query, [resolve_instruction(i) for i in instructions], parsed.documents)
-                == (self.model, self.query, [run.instruction for run in self.runs], self.parsed.documents))
+    def asked(self, runs: Sequence[tuple[str, str]], query: str, parsed: ParsedDocuments) -> bool:
+        """Whether these inputs, (model, instruction) per run, are the ones this comparison answers."""
+        return (([(m, resolve_instruction(i)) for m, i in runs], query, parsed.documents)
+                == ([(run.model, run.instruction) for run in self.runs], self.query, self.parsed.documents))
 
     def records(self) -> list[Record]:
         """Every run's ranking, one after the other, as exported rows (the instruction tells the runs apart)."""
         return [row for run in self.runs
-                for row in export_records(run.ranked, self.query, run.instruction, self.model, self.parsed.labels)]
+                for row in export_records(run.ranked, self.query, run.instruction, run.model, self.parsed.labels)]
 
     def top_k_union(self, k: int) -> list[int]:
         """Documents in the top k of at least one instruction, in input order."""

@@ -25,6 +25,9 @@ IN_PROCESS = "In this process"
 ON_SERVER = "On a server"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
 _BACKEND = "frame_backend"
+MODELS_KEPT = 4
+"""Backends held open at once: the sidebar's and up to three more for Compare (each checked against free memory
+before it loads)."""
 READY_AT_ONCE_SECONDS = 0.3
 """A backend ready this soon (cached, or a tiny model) shows as ready without a loading notice first."""
 SERVER_RETRY_SECONDS = 10.0
@@ -72,7 +75,7 @@ def job_server() -> SidecarClient | None:
 @st.cache_resource(show_spinner=False)
 def openings() -> Openings:
     """This process's backends, each opened once in a background thread and shared by every session and page."""
-    return Openings(open_backend, _failure_text)
+    return Openings(open_backend, _failure_text, keep=MODELS_KEPT)
 
 
 def backend_sidebar() -> Spec | None:
@@ -98,7 +101,7 @@ def backend_sidebar() -> Spec | None:
     if not opening.done:
         waiting = f"Asking {address}" if on_server else f"Loading {address} (a hub model downloads the first time)"
         status.info(plain_markdown(waiting + "…"), icon=":material/hourglass_top:")
-        _opening_notice(spec, waiting)
+        opening_notice(spec, waiting)
         return spec
     if opening.backend is None:
         status.error("Engine not loaded")
@@ -123,7 +126,7 @@ def backend_sidebar() -> Spec | None:
 
 
 @st.fragment(run_every=1.0)
-def _opening_notice(spec: Spec, waiting: str) -> None:
+def opening_notice(spec: Spec, waiting: str) -> None:
     """In the page while the backend opens: how long it has taken; reruns the whole app once it is open (or not)."""
     opening = openings().get(spec)
     if opening.done:

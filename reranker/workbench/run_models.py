@@ -1,18 +1,21 @@
-"""The model of one Compare run: the sidebar's, or another one opened in this process once it is known to fit in
-memory (its size read from its config.json before anything loads)."""
+"""The model of one Compare run: the sidebar's; another opened in this process once it is known to fit in memory
+(its size read from its config.json before anything loads); one of the sidecar's extra models, loaded there; or
+another server."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from reranker.backend import RerankBackend, is_server
+from reranker.backend import BackendError, RerankBackend, is_server
 from reranker.model_memory import available_bytes, estimate, read_config
 from reranker.model_names import KNOWN_MODELS
+from reranker.remote import RankerServerBackend
 from reranker.workbench import frame
 from reranker.workbench.widgets import plain_markdown
 
 SIDEBAR = "The sidebar's model"
 OTHER = "Local folder or other id"
+SERVER = "A server"
 
 
 def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
@@ -20,27 +23,87 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
     none: still loading, refused for memory, or failed."""
     if sidebar is None:
         return None
-    if sidebar.describe().get("where") != "in this process":
-        st.caption(plain_markdown(f"Model: {sidebar.model_name} (on the server). Comparing models needs them in "
-                                  "this process (streamlit run app.py); a server serving several is not built yet."))
-        return sidebar
-    choice = st.selectbox("Model", [SIDEBAR, *KNOWN_MODELS, OTHER], key=key, persist_state="session",
+    in_process = sidebar.describe().get("where") == "in this process"
+    if isinstance(sidebar, RankerServerBackend):
+        options = [SIDEBAR, *_sidecar_extras(sidebar), SERVER]
+    else:
+        options = [SIDEBAR, *KNOWN_MODELS, OTHER, SERVER] if in_process else [SIDEBAR, SERVER]
+    choice = st.selectbox("Model", options, key=key, persist_state="session",
                           format_func=lambda m: f"{SIDEBAR} ({sidebar.model_name.rsplit('/', 1)[-1]})"
-                          if m == SIDEBAR else m)
-    name = st.text_input("Model folder or hub id", key=f"{key}_other", persist_state="session").strip() \
-        if choice == OTHER else choice
-    if name in (SIDEBAR, "", sidebar.model_name):
-        return sidebar if name != "" else None
-    if is_server(name):
-        st.error("Servers are compared from the sidebar (On a server); here, a model folder or hub id.")
+                          if m == SIDEBAR else m,
+                          help="On a Qwen-Ranker sidecar, the models it lists in RERANKER_EXTRA_MODELS are offered "
+                               "too; in this process, any model that fits in memory.")
+    if choice == SIDEBAR:
+        return sidebar
+    if choice not in (OTHER, SERVER):
+        if isinstance(sidebar, RankerServerBackend):
+            return _on_sidecar(key, sidebar, choice)
+        return sidebar if choice == sidebar.model_name else _opened(choice, _bytes_per_parameter(sidebar))
+    name = st.text_input("Model folder or hub id" if choice == OTHER else "Server address", key=f"{key}_other",
+                         persist_state="session", placeholder="http://gpu-box:8000" if choice == SERVER else "",
+                         help="A server costs nothing here; it is asked what it is, as in the sidebar.").strip()
+    if not name:
         return None
-    return _opened(name, 4 if sidebar.describe().get("dtype") == "float32" else 2)
+    if is_server(name):
+        return _opened(name, None)
+    if choice == SERVER:
+        st.error("A server's address starts with http:// or https://.")
+        return None
+    return sidebar if name == sidebar.model_name else _opened(name, _bytes_per_parameter(sidebar))
 
 
-def _opened(name: str, bytes_per_parameter: int) -> RerankBackend | None:
+def _bytes_per_parameter(sidebar: RerankBackend) -> int:
+    return 4 if sidebar.describe().get("dtype") == "float32" else 2
+
+
+def _sidecar_extras(sidecar: RankerServerBackend) -> dict[str, dict]:
+    """The sidecar's extra models and their states ({} when it has none or does not answer)."""
+    try:
+        return sidecar.connection.get("/health").get("extra_models") or {}
+    except BackendError:
+        return {}
+
+
+def _on_sidecar(key: str, sidecar: RankerServerBackend, choice: str) -> RerankBackend | None:
+    """One of the sidecar's extra models (RERANKER_EXTRA_MODELS), loaded there on request."""
+    extra = _sidecar_extras(sidecar).get(choice, {})
+    st.caption(plain_markdown(f"{choice} on the sidecar: {extra.get('needs') or 'size not known before it downloads'}"
+                              f" · {extra.get('state')}"))
+    if extra.get("state") == "ready":
+        return RankerServerBackend(sidecar.connection, choice)
+    if extra.get("state") == "failed":
+        st.error(plain_markdown(str(extra.get("error"))), title="The sidecar could not load this model")
+    elif extra.get("state") == "loading":
+        _sidecar_loading(sidecar, choice)
+    elif st.button("Load it on the sidecar", key=f"{key}_load", icon=":material/download:"):
+        try:
+            sidecar.connection.post("/api/models/load", {"model": choice})
+        except BackendError as e:
+            st.error(plain_markdown(str(e)), title="The sidecar did not load it")
+        else:
+            st.rerun()
+    return None
+
+
+@st.fragment(run_every=2.0)
+def _sidecar_loading(sidecar: RankerServerBackend, name: str) -> None:
+    """While the sidecar loads `name`: say so, and rerun the page once it has (or has failed)."""
+    try:
+        state = (sidecar.connection.get("/health").get("extra_models") or {}).get(name, {}).get("state")
+    except BackendError:
+        state = None
+    if state != "loading":
+        st.rerun()
+    st.info(plain_markdown(f"The sidecar is loading {name}; Compare turns on when it is ready."),
+            icon=":material/hourglass_top:")
+
+
+def _opened(name: str, bytes_per_parameter: int | None) -> RerankBackend | None:
+    """`name` opened through the frame's openings (a model in this process once it is known to fit, checked with
+    `bytes_per_parameter`; a server with None)."""
     spec = (name, None)
     openings = frame.openings()
-    if not openings.has(spec):
+    if bytes_per_parameter is not None and not openings.has(spec):
         config = read_config(name)
         if config is not None:
             needed, free = estimate(config, bytes_per_parameter), available_bytes()
@@ -54,11 +117,11 @@ def _opened(name: str, bytes_per_parameter: int) -> RerankBackend | None:
             st.caption(plain_markdown(f"{name}: its size is not known before it downloads."))
     opening = openings.get(spec)
     if not opening.done:
-        frame.opening_notice(spec, f"Loading {name}")
+        frame.opening_notice(spec, f"{'Asking' if bytes_per_parameter is None else 'Loading'} {name}")
         return None
     if opening.backend is None:
         st.error(plain_markdown(opening.error or "it stopped without saying why"),
-                 title="This model could not be loaded")
+                 title="This run's model or server cannot be used")
         st.button("Try again", key=f"retry_{name}", on_click=openings.forget, args=(spec,))
         return None
     return opening.backend

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from reranker.sidecar.errors import InvalidField, InvalidInput
 from reranker.sidecar.limits import check_unicode
 
+MODEL_FIELD = ("One of the sidecar's extra models (RERANKER_EXTRA_MODELS) to score with; any other name is accepted "
+               "for client compatibility and the sidecar's own model answers.")
+
 
 class LenientBody(BaseModel):
     """A request body as clients really send it: unknown fields are ignored (as the Cohere and Jina APIs do), and

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
 from reranker.ranking import total_tokens
-from reranker.sidecar.dialects import InstructedBody, as_object, document_text, document_token_cap, top_n_or_all
+from reranker.sidecar.dialects import (
+    MODEL_FIELD,
+    InstructedBody,
+    as_object,
+    document_text,
+    document_token_cap,
+    top_n_or_all,
+)
 from reranker.sidecar.schemas import Usage, usage_of
 from reranker.sidecar.service import SidecarService
 
@@ -32,7 +39,7 @@ class CohereV2Request(InstructedBody):
     truncate_prompt_tokens: int | None = Field(None, ge=-1, description="vLLM's name for max_tokens_per_doc "
                                                                         "(-1: the model's limit).")
     return_documents: bool = Field(False, description="Include each document in the results (vLLM's option).")
-    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+    model: str | None = Field(None, description=MODEL_FIELD)
 
 
 class CohereV2Result(BaseModel):
@@ -66,7 +73,7 @@ async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Resp
     texts = [document_text(d, i) for i, d in enumerate(body.documents)]
     cap = body.max_tokens_per_doc or document_token_cap(body.truncate_prompt_tokens)
     query = Query(body.query, texts, body.task_instruction(), document_tokens=cap)
-    [judgements] = await service.judge([query])
+    [judgements] = await service.judge([query], model=body.model)
     tokens = total_tokens(judgements)
     return CohereV2Response(
         id=str(uuid.uuid4()),
@@ -74,6 +81,6 @@ async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Resp
                                 document=as_object(body.documents[r.index]) if body.return_documents else None)
                  for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
         meta=CohereV2Meta(tokens=None if tokens is None else InputTokens(input_tokens=tokens)),
-        model=service.model_name,
+        model=service.answering(body.model),
         usage=usage_of(tokens),
     )

@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query, rank_judgements
 from reranker.ranking import total_tokens
-from reranker.sidecar.dialects import InstructedBody, as_object, document_text, document_token_cap, top_n_or_all
+from reranker.sidecar.dialects import (
+    MODEL_FIELD,
+    InstructedBody,
+    as_object,
+    document_text,
+    document_token_cap,
+    top_n_or_all,
+)
 from reranker.sidecar.schemas import Usage, usage_of
 from reranker.sidecar.service import SidecarService
 
@@ -33,7 +40,7 @@ class RerankRequest(InstructedBody):
     rank_fields: list[str] | None = Field(None, description="Object documents: the fields to rank on, in order.")
     truncate_prompt_tokens: int | None = Field(None, ge=-1, description="Cut each document to this many tokens "
                                                                         "(-1: the model's limit).")
-    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+    model: str | None = Field(None, description=MODEL_FIELD)
 
 
 class RerankResult(BaseModel):
@@ -52,10 +59,11 @@ class RerankResponse(BaseModel):
 async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse:
     texts = [document_text(d, i, body.rank_fields) for i, d in enumerate(body.documents)]
     cap = document_token_cap(body.truncate_prompt_tokens)
-    [judgements] = await service.judge([Query(body.query, texts, body.task_instruction(), document_tokens=cap)])
+    [judgements] = await service.judge([Query(body.query, texts, body.task_instruction(), document_tokens=cap)],
+                                       model=body.model)
     return RerankResponse(
         id=f"rerank-{uuid.uuid4().hex}",
-        model=service.model_name,
+        model=service.answering(body.model),
         results=[RerankResult(index=r.index, relevance_score=r.score,
                               document=as_object(body.documents[r.index]) if body.return_documents else None)
                  for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],

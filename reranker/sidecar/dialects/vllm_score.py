@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reranker import Query
 from reranker.ranking import total_tokens
-from reranker.sidecar.dialects import InstructedBody, document_token_cap
+from reranker.sidecar.dialects import MODEL_FIELD, InstructedBody, document_token_cap
 from reranker.sidecar.errors import InvalidInput
 from reranker.sidecar.service import SidecarService
 
@@ -35,7 +35,7 @@ class ScoreRequest(InstructedBody):
     text_2: Texts | None = Field(None, description="Older name of `documents`.")
     truncate_prompt_tokens: int | None = Field(None, ge=-1, description="Cut each document to this many tokens "
                                                                         "(-1: the model's limit).")
-    model: str | None = Field(None, description="Accepted for client compatibility; the loaded model answers.")
+    model: str | None = Field(None, description=MODEL_FIELD)
 
     def pairs(self) -> tuple[list[str], list[str]]:
         """The queries and documents, as many queries as documents (a single query stands for every pair)."""
@@ -83,12 +83,14 @@ async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
     for i, q in enumerate(queries):
         grouped.setdefault(q, []).append(i)
     verdicts = await service.judge([Query(q, [documents[i] for i in members], instruction, document_tokens=cap)
-                                    for q, members in grouped.items()], several_queries=len(grouped) > 1)
+                                    for q, members in grouped.items()], several_queries=len(grouped) > 1,
+                                   model=body.model)
     scores: list[float] = [0.0] * len(documents)
     for members, judgements in zip(grouped.values(), verdicts):
         for i, judgement in zip(members, judgements):
             scores[i] = judgement.score
     tokens = total_tokens(j for group in verdicts for j in group)
-    return ScoreResponse(id=f"score-{uuid.uuid4().hex}", created=int(time.time()), model=service.model_name,
+    return ScoreResponse(id=f"score-{uuid.uuid4().hex}", created=int(time.time()),
+                         model=service.answering(body.model),
                          data=[ScoreData(index=i, score=s) for i, s in enumerate(scores)],
                          usage=None if tokens is None else ScoreUsage(prompt_tokens=tokens, total_tokens=tokens))
