@@ -36,6 +36,17 @@ def workbench_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
         yield url
 
 
+def rerank_a_sample(page) -> None:
+    """Fill the inputs from the English capital sample (8 documents) and rerank them."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="English · capital of China").click()
+    expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=10_000)
+    settled(page)
+    page.get_by_role("button", name="Rerank").click()
+    expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+
+
 def settled(page) -> None:
     """Wait until the script run the last action started has finished."""
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
@@ -88,23 +99,23 @@ def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
     page.screenshot(path=str(output_dir / "rerank-table-1440.png"))
 
     # every page at 1440 px, then at a phone's 390 px (the sidebar folded away, the engine's status still in the page)
-    pages = (("Rerank", ""), ("Compare", "compare_instructions"), ("CSV batches", "csv_batches"),
-             ("Jobs", "jobs"))
-    for link, _ in pages:
+    pages = (("Rerank", "", "button:has-text('Rerank')"),
+             ("Compare", "compare_instructions", "button:has-text('Compare')"),
+             ("CSV batches", "csv_batches", "[data-testid='stFileUploader']"),
+             ("Jobs", "jobs", "text=No sidecar to run jobs"))
+    for link, _, last in pages:  # `last`: an element low on the page, there once the page is drawn
         page.get_by_role("link", name=link).click()
+        expect(page.locator(last).last).to_be_visible(timeout=30_000)
         settled(page)
         expect(page.get_by_text("in this process on cpu")).to_be_visible()
         page.screenshot(path=str(output_dir / f"{link.split()[0].lower()}-1440.png"), full_page=True)
     phone = browser.new_page(viewport={"width": 390, "height": 1800})  # a phone's width; tall, to see a page whole
-    for link, path in pages:
+    for link, path, last in pages:
         phone.goto(f"{workbench_url}/{path}")
         expect(phone.get_by_text("in this process on cpu")).to_be_visible(timeout=30_000)
+        expect(phone.locator(last).last).to_be_visible(timeout=30_000)
         if not path:
-            phone.get_by_role("button", name="English · capital of China").click()
-            expect(phone.get_by_label("Query")).to_have_value(QUERY, timeout=10_000)
-            settled(phone)
-            phone.get_by_role("button", name="Rerank").click()
-            expect(phone.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+            rerank_a_sample(phone)
         settled(phone)
         phone.wait_for_timeout(500)  # charts and tables draw after the run
         phone.screenshot(path=str(output_dir / f"{link.split()[0].lower()}-390.png"), full_page=True)
@@ -117,11 +128,7 @@ def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, outpu
     page = browser.new_page(viewport={"width": 1440, "height": 1100})
     page.goto(workbench_url)
     expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
-    page.get_by_role("button", name="English · capital of China").click()
-    expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=10_000)
-    settled(page)
-    page.get_by_role("button", name="Rerank").click()
-    expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+    rerank_a_sample(page)
     settled(page)
     before = page.locator(".rank-card .doc-text").all_inner_texts()
     assert len(before) == 8  # the sample's documents
