@@ -24,8 +24,16 @@ class MemoryEstimate:
     """Weights plus working memory."""
 
     def text(self) -> str:
-        return (f"about {self.total_bytes / 1e9:.1f} GB ({self.parameters / 1e9:.2f}B parameters, "
-                f"{self.weights_bytes / 1e9:.1f} GB of weights)")
+        return (f"about {_size(self.total_bytes)} ({_count(self.parameters)} parameters, "
+                f"{_size(self.weights_bytes)} of weights)")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def _count(parameters: int) -> str:
+    return f"{parameters / 1e9:.2f}B" if parameters >= 1e9 else f"{parameters / 1e6:.0f}M"
 
 
 def parameter_count(config: dict) -> int:

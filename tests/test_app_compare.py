@@ -54,7 +54,7 @@ def test_three_instructions_side_by_side_with_labels(page, reranker):
 
     agreement = frame_with(at, "Kendall tau")
     orders = {n: sorted(range(len(r)), key=r.__getitem__) for n, r in expected.items()}
-    assert agreement["instructions"].tolist() == ["A vs B", "A vs C", "B vs C"]
+    assert agreement["runs"].tolist() == ["A vs B", "A vs C", "B vs C"]
     assert agreement["Kendall tau"].tolist() == pytest.approx(
         [kendall_tau(expected[a], expected[b]) for a, b in combinations("ABC", 2)])
     assert agreement["top-5 overlap"].tolist() == pytest.approx(
@@ -63,9 +63,9 @@ def test_three_instructions_side_by_side_with_labels(page, reranker):
     metrics = frame_with(at, "best")
     ndcg = {n: ndcg_at_k([sample.labels[i] for i in orders[n]], 5) for n in "ABC"}
     assert metrics["NDCG@5"].tolist() == pytest.approx(list(ndcg.values()))
-    starred = metrics.loc[metrics["best"] == "★", "instruction"].tolist()
+    starred = metrics.loc[metrics["best"] == "★", "run"].tolist()
     assert len(starred) == 1 and ndcg[starred[0]] == max(ndcg.values())
-    assert at.main.success[0].value.startswith(f"Best: instruction {starred[0]}")
+    assert at.main.success[0].value.startswith(f"Best: run {starred[0]}")
     assert [c.key for c in at.get("plotly_chart")] == ["bump_chart", "scatter_chart"]
 
 
@@ -133,7 +133,7 @@ def test_two_models_side_by_side_with_their_own_scores(page, reranker, other_tin
     page.text_area(key="compare_documents").input("Beijing is the capital.\t2\nParis is in France.\t0\n北京。\t1")
     page.selectbox(key="compare_B_model").set_value("Local folder or other id").run()
     at = page.text_input(key="compare_B_model_other").input(str(other_tiny_model_dir)).run()
-    assert any("GB of weights" in c.value for c in at.caption)  # its size, told before it loads
+    assert any("MB of weights" in c.value for c in at.caption)  # its size, told before it loads
     opening = frame.openings().get((str(other_tiny_model_dir), None))
     assert opening.wait(120) and opening.backend is not None
     at.selectbox(key="compare_B_preset").set_value(PRESETS[0]).run()  # the same instruction: only the model differs

@@ -224,5 +224,7 @@ def test_the_threshold_filters_cards_table_and_downloads(page):
     assert len(card_texts(at)) == 2 and len(at.dataframe[0].value) == 2
     assert f"Only the 2 of {len(DOCUMENTS)} documents with probability ≥ {cut:g}." in [c.value for c in at.caption]
     assert "Downloads hold the 2 documents of the table" in " ".join(c.value for c in at.caption)
+    at.radio(key="score_mode").set_value("Log-odds").run()  # the threshold follows into log-odds: the same two
+    assert len(card_texts(at)) == 2 and at.number_input(key="threshold_Log-odds").value < 0
     at.checkbox(key="threshold_filter").uncheck().run()
     assert len(at.dataframe[0].value) == len(DOCUMENTS)

@@ -39,7 +39,7 @@ def test_a_request_naming_the_extra_model_is_scored_by_it(two_model_sidecar, rer
     url, other = two_model_sidecar.url, str(other_tiny_model_dir)
     health = requests.get(f"{url}/health", timeout=10).json()
     assert health["extra_models"][other]["state"] == "not loaded"
-    assert "GB of weights" in health["extra_models"][other]["needs"]  # told before it loads
+    assert "MB of weights" in health["extra_models"][other]["needs"]  # told before it loads
     first = requests.post(f"{url}/v1/rerank", json={"query": QUERY, "documents": DOCUMENTS, "model": other},
                           timeout=30)
     assert first.status_code == 503 and "is loading" in first.text  # it loads on the first request naming it

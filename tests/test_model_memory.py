@@ -16,7 +16,7 @@ def test_the_0_6b_counts_as_its_595_8_million_parameters():
     assert parameter_count(config) == 595_776_512
     in_float32 = estimate(config, 4)
     assert in_float32.weights_bytes == 4 * 595_776_512 and in_float32.total_bytes > in_float32.weights_bytes
-    assert "0.60B parameters, 2.4 GB of weights" in in_float32.text()
+    assert "596M parameters, 2.4 GB of weights" in in_float32.text()
     untied = parameter_count({**QWEN3_0_6B, "tie_word_embeddings": False})
     assert untied - parameter_count(QWEN3_0_6B) == 151669 * 1024  # its own LM head
 

@@ -137,7 +137,7 @@ def test_rank_table_has_a_rank_column_per_instruction():
 
 def test_agreement_and_metrics_tables():
     agreement = agreement_table(runs(), k=1)
-    assert agreement["instructions"].tolist() == ["A vs B"]
+    assert agreement["runs"].tolist() == ["A vs B"]
     assert agreement["Kendall tau"].iloc[0] == pytest.approx(-1.0)
     assert agreement["top-1 overlap"].iloc[0] == 0.0
     metrics = metrics_table(runs(), labels=[2, 0, 1], k=2)
@@ -150,6 +150,6 @@ def test_tied_instructions_are_all_marked_best_and_told():
     tied = [*runs(), InstructionRun("C", "third", runs()[0].ranked)]
     metrics = metrics_table(tied, labels=[2, 0, 1], k=2)
     assert metrics["best"].tolist() == ["★", "", "★"]
-    assert best_text(metrics, 2).startswith("Tie: instructions A and C do equally well")
+    assert best_text(metrics, 2).startswith("Tie: runs A and C do equally well")
     assert "Hit@1 yes" in best_text(metrics, 2)
-    assert best_text(metrics_table(runs(), labels=[2, 0, 1], k=2), 2).startswith("Best: instruction A (")
+    assert best_text(metrics_table(runs(), labels=[2, 0, 1], k=2), 2).startswith("Best: run A (")

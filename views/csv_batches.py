@@ -15,8 +15,8 @@ from reranker.workbench.batch_scoring import batch_metrics, overall_metrics, run
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
 BIG_BATCH_PAIRS = 1_000
+# The results table's columns: the document in view, the instruction shown once above it.
 BATCH_TABLE = ["rank", "score", "logit", "label", "document", "query", "index", "tokens", "truncated"]
-"""The results table's columns: the document in view, the instruction shown once above it."""
 
 backend = frame.backend()
 

@@ -78,10 +78,10 @@ with output:
         "Cards shown (top k)", min_value=1, max_value=1000, value=10, key="top_k", persist_state="session",
         help="The table and downloads hold every document (that passes the threshold, when Only scores ≥ is ticked)."))
     score_mode = mode_column.radio("Score shown as", SCORE_MODES, horizontal=True, key="score_mode",
-                                   persist_state="session")
-    threshold = threshold_column.number_input(
-        f"Threshold ({score_mode.lower()})", value=0.5 if score_mode == "Probability" else 0.0, step=0.05,
-        key=f"threshold_{score_mode}", persist_state="session")
+                                   persist_state="session", on_change=widgets.carry_threshold)
+    st.session_state.setdefault(f"threshold_{score_mode}", 0.5 if score_mode == "Probability" else 0.0)
+    threshold = threshold_column.number_input(f"Threshold ({score_mode.lower()})", step=0.05,
+                                              key=f"threshold_{score_mode}", persist_state="session")
     only_above = threshold_column.checkbox(f"Only scores ≥ {threshold:g}", key="threshold_filter",
                                            persist_state="session", help="Applies to the cards, the table and the "
                                            "downloads; the Score decay tab can draw it as a line.")

@@ -55,7 +55,7 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
     cliff = find_cliff(values)
     if cliff is not None and cliff.drop > 0:
         fig.add_vrect(x0=cliff.after_rank, x1=cliff.after_rank + 1, fillcolor=CLIFF_RED, opacity=0.12,
-                      line_width=0, annotation_text=f"cliff: −{cliff.drop:.3f} after rank {cliff.after_rank}",
+                      line_width=0, annotation_text=f"cliff: a drop of {cliff.drop:.3f} after rank {cliff.after_rank}",
                       annotation_position="bottom left")
         fig.add_trace(go.Scatter(
             x=[cliff.after_rank, cliff.after_rank + 1], y=[values[cliff.after_rank - 1], values[cliff.after_rank]],
@@ -81,7 +81,8 @@ def scatter_figure(x_name: str, x_logits: Sequence[float], y_name: str, y_logits
                    customdata=_plain(hover_texts),
                    hovertemplate=f"%{{customdata}}<br>{x_name}: %{{x:+.3f}}<br>{y_name}: %{{y:+.3f}}<extra></extra>")])
     fig.update_layout(xaxis_title=f"log-odds in run {x_name}", yaxis_title=f"log-odds in run {y_name}",
-                      showlegend=False, height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+                      showlegend=False, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)  # one unit the same length both ways: the diagonal at 45°
     return fig
 
 
@@ -105,7 +106,7 @@ def bump_figure(ranks: Mapping[str, Sequence[int]], names: Sequence[str], hover_
             customdata=[hovers[i]] * len(columns), line={"width": 3 if strong else 1}, opacity=1.0 if strong else 0.3,
             hovertemplate="%{customdata}<br>%{x}: rank %{y}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="rank", dtick=1 if len(names) <= 30 else None)
-    fig.update_layout(showlegend=False, height=max(320, 28 * len(names)), margin={"l": 10, "r": 90, "t": 10, "b": 10})
+    fig.update_layout(showlegend=False, height=max(320, 28 * len(names)), margin={"l": 10, "r": 90, "t": 40, "b": 10})
     return fig
 
 

@@ -86,10 +86,10 @@ def rank_table(runs: Sequence[InstructionRun], documents: Sequence[str],
 
 def agreement_table(runs: Sequence[InstructionRun], k: int) -> pd.DataFrame:
     """Each pair of instructions: Kendall tau of their rankings and the overlap of their top k."""
-    rows = [{"instructions": f"{a.name} vs {b.name}", "Kendall tau": kendall_tau(a.rank_of(), b.rank_of()),
+    rows = [{"runs": f"{a.name} vs {b.name}", "Kendall tau": kendall_tau(a.rank_of(), b.rank_of()),
              f"top-{k} overlap": top_k_overlap(a.order(), b.order(), k)}
             for a, b in combinations(runs, 2)]
-    return pd.DataFrame(rows, columns=["instructions", "Kendall tau", f"top-{k} overlap"])
+    return pd.DataFrame(rows, columns=["runs", "Kendall tau", f"top-{k} overlap"])
 
 
 def metrics_table(runs: Sequence[InstructionRun], labels: Sequence[float], k: int) -> pd.DataFrame:
@@ -98,7 +98,7 @@ def metrics_table(runs: Sequence[InstructionRun], labels: Sequence[float], k: in
     rows = []
     for run in runs:
         ranked_labels = [labels[d.index] for d in run.ranked]
-        rows.append({"instruction": run.name, **label_metrics(ranked_labels, k)})
+        rows.append({"run": run.name, **label_metrics(ranked_labels, k)})
     frame = pd.DataFrame(rows)
     keys = [f"NDCG@{k}", "MRR", "Hit@1"]
     top = max((tuple(round(r[m], 9) for m in keys) for r in rows), default=None)
@@ -113,6 +113,6 @@ def best_text(metrics: pd.DataFrame, k: int) -> str:
     scores = (f"NDCG@{k} {metric_text(f'NDCG@{k}', first[f'NDCG@{k}'])}, MRR {metric_text('MRR', first['MRR'])}, "
               f"Hit@1 {metric_text('Hit@1', first['Hit@1'])}")
     if len(best) == 1:
-        return f"Best: instruction {first['instruction']} ({scores})."
-    names = ", ".join(best["instruction"].iloc[:-1]) + f" and {best['instruction'].iloc[-1]}"
-    return f"Tie: instructions {names} do equally well ({scores}); the labels do not tell them apart."
+        return f"Best: run {first['run']} ({scores})."
+    names = ", ".join(best["run"].iloc[:-1]) + f" and {best['run'].iloc[-1]}"
+    return f"Tie: runs {names} do equally well ({scores}); the labels do not tell them apart."

@@ -59,12 +59,16 @@ def explanation_html(document: str, spans: Sequence[Span], terms: Sequence[str] 
     explained = spans[-1].end
     rest = document[explained:]
     note = ""
-    if rest.strip():
+    if len(spans) == 1 and not document[explained:].strip():
+        note = ('<p class="why-note">The document is one sentence: its number compares it with an empty '
+                "document.</p>")
+    elif rest.strip():
         note = (f'<p class="why-note">Only the first {len(spans)} sentences are explained; the rest is shown '
                 "unshaded.</p>")
     legend = (f'<div class="why-legend"><span style="background:{_shade(-scale, scale)}">pushes towards “no”</span>'
               f'<span style="background:{_shade(scale, scale)}">pushes towards “yes”</span>'
-              f'<span>number: the log-odds lost without the sentence (strongest here: {scale:.2f})</span></div>')
+              f'<span>number: how far the sentence moves the log-odds, + towards “yes”, − towards “no” (measured by '
+              f'deleting it; strongest here: {scale:.2f})</span></div>')
     ranked = sorted(spans, key=lambda s: s.delta)
     against = [s for s in ranked[:top] if s.delta < 0]
     towards = [s for s in reversed(ranked[-top:]) if s.delta > 0]

@@ -3,6 +3,8 @@ inputs are drawn; the panel under the result saves it, downloads it as JSON and 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import streamlit as st
 
 from reranker.documents import format_documents
@@ -95,8 +97,16 @@ def _put_in_page(saved: SavedSession) -> None:
         st.session_state.instruction_text = ranking.instruction
     st.session_state.ranking = ranking
     st.session_state.why_open = None
-    st.session_state[_RESTORED] = (ranking, f"Saved at {saved.saved_at} with model {ranking.model}; shown as saved, "
-                                            "not scored again.")
+    st.session_state[_RESTORED] = (ranking, f"Saved at {_local_time(saved.saved_at)} with model {ranking.model}; "
+                                            "shown as saved, not scored again (the view settings start afresh).")
+
+
+def _local_time(saved_at: str) -> str:
+    """An ISO 8601 time as this machine's local time, e.g. '23 Nov 2026, 18:42'; as given when it is not one."""
+    try:
+        return datetime.fromisoformat(saved_at).astimezone().strftime("%d %b %Y, %H:%M")
+    except ValueError:
+        return saved_at
 
 
 def _documents_text(ranking: Ranking) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,6 +107,17 @@ def scoring_errors_shown() -> Iterator[None]:
         st.error(plain_markdown(str(e)), title="The server could not score; nothing was changed")
     except (RuntimeError, ValueError, TypeError, MemoryError) as e:
         st.error(plain_markdown(f"{type(e).__name__}: {e}"), title="Scoring failed; nothing was changed")
+
+
+def carry_threshold() -> None:
+    """When the score is shown the other way, the threshold follows: probability p is log-odds log(p / (1 - p))."""
+    mode = st.session_state.get("score_mode")
+    if mode == "Log-odds" and "threshold_Probability" in st.session_state:
+        p = min(max(float(st.session_state["threshold_Probability"]), 1e-6), 1 - 1e-6)
+        st.session_state["threshold_Log-odds"] = round(math.log(p / (1 - p)), 3)
+    elif mode == "Probability" and "threshold_Log-odds" in st.session_state:
+        logit = float(st.session_state["threshold_Log-odds"])
+        st.session_state["threshold_Probability"] = round(1 / (1 + math.exp(-logit)), 4)
 
 
 def plain_markdown(text: str) -> str:
