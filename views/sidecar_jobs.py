@@ -11,7 +11,7 @@ st.caption("CSV batches sent to the Qwen-Ranker sidecar run there in the backgro
 
 backend = frame.backend()
 sidecar = frame.job_server()
-if frame.opening():
+if frame.still_opening():
     st.stop()  # the frame says what it is waiting for
 if backend is None or sidecar is None:
     job_panel.no_sidecar_help(backend)

@@ -58,7 +58,7 @@ def backend() -> RerankBackend | None:
     return opening.backend if opening.done else None
 
 
-def opening() -> bool:
+def still_opening() -> bool:
     """Whether the chosen backend is still opening (the frame shows how long it has taken)."""
     spec = st.session_state.get(_BACKEND)
     return bool(spec) and not openings().get(spec).done
