@@ -43,8 +43,13 @@ def rerank_a_sample(page) -> None:
     page.get_by_role("button", name="English · capital of China").click()
     expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=10_000)
     settled(page)
+    page.wait_for_timeout(500)  # the sample's run redraws the page; a click on a button being redrawn can be lost
     page.get_by_role("button", name="Rerank").click()
-    expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+    try:
+        expect(page.locator(".rank-card.top")).to_have_count(1, timeout=20_000)
+    except AssertionError:  # seen once under CI load: the click did not reach the app; a person would click again
+        page.get_by_role("button", name="Rerank").click()
+        expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
 
 
 def settled(page) -> None:
