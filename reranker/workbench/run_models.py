@@ -24,8 +24,9 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
     if sidebar is None:
         return None
     in_process = sidebar.describe().get("where") == "in this process"
+    extras = _sidecar_extras(sidebar) if isinstance(sidebar, RankerServerBackend) else {}
     if isinstance(sidebar, RankerServerBackend):
-        options = [SIDEBAR, *_sidecar_extras(sidebar), SERVER]
+        options = [SIDEBAR, *extras, SERVER]
     else:
         options = [SIDEBAR, *KNOWN_MODELS, OTHER, SERVER] if in_process else [SIDEBAR, SERVER]
     choice = st.selectbox("Model", options, key=key, persist_state="session",
@@ -37,7 +38,7 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
         return sidebar
     if choice not in (OTHER, SERVER):
         if isinstance(sidebar, RankerServerBackend):
-            return _on_sidecar(key, sidebar, choice)
+            return _on_sidecar(key, sidebar, choice, extras.get(choice, {}))
         return sidebar if choice == sidebar.model_name else _opened(choice, _bytes_per_parameter(sidebar))
     name = st.text_input("Model folder or hub id" if choice == OTHER else "Server address", key=f"{key}_other",
                          persist_state="session", placeholder="http://gpu-box:8000" if choice == SERVER else "",
@@ -64,9 +65,8 @@ def _sidecar_extras(sidecar: RankerServerBackend) -> dict[str, dict]:
         return {}
 
 
-def _on_sidecar(key: str, sidecar: RankerServerBackend, choice: str) -> RerankBackend | None:
+def _on_sidecar(key: str, sidecar: RankerServerBackend, choice: str, extra: dict) -> RerankBackend | None:
     """One of the sidecar's extra models (RERANKER_EXTRA_MODELS), loaded there on request."""
-    extra = _sidecar_extras(sidecar).get(choice, {})
     st.caption(plain_markdown(f"{choice} on the sidecar: {extra.get('needs') or 'size not known before it downloads'}"
                               f" · {extra.get('state')}"))
     if extra.get("state") == "ready":
