@@ -12,9 +12,10 @@ setup() {
     echo "[start.sh] creating $VENV"
     "$PYTHON" -m venv "$VENV"
   fi
+  # requirements.txt: torch's CPU wheel, then this project (editable) with every extra; pyproject.toml: what they need
   local stamp="$VENV/.requirements.sha256"
   local want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[start.sh] installing requirements (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -23,8 +24,8 @@ setup() {
     "$VENV/bin/python" -m pip install -q -r requirements.txt
     echo "$want" > "$stamp"
   fi
-  # The project itself, editable: `import reranker` then works from anywhere (bench/ scripts, worker processes).
-  # A fresh clone elsewhere has its own .venv; this re-points one that was made for another checkout.
+  # Editable: `import reranker` then works from anywhere (bench/ scripts, worker processes). A fresh clone elsewhere
+  # has its own .venv; this re-points one that was made for another checkout.
   if [ "$(cd / && "$VENV/bin/python" -c 'import importlib.util as u; print(u.find_spec("reranker").origin)' \
           2>/dev/null)" != "$ROOT/reranker/__init__.py" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps -e .

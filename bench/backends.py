@@ -18,7 +18,7 @@ import pandas as pd
 from corpus import workload
 
 from reranker import Query, Qwen3Reranker, open_backend
-from reranker.offline_batch import BatchOptions, run_batch_file
+from reranker.cli.ray_batch import BatchOptions, run_batch_file
 from reranker.testing.sidecar_process import SidecarProcess
 
 

@@ -43,7 +43,7 @@ class Cell:
     first_error: str = ""
     pairs: int = 0
     seconds: float = 0.0
-    engine_calls: float = 0.0
+    backend_calls: float = 0.0
     engine_pairs: float = 0.0
 
 
@@ -131,7 +131,7 @@ def run_cell(session: requests.Session, url: str, clients: int, docs: int, max_r
         t.join()
     cell.seconds = time.perf_counter() - started
     after = _engine_counters(session, url)
-    cell.engine_calls = after[0] - before[0]
+    cell.backend_calls = after[0] - before[0]
     cell.engine_pairs = after[1] - before[1]
     return cell
 
@@ -177,7 +177,7 @@ def render(cells: list[Cell], health: dict[str, object], args: argparse.Namespac
         ok = sorted(c.latencies)
         p50 = statistics.median(ok) * 1000 if ok else float("nan")
         p95 = ok[min(len(ok) - 1, int(0.95 * len(ok)))] * 1000 if ok else float("nan")
-        merged = c.engine_pairs / c.engine_calls if c.engine_calls else float("nan")
+        merged = c.engine_pairs / c.backend_calls if c.backend_calls else float("nan")
         lines.append(f"| {c.clients} | {c.docs} | {len(ok) + c.errors} | {c.errors} | {c.pairs / c.seconds:.2f} | "
                      f"{p50:.0f} | {p95:.0f} | {merged:.1f} |")
     errors = [f"{c.clients} clients x {c.docs} docs: {c.first_error}" for c in cells if c.errors]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from corpus import rerank_request
 
 from reranker import Query, Qwen3Reranker
-from reranker.encoding import common_prefix_length
+from reranker.engine.encoding import common_prefix_length
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,17 @@
-"""Qwen-Ranker Pro's engine: Qwen3-Reranker scores for (query, document) pairs. No UI, no HTTP.
+"""Qwen-Ranker Pro: Qwen3-Reranker scores for (query, document) pairs, and the front ends built on them.
 
-The front ends live one level down: `reranker.workbench` (what the Streamlit pages share) and
-`reranker.sidecar` (the HTTP service); `reranker.testing` holds what tests and benchmarks build on.
+The package is in layers, each importing only from the ones below it (docs/ARCHITECTURE.md):
+- `core`: the interface every front end scores through (`RerankBackend`), its plain data (`Query`, `Judgement`,
+  `RankedDocument`), the prompt, model names; no torch, no HTTP;
+- `formats`: documents, tables, pair files and exports in and out;
+- `engine` (the Qwen3 model in this process, torch), `remote` (the model on a server), `analysis` (ranking
+  metrics, explanations);
+- `backends`: `open_backend`, from a model name or a server address to a backend;
+- the front ends: `cli`, `sidecar` (the HTTP service), `workbench` (what the Streamlit pages share);
+- `testing`, for tests and benchmarks only.
 
-The names below are imported when first used, so `from reranker import Query` does not load torch: the
-sidecar checks its settings and data folder before paying for the heavy imports.
+The names below are imported when first used, so `from reranker import Query` does not load torch: the sidecar
+checks its settings and data folder before paying for the heavy imports.
 """
 
 from __future__ import annotations
@@ -13,23 +20,30 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reranker.backend import BackendError, RerankBackend, UnsupportedOption, open_backend
-    from reranker.engine import Qwen3Reranker
-    from reranker.explanations import Span, explain
-    from reranker.loading import ModelLoadError
-    from reranker.model_names import DEFAULT_MODEL, KNOWN_MODELS
-    from reranker.prompt import DEFAULT_INSTRUCTION
-    from reranker.ranking import Judgement, Query, RankedDocument, rank_judgements
+    from reranker.analysis.explanations import Span, explain
+    from reranker.backends import open_backend
+    from reranker.core.backend import (
+        BackendError,
+        Capabilities,
+        ModelLoadError,
+        RerankBackend,
+        UnsupportedOption,
+    )
+    from reranker.core.model_names import DEFAULT_MODEL, KNOWN_MODELS
+    from reranker.core.prompt import DEFAULT_INSTRUCTION
+    from reranker.core.ranking import Judgement, Query, RankedDocument, rank_judgements
+    from reranker.engine.qwen3_reranker import Qwen3Reranker
 
-_HOMES = {"Qwen3Reranker": "engine", "DEFAULT_MODEL": "model_names", "KNOWN_MODELS": "model_names",
-          "RerankBackend": "backend", "open_backend": "backend", "BackendError": "backend",
-          "UnsupportedOption": "backend",
-          "ModelLoadError": "loading", "DEFAULT_INSTRUCTION": "prompt", "Judgement": "ranking", "Query": "ranking",
-          "RankedDocument": "ranking", "rank_judgements": "ranking", "explain": "explanations", "Span": "explanations"}
+_HOMES = {"Qwen3Reranker": "engine.qwen3_reranker", "DEFAULT_MODEL": "core.model_names",
+          "KNOWN_MODELS": "core.model_names", "RerankBackend": "core.backend", "Capabilities": "core.backend",
+          "BackendError": "core.backend", "UnsupportedOption": "core.backend", "ModelLoadError": "core.backend",
+          "open_backend": "backends", "DEFAULT_INSTRUCTION": "core.prompt", "Judgement": "core.ranking",
+          "Query": "core.ranking", "RankedDocument": "core.ranking", "rank_judgements": "core.ranking",
+          "explain": "analysis.explanations", "Span": "analysis.explanations"}
 
-__all__ = ["DEFAULT_INSTRUCTION", "DEFAULT_MODEL", "KNOWN_MODELS", "BackendError", "Judgement", "ModelLoadError",
-           "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "Span", "UnsupportedOption", "explain",
-           "open_backend", "rank_judgements"]
+__all__ = ["DEFAULT_INSTRUCTION", "DEFAULT_MODEL", "KNOWN_MODELS", "BackendError", "Capabilities", "Judgement",
+           "ModelLoadError", "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "Span", "UnsupportedOption",
+           "explain", "open_backend", "rank_judgements"]
 
 
 def __getattr__(name: str) -> Any:

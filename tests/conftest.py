@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
+SCORE_TOLERANCE = 1e-5
+"""The project's promise (README, "Exactly the model card"): a score through any backend, any grouping into forward
+passes, on any CPU, is the engine's within this. Float32 sums change in their last bits with how pairs are grouped
+into passes and with the CPU's kernels (AVX2 or AVX-512): tests never ask for more than the promise."""
+LOGIT_TOLERANCE = 1e-4
+"""Logits are unbounded (about ±30 for saturated scores) and float32 holds about 7 digits of them: 1e-4 absolute. A
+difference of two logits (an explanation's delta) is held to twice this."""
 
 
 @pytest.fixture(scope="session")

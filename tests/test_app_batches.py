@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SCORE_TOLERANCE
 from streamlit.testing.v1 import AppTest
 
 from reranker import DEFAULT_INSTRUCTION
-from reranker.csv_io import MAX_UPLOAD_BYTES
-from reranker.exports import EXPORT_COLUMNS
-from reranker.ranking_metrics import label_metrics
+from reranker.analysis.ranking_metrics import label_metrics
+from reranker.formats.exports import EXPORT_COLUMNS
+from reranker.formats.tables import MAX_UPLOAD_BYTES
+from reranker.workbench.presets import INSTRUCTION_PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPITAL = "中国的首都是哪里？"
@@ -71,12 +73,12 @@ def test_gbk_tsv_is_mapped_scored_grouped_and_measured(page, reranker):
 
 def test_view_changes_after_a_run_do_not_score_again(page):
     at = upload(page, "pairs.tsv", TSV.encode("gbk")).button(key="batch_run").click().run()
-    batch, calls = at.session_state["batch"], at.session_state["score_cache"].engine_calls
+    batch, calls = at.session_state["batch"], at.session_state["score_cache"].backend_calls
     at.selectbox(key="batch_filter").set_value(SLEEP).run()
     assert results_table(at)["query"].tolist() == [SLEEP, SLEEP]
     at.number_input(key="batch_k").set_value(1).run()
     assert "NDCG@1" in next(d.value for d in at.dataframe if "MRR" in d.value.columns).columns
-    assert at.session_state["batch"] is batch and at.session_state["score_cache"].engine_calls == calls
+    assert at.session_state["batch"] is batch and at.session_state["score_cache"].backend_calls == calls
 
 
 def test_utf8_bom_csv_and_a_new_instruction_for_rows(page, reranker):
@@ -187,7 +189,7 @@ def test_scored_on_the_server_like_in_this_process(opened_app, keyed_sidecar, re
     table = results_table(at)
     capital = table[table["query"] == CAPITAL]
     want = {d.document: d for d in reranker.rank(CAPITAL, capital["document"].tolist())}
-    assert capital["score"].tolist() == pytest.approx([want[d].score for d in capital["document"]], abs=1e-6)
+    assert capital["score"].tolist() == pytest.approx([want[d].score for d in capital["document"]], abs=SCORE_TOLERANCE)
 
 
 def test_upload_handed_to_a_live_sidecar_is_followed_on_the_jobs_page(opened_app, keyed_sidecar, reranker,
@@ -195,6 +197,7 @@ def test_upload_handed_to_a_live_sidecar_is_followed_on_the_jobs_page(opened_app
     # the workbench's old names for the server still work
     at = on_server(opened_app, monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"], old_names=True)
     at = upload(at, "pairs.tsv", TSV.encode("gbk"))
+    at.selectbox(key="batch_instruction_preset").set_value("Customer support").run()
     at = at.button(key="sidecar_send").click().run()
     assert not at.exception and not at.main.error
     job_id = at.session_state["sidecar_job"][1]
@@ -216,8 +219,10 @@ def test_upload_handed_to_a_live_sidecar_is_followed_on_the_jobs_page(opened_app
     # the formula-looking document comes back quoted so a spreadsheet shows it as text
     documents = [d.removeprefix("'") for d in capital["document"]]
     assert "=1+1" in documents and "'=1+1" in capital["document"].tolist()
-    want = {d.document: d for d in reranker.rank(CAPITAL, documents)}
-    assert capital["score"].tolist() == pytest.approx([want[d].score for d in documents], abs=1e-5)
+    support = INSTRUCTION_PRESETS["Customer support"]
+    assert set(table["instruction"]) == {support}  # the page's instruction reached the job
+    want = {d.document: d for d in reranker.rank(CAPITAL, documents, support)}
+    assert capital["score"].tolist() == pytest.approx([want[d].score for d in documents], abs=SCORE_TOLERANCE)
     assert capital["rank"].tolist() == [want[d].rank for d in documents]
     rows = json.loads(json_bytes)
     assert [list(r) for r in rows] == [list(EXPORT_COLUMNS)] * 6

@@ -6,10 +6,11 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+from conftest import LOGIT_TOLERANCE
 from streamlit.testing.v1 import AppTest
 
-from reranker.exports import EXPORT_COLUMNS, export_csv
-from reranker.ranking_metrics import kendall_tau, ndcg_at_k, top_k_overlap
+from reranker.analysis.ranking_metrics import kendall_tau, ndcg_at_k, top_k_overlap
+from reranker.formats.exports import EXPORT_COLUMNS, export_csv
 from reranker.workbench import frame
 from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
 
@@ -84,12 +85,12 @@ def test_changing_k_re_renders_without_scoring(page):
     page.text_input(key="compare_query").input("capital")
     page.text_area(key="compare_documents").input("Beijing\t2\nParis\t0\nRome\t1")
     at = page.button(key="compare").click().run()
-    comparison, calls = at.session_state["comparison"], at.session_state["score_cache"].engine_calls
+    comparison, calls = at.session_state["comparison"], at.session_state["score_cache"].backend_calls
     at.number_input(key="compare_k").set_value(1).run()
     assert "top-1 overlap" in frame_with(at, "Kendall tau").columns
     assert "NDCG@1" in frame_with(at, "best").columns
     assert at.session_state["comparison"] is comparison
-    assert at.session_state["score_cache"].engine_calls == calls
+    assert at.session_state["score_cache"].backend_calls == calls
 
 
 def test_missing_query_is_a_message(page):
@@ -182,4 +183,4 @@ def test_a_run_on_a_server_beside_one_in_this_process(page, open_sidecar):
     assert not at.exception and not at.error
     a, b = at.session_state["comparison"].runs
     assert a.model == b.model  # the sidecar runs the same tiny model: the same scores, through HTTP
-    assert b.logits() == pytest.approx(a.logits(), abs=1e-5)
+    assert b.logits() == pytest.approx(a.logits(), abs=LOGIT_TOLERANCE)

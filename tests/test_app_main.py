@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from reranker import DEFAULT_INSTRUCTION, explain
-from reranker.ranking_metrics import label_metrics, metric_text
+from reranker.analysis.ranking_metrics import label_metrics, metric_text
 from reranker.workbench import widgets
 from reranker.workbench.charts import cliff_caption
 from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
@@ -154,7 +154,7 @@ def test_missing_inputs_get_messages_not_scores(page):
     assert [e.value for e in at.error] == ["Type a query first."]
     at = rerank(at, QUERY, "\n \n")
     assert [e.value for e in at.error] == ["Paste at least one document, one per line."]
-    assert "score_cache" not in at.session_state or at.session_state["score_cache"].engine_calls == 0
+    assert "score_cache" not in at.session_state or at.session_state["score_cache"].backend_calls == 0
 
 
 def test_a_model_that_cannot_load_shows_the_engines_message(opened_app, tiny_model_dir, tmp_path, monkeypatch):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import LOGIT_TOLERANCE, SCORE_TOLERANCE
 from vllm_stand_in import VllmStandIn
 
 from reranker import BackendError, Query, Qwen3Reranker, RerankBackend, UnsupportedOption, open_backend
-from reranker.remote import RankerServerBackend, RerankApiBackend, VllmScoreBackend
+from reranker.remote import RerankApiBackend, SidecarBackend, VllmScoreBackend
 from reranker.remote.remote_backend import logit_of
 from reranker.sidecar.settings import SettingsError, refuse_own_address
 from reranker.testing.sidecar_process import ROOT, SidecarProcess, free_port
@@ -46,7 +47,7 @@ def test_a_folder_opens_the_engine_in_this_process(tiny_model_dir: Path) -> None
 
 def test_a_sidecar_backend_gives_the_engines_judgements_exactly(open_sidecar, reranker: Qwen3Reranker) -> None:
     backend = open_backend(open_sidecar.url)
-    assert isinstance(backend, RankerServerBackend) and backend.model_name == reranker.model_name
+    assert isinstance(backend, SidecarBackend) and backend.model_name == reranker.model_name
     assert backend.describe()["where"] == f"server {open_sidecar.url}"
     backend.pairs_per_request = 2  # several requests, so progress moves
     seen: list[tuple[int, int]] = []
@@ -55,7 +56,8 @@ def test_a_sidecar_backend_gives_the_engines_judgements_exactly(open_sidecar, re
     for got, want in zip(remote, local, strict=True):
         for g, w in zip(got, want, strict=True):
             # a different split into forward passes moves float32 sums in their last bits
-            assert g.score == pytest.approx(w.score, abs=1e-6) and g.logit == pytest.approx(w.logit, rel=1e-5)
+            assert g.score == pytest.approx(w.score, abs=SCORE_TOLERANCE)
+            assert g.logit == pytest.approx(w.logit, abs=LOGIT_TOLERANCE)
             assert (g.tokens, g.truncated) == (w.tokens, w.truncated)
     assert len(seen) >= 4 and seen[-1] == (PAIRS, PAIRS)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -67,7 +69,7 @@ def test_a_sidecar_backend_honours_truncation_options(open_sidecar, reranker: Qw
     [[remote]] = open_backend(open_sidecar.url).judge_many([query])
     [[local]] = reranker.judge_many([query])
     assert remote.truncated is True and remote.tokens == local.tokens
-    assert remote.score == pytest.approx(local.score, abs=1e-6)
+    assert remote.score == pytest.approx(local.score, abs=SCORE_TOLERANCE)
 
 
 def test_a_vllm_backend_sends_the_official_prompt_halves(vllm: VllmStandIn, reranker: Qwen3Reranker) -> None:
@@ -114,7 +116,7 @@ def test_a_busy_server_is_asked_again_after_its_retry_after(vllm: VllmStandIn) -
 
 @pytest.mark.parametrize(("fault", "words"), [
     ((500, {}), "failed (HTTP 500: injected). Fix: see that server's log"),
-    ((404, {}), "does not exist (HTTP 404"),
+    ((404, {}), "answered /score with HTTP 404: injected"),  # the server's own words (a model it does not serve)
 ])
 def test_a_failing_server_is_named_with_the_fix(vllm: VllmStandIn, fault, words: str) -> None:
     backend = open_backend(vllm.url)
@@ -122,6 +124,12 @@ def test_a_failing_server_is_named_with_the_fix(vllm: VllmStandIn, fault, words:
     with pytest.raises(BackendError) as caught:
         backend.judge_many([Query("q", ["d"])])
     assert words in str(caught.value) and vllm.url in str(caught.value)
+
+
+def test_an_address_the_server_has_no_route_for_says_check_the_address(open_sidecar) -> None:
+    with pytest.raises(BackendError) as caught:
+        open_backend(f"{open_sidecar.url}/nowhere/v1/rerank").judge_many([Query("q", ["d"])])
+    assert "does not exist (HTTP 404: Not Found)" in str(caught.value) and "check the address" in str(caught.value)
 
 
 def test_a_malformed_answer_is_named(vllm: VllmStandIn) -> None:
@@ -156,7 +164,7 @@ def test_a_rerank_api_url_gives_scores_only(open_sidecar, reranker: Qwen3Reranke
     [remote] = backend.judge_many(QUERIES[:1])
     [local] = reranker.judge_many(QUERIES[:1])
     for g, w in zip(remote, local, strict=True):
-        assert g.score == pytest.approx(w.score, abs=1e-6) and g.logit == pytest.approx(logit_of(w.score))
+        assert g.score == pytest.approx(w.score, abs=SCORE_TOLERANCE) and g.logit == pytest.approx(logit_of(w.score))
         assert g.tokens is None
     with pytest.raises(UnsupportedOption, match="takes no instruction"):
         backend.judge_many(QUERIES[1:])
@@ -185,7 +193,7 @@ def test_a_gateway_sidecar_answers_with_the_servers_arithmetic(gateway, reranker
     answer = requests.post(f"{gateway.url}/v1/rerank", json=body, timeout=60).json()
     want = reranker.judge_many(QUERIES[:1])[0]
     assert {r["index"]: r["relevance_score"] for r in answer["results"]} == pytest.approx(
-        {i: j.score for i, j in enumerate(want)}, abs=1e-6)
+        {i: j.score for i, j in enumerate(want)}, abs=SCORE_TOLERANCE)
     assert answer["usage"]["total_tokens"] == sum(j.tokens for j in want)
 
 
@@ -217,7 +225,7 @@ def test_a_sidecar_that_failed_to_load_is_named_not_mistaken(tmp_path: Path) -> 
     env = {"RERANKER_MODEL": str(tmp_path / "no-such-model"), "RERANKER_DATA_DIR": str(tmp_path),
            "RERANKER_API_KEY": ""}
     with SidecarProcess(env=env, log_path=tmp_path / "server.log") as server:
-        server.wait_healthy(want=503)
+        server.wait_for_status("failed")
         with pytest.raises(BackendError, match="Qwen-Ranker sidecar at .* could not load its model.*no-such-model"):
             open_backend(server.url)
 

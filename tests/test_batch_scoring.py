@@ -5,9 +5,9 @@ import json
 import pytest
 
 from reranker import DEFAULT_INSTRUCTION, Query
-from reranker.csv_io import pairs_from_table, read_table
-from reranker.exports import EXPORT_COLUMNS, export_csv, export_json
-from reranker.ranking_metrics import label_metrics
+from reranker.analysis.ranking_metrics import label_metrics
+from reranker.formats.exports import EXPORT_COLUMNS, export_csv, export_json
+from reranker.formats.tables import pairs_from_table, read_table
 from reranker.workbench.batch_scoring import batch_metrics, overall_metrics, run_batch
 from reranker.workbench.score_cache import ScoreCache, backend_key
 from reranker.workbench.scoring_steps import ScoringProgress, judge_in_steps
@@ -31,19 +31,19 @@ def test_cache_scores_each_pair_once(reranker):
     cache = ScoreCache()
     docs = ["Beijing is the capital.", "Gravity pulls.", "Beijing is the capital."]
     first = judge(cache, reranker, "capital of China?", docs)
-    assert cache.engine_calls == 1 and cache.pairs_scored == 2
+    assert cache.backend_calls == 1 and cache.pairs_scored == 2
     assert first[0] is first[2]
     assert [j.score for j in first] == pytest.approx(reranker.score("capital of China?", docs), abs=1e-5)
     again = judge(cache, reranker, "capital of China?", docs, instruction="  ")
-    assert cache.engine_calls == 1 and again == first
+    assert cache.backend_calls == 1 and again == first
     judge(cache, reranker, "capital of China?", [*docs, "A new one."], instruction=DEFAULT_INSTRUCTION)
-    assert cache.engine_calls == 2 and cache.pairs_scored == 3
+    assert cache.backend_calls == 2 and cache.pairs_scored == 3
 
 
 def test_cache_keys_on_instruction_and_query(reranker):
     cache = ScoreCache()
     cache.judge_many(reranker, [Query("q", ["d"], "one"), Query("q", ["d"], "two"), Query("q2", ["d"], "one")])
-    assert cache.engine_calls == 1 and cache.pairs_scored == 3
+    assert cache.backend_calls == 1 and cache.pairs_scored == 3
 
 
 def test_cache_forgets_the_oldest_past_its_size(reranker):
@@ -61,12 +61,12 @@ def test_steps_grow_with_the_pace_and_split_queries_exactly(reranker):
     judged = judge_in_steps(cache, reranker, queries, seen.append, unit="documents")
     for q, judgements in zip(queries, judged):
         assert [j.score for j in judgements] == pytest.approx(reranker.score(q.query, q.documents), abs=1e-5)
-    assert cache.pairs_scored == 31 and cache.engine_calls >= 2  # the first step is small, then it grows
+    assert cache.pairs_scored == 31 and cache.backend_calls >= 2  # the first step is small, then it grows
     assert seen[0].done == 0 and seen[-1].done == seen[-1].total == 33
     assert [p.done for p in seen] == sorted(p.done for p in seen)
-    calls = cache.engine_calls
+    calls = cache.backend_calls
     judge_in_steps(cache, reranker, queries)
-    assert cache.engine_calls == calls  # all cached: the backend is not asked again
+    assert cache.backend_calls == calls  # all cached: the backend is not asked again
 
 
 def test_progress_text_and_eta():
@@ -111,9 +111,9 @@ def test_batch_metrics_exports_and_a_second_run_is_free(reranker):
     rows = pairs_from_table(table, "question", "passage", "relevance")
     cache = ScoreCache()
     results = run_batch(cache, reranker, rows)
-    calls = cache.engine_calls
+    calls = cache.backend_calls
     assert run_batch(cache, reranker, rows).equals(results)
-    assert cache.engine_calls == calls
+    assert cache.backend_calls == calls
 
     per_query = batch_metrics(results, k=3)
     assert per_query["query"].tolist() == ["What is the capital of China?", "如何提高睡眠质量？"]

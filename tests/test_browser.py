@@ -19,9 +19,21 @@ DOCUMENTS = ["Shanghai is the largest city in China.", ATTACK, "The capital of C
              "北京是中国的首都。", "Gravity pulls things down."]
 
 
-SLOW_DOCUMENTS = [f"Document {n}: " + "the capital of a country is usually its seat of government. " * 300
-                  for n in range(80)]
-"""About 3,700 tokens each: on the tiny model about 0.1 s a document, so a rerank of them runs for several seconds."""
+SLOW_TOKENS = 3_700
+"""Tokens in each of the 80 slow documents: on the tiny model about 0.1 s a document, so a rerank of them runs for
+several seconds."""
+
+
+@pytest.fixture(scope="module")
+def slow_documents(tiny_model_dir: Path) -> list[str]:
+    """80 documents of about SLOW_TOKENS tokens each, counted with the test model's own tokenizer: the real Qwen3
+    one, or the small byte-level one a fresh clone builds, which needs about five times as many for the same text."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    sentence = "the capital of a country is usually its seat of government. "
+    per_sentence = len(tokenizer(sentence * 10, add_special_tokens=False)["input_ids"]) / 10
+    return [f"Document {n}: " + sentence * max(1, round(SLOW_TOKENS / per_sentence)) for n in range(80)]
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +163,8 @@ def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, outpu
     page.screenshot(path=str(output_dir / "rerank-restored-1440.png"))
 
 
-def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, browser, output_dir):
+def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, browser, output_dir,
+                                                                   slow_documents):
     """Several seconds of scoring: the progress under the button moves with elapsed time and time left, and Cancel
     stops it, keeping what was scored (in the session's cache); Rerank then finishes the job."""
     from playwright.sync_api import expect
@@ -162,12 +175,12 @@ def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, b
     page.get_by_label("Query").fill(QUERY)
     page.get_by_label("Query").press("Enter")
     documents = page.get_by_label("Documents (one per line)")
-    documents.fill("\n".join(SLOW_DOCUMENTS))
+    documents.fill("\n".join(slow_documents))
     documents.press("Control+Enter")
-    expect(page.get_by_text(f"{len(SLOW_DOCUMENTS)} documents")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"{len(slow_documents)} documents")).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Rerank").click()
 
-    progress = page.get_by_text(re.compile(rf"Scored \d+ of {len(SLOW_DOCUMENTS)} documents · .* elapsed"))
+    progress = page.get_by_text(re.compile(rf"Scored \d+ of {len(slow_documents)} documents · .* elapsed"))
     expect(progress).to_be_visible(timeout=10_000)
     seen = {progress.inner_text()}
     deadline = time.monotonic() + 20
@@ -176,15 +189,15 @@ def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, b
         if progress.count():
             seen.add(progress.inner_text())
     done = sorted({int(re.match(r"Scored (\d+)", t).group(1)) for t in seen})
-    assert len(done) >= 3 and 0 < done[-1] < len(SLOW_DOCUMENTS), seen  # it moved, and the run had not ended
+    assert len(done) >= 3 and 0 < done[-1] < len(slow_documents), seen  # it moved, and the run had not ended
     assert any("left" in t for t in seen)
     page.screenshot(path=str(output_dir / "rerank-progress-1440.png"))
     page.get_by_role("button", name="Cancel").click()
 
-    cancelled = page.get_by_text(re.compile(rf"Cancelled after \d+ of {len(SLOW_DOCUMENTS)} documents"))
+    cancelled = page.get_by_text(re.compile(rf"Cancelled after \d+ of {len(slow_documents)} documents"))
     expect(cancelled).to_be_visible(timeout=10_000)
     kept = int(re.search(r"after (\d+)", cancelled.inner_text()).group(1))
-    assert done[-1] <= kept < len(SLOW_DOCUMENTS)
+    assert done[-1] <= kept < len(slow_documents)
     expect(page.locator(".rank-card")).to_have_count(0)
     settled(page)
 

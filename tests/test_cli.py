@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SCORE_TOLERANCE
 
 from reranker import DEFAULT_INSTRUCTION, Qwen3Reranker
-from reranker.exports import EXPORT_COLUMNS
+from reranker.formats.exports import EXPORT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ["Beijing is the capital of China.", "", "=HYPERLINK(\"http://x\")", "重力是一种力。", "Paris is in France."]
@@ -94,7 +95,7 @@ def test_rank_on_a_server_gives_the_engines_ranking(open_sidecar, reranker: Qwen
     expected = reranker.rank("capital of China", [d for d in DOCS if d])
     got = json.loads(result.stdout)
     assert [(r["index"], r["tokens"]) for r in got] == [(r.index, r.tokens) for r in expected]
-    assert all(abs(a["score"] - b.score) < 1e-6 for a, b in zip(got, expected))
+    assert all(abs(a["score"] - b.score) < SCORE_TOLERANCE for a, b in zip(got, expected))
 
 
 def test_an_unreachable_server_is_one_line_not_a_traceback(docs_file: Path) -> None:

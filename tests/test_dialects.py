@@ -8,7 +8,7 @@ import math
 import cohere
 import pytest
 import requests
-from conftest import SIDECAR_KEY
+from conftest import SCORE_TOLERANCE, SIDECAR_KEY
 
 from reranker import Query, Qwen3Reranker
 from reranker.testing.sidecar_process import SidecarProcess
@@ -28,7 +28,7 @@ def best_first(reranker: Qwen3Reranker, query: Query, top_n: int | None = None) 
 
 def assert_ranked(got: list[tuple[int, float]], want: list[tuple[int, float, float]]) -> None:
     assert [i for i, _ in got] == [i for i, _, _ in want]
-    assert [s for _, s in got] == pytest.approx([s for _, s, _ in want], abs=1e-6)
+    assert [s for _, s in got] == pytest.approx([s for _, s, _ in want], abs=SCORE_TOLERANCE)
 
 
 # The cohere SDK, as LangChain's and LlamaIndex's CohereRerank use it.
@@ -157,12 +157,13 @@ def test_vllm_score_one_to_n_n_to_n_and_the_old_names(open_sidecar: SidecarProce
             assert got["object"] == "list" and got["model"] and isinstance(got["created"], int)
             assert [d["index"] for d in got["data"]] == list(range(len(DOCUMENTS)))  # input order
             assert [d["object"] for d in got["data"]] == ["score"] * len(DOCUMENTS)
-            assert [d["score"] for d in got["data"]] == pytest.approx([j.score for j in judgements], abs=1e-6)
+            want = [j.score for j in judgements]
+            assert [d["score"] for d in got["data"]] == pytest.approx(want, abs=SCORE_TOLERANCE)
             assert got["usage"]["prompt_tokens"] == sum(j.tokens for j in judgements)
     queries = ["What is gravity?", QUERY]
     pairwise = post(open_sidecar, "/score", {"queries": queries, "documents": DOCUMENTS[:2]}).json()
     want = [reranker.score(q, [d])[0] for q, d in zip(queries, DOCUMENTS[:2])]
-    assert [d["score"] for d in pairwise["data"]] == pytest.approx(want, abs=1e-6)
+    assert [d["score"] for d in pairwise["data"]] == pytest.approx(want, abs=SCORE_TOLERANCE)
 
 
 def test_instruction_by_either_name_and_both_only_when_they_agree(open_sidecar: SidecarProcess, reranker) -> None:
@@ -262,4 +263,31 @@ def test_rank_fields_join_values_as_text(open_sidecar: SidecarProcess, reranker)
     assert answer.status_code == 200, answer.text
     joined = 'title: Beijing\ntags: ["capital", "城市"]\nyear: 1949'
     assert answer.json()["results"][0]["relevance_score"] == pytest.approx(reranker.score(QUERY, [joined])[0],
-                                                                            abs=1e-6)
+                                                                            abs=SCORE_TOLERANCE)
+
+
+def tei_error(body: dict, status: int, says: str) -> bool:
+    """What a TEI client reads of an error: `error` and `error_type` (text-embeddings-inference's ErrorResponse)."""
+    return says in body["error"] and isinstance(body["error_type"], str)
+
+
+def vllm_error(body: dict, status: int, says: str) -> bool:
+    """What a vLLM client reads of an error: its error object's `message`, `type` and `code`."""
+    return body["object"] == "error" and says in body["message"] and body["code"] == status and body["type"]
+
+
+@pytest.mark.parametrize(("path", "body", "reads"), [
+    ("/rerank", {"query": QUERY, "texts": ["d"]}, tei_error),
+    ("/score", {"queries": QUERY, "documents": ["d"]}, vllm_error),
+    ("/v1/score", {"text_1": QUERY, "text_2": ["d"]}, vllm_error),
+])
+def test_a_missing_key_and_a_body_too_big_answer_in_the_clients_own_error_shape(keyed_sidecar: SidecarProcess,
+                                                                                 path: str, body: dict, reads) -> None:
+    url = f"{keyed_sidecar.url}{path}"
+    refused = requests.post(url, json=body, timeout=60)
+    assert refused.status_code == 401 and reads(refused.json(), 401, "missing API key"), refused.text
+    wrong = requests.post(url, json=body, timeout=60, headers={"Authorization": "Bearer not-the-key"})
+    assert wrong.status_code == 401 and reads(wrong.json(), 401, "wrong API key"), wrong.text
+    huge = {**body, "query": "q" * (11 * 1024 * 1024)} if "texts" in body else {**body, "documents": ["d" * 11_000_000]}
+    too_big = requests.post(url, json=huge, timeout=120, headers={"Authorization": f"Bearer {SIDECAR_KEY}"})
+    assert too_big.status_code == 413 and reads(too_big.json(), 413, "RERANKER_MAX_BODY_BYTES"), too_big.text[:300]

@@ -1,6 +1,6 @@
 """Parsing the "Documents (one per line)" box."""
 
-from reranker.documents import format_documents, parse_documents
+from reranker.formats.documents import format_documents, parse_documents
 
 
 def test_blank_lines_are_dropped_and_lines_stripped():

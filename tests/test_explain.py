@@ -1,9 +1,10 @@
 """explain(): each sentence's push towards "yes", on the tiny real model."""
 
 import pytest
+from conftest import LOGIT_TOLERANCE
 
 from reranker import Span, explain
-from reranker.explanations import looks_like_code, sentence_spans
+from reranker.analysis.explanations import looks_like_code, sentence_spans
 from reranker.workbench.explanation_view import explanation_html, highlighted, query_terms
 
 QUERY = "What is the capital of China?"
@@ -30,7 +31,7 @@ def test_each_delta_is_the_logit_lost_without_that_sentence(reranker, document):
     whole = reranker.judge(QUERY, [document])[0].logit
     for span in spans:
         without = reranker.judge(QUERY, [document[:span.start] + document[span.end:]])[0].logit
-        assert span.delta == pytest.approx(whole - without, abs=1e-5)
+        assert span.delta == pytest.approx(whole - without, abs=2 * LOGIT_TOLERANCE)
 
 
 def test_sentences_english_chinese_and_code_lines():
@@ -47,7 +48,7 @@ def test_an_instruction_reaches_the_model_and_blank_documents_have_no_spans(rera
     whole = reranker.judge(QUERY, [ENGLISH], "Prefer population figures")[0].logit
     first = spans[0]
     without = reranker.judge(QUERY, [ENGLISH[first.end:]], "Prefer population figures")[0].logit
-    assert first.delta == pytest.approx(whole - without, abs=1e-5)
+    assert first.delta == pytest.approx(whole - without, abs=2 * LOGIT_TOLERANCE)
     assert explain(reranker, QUERY, "") == [] and explain(reranker, QUERY, " \n ") == []
 
 
@@ -86,4 +87,4 @@ def test_explained_through_a_server_as_in_this_process(open_sidecar, reranker):
     remote = explain(open_backend(open_sidecar.url), QUERY, ENGLISH)
     local = explain(reranker, QUERY, ENGLISH)
     assert [(s.start, s.end) for s in remote] == [(s.start, s.end) for s in local]
-    assert [s.delta for s in remote] == pytest.approx([s.delta for s in local], abs=1e-5)
+    assert [s.delta for s in remote] == pytest.approx([s.delta for s in local], abs=2 * LOGIT_TOLERANCE)

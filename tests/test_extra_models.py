@@ -5,6 +5,7 @@ import time
 
 import pytest
 import requests
+from conftest import LOGIT_TOLERANCE, SCORE_TOLERANCE
 from streamlit.testing.v1 import AppTest
 
 from reranker import Qwen3Reranker
@@ -50,14 +51,14 @@ def test_a_request_naming_the_extra_model_is_scored_by_it(two_model_sidecar, rer
     assert answer["model"] == other
     want = Qwen3Reranker(model=other, device="cpu").score(QUERY, DOCUMENTS)
     got = {r["index"]: r["relevance_score"] for r in answer["results"]}
-    assert [got[i] for i in range(3)] == pytest.approx(want, abs=1e-6)
+    assert [got[i] for i in range(3)] == pytest.approx(want, abs=SCORE_TOLERANCE)
 
     # any other name is answered by the sidecar's own model, as RAG clients that send their own names expect
     own = requests.post(f"{url}/v1/rerank", json={"query": QUERY, "documents": DOCUMENTS,
                                                   "model": "rerank-english-v3.0"}, timeout=30).json()
     assert own["model"] == reranker.model_name
     got = {r["index"]: r["relevance_score"] for r in own["results"]}
-    assert [got[i] for i in range(3)] == pytest.approx(reranker.score(QUERY, DOCUMENTS), abs=1e-6)
+    assert [got[i] for i in range(3)] == pytest.approx(reranker.score(QUERY, DOCUMENTS), abs=SCORE_TOLERANCE)
 
 
 def test_loading_is_refused_for_unlisted_models_and_a_failure_is_told(two_model_sidecar):
@@ -97,5 +98,6 @@ def test_the_compare_page_compares_the_sidecars_two_models(two_model_sidecar, re
     assert (a.model, b.model) == (reranker.model_name, other)
     instruction_b = b.instruction
     want_b = Qwen3Reranker(model=other, device="cpu").judge(QUERY, DOCUMENTS, instruction_b)
-    assert b.logits() == pytest.approx([j.logit for j in want_b], abs=1e-5)
-    assert a.logits() == pytest.approx([j.logit for j in reranker.judge(QUERY, DOCUMENTS, a.instruction)], abs=1e-5)
+    assert b.logits() == pytest.approx([j.logit for j in want_b], abs=LOGIT_TOLERANCE)
+    want_a = reranker.judge(QUERY, DOCUMENTS, a.instruction)
+    assert a.logits() == pytest.approx([j.logit for j in want_a], abs=LOGIT_TOLERANCE)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import SCORE_TOLERANCE
 
 from reranker import DEFAULT_INSTRUCTION
-from reranker.exports import EXPORT_COLUMNS
+from reranker.formats.exports import EXPORT_COLUMNS
 from reranker.testing.sidecar_process import SidecarProcess
 
 CHUNK = 3
@@ -95,6 +96,23 @@ def test_csv_job_with_column_mapping(jobs_server: SidecarProcess, reranker) -> N
     first = results["queries"][0]
     assert first["query"] == "what is gravity"
     assert {(r["row"], r["label"]) for r in first["results"]} == {(0, 1.0), (1, 0.0), (3, 0.0)}
+
+
+def test_csv_job_scores_rows_without_an_instruction_with_the_one_sent(jobs_server: SidecarProcess, reranker) -> None:
+    own = "Given a code search query, retrieve code"
+    sent = "Given a customer's support question, retrieve help articles that resolve it"
+    table = ("query,document,instruction\n"
+             f'reset password,Click Forgot password.,\nreset password,def reset(): ...,"{own}"\n')
+    created = requests.post(f"{jobs_server.url}/api/jobs", timeout=30, data={"instruction": sent},
+                            files={"file": ("pairs.csv", table.encode(), "text/csv")})
+    assert created.status_code == 202, created.text
+    job = wait_for(f"{jobs_server.url}/api/jobs/{created.json()['id']}")
+    exported = requests.get(f"{jobs_server.url}/api/jobs/{job['id']}/results?format=csv", timeout=30)
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [r["instruction"] for r in rows] == [sent, own]
+    want = [reranker.judge("reset password", ["Click Forgot password."], sent)[0],
+            reranker.judge("reset password", ["def reset(): ..."], own)[0]]
+    assert [float(r["score"]) for r in rows] == pytest.approx([j.score for j in want], abs=SCORE_TOLERANCE)
 
 
 @pytest.mark.parametrize(("files", "data", "status", "says"), [

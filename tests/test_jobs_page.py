@@ -13,8 +13,11 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from reranker.exports import EXPORT_COLUMNS
-from reranker.sidecar.client import SidecarClient, SidecarError
+from reranker.backends import open_backend
+from reranker.core.backend import BackendError
+from reranker.formats.exports import EXPORT_COLUMNS
+from reranker.remote.connection import Unreachable
+from reranker.remote.sidecar import SidecarJobs
 from reranker.testing.workbench_process import workbench_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,13 +45,18 @@ def jobs_page(monkeypatch, server: str | None = None, key: str | None = None, jo
     return at.run()
 
 
-def submit(client: SidecarClient, pairs: int, filename: str = "pairs.csv") -> str:
+def jobs_of(url: str, key: str | None = None) -> SidecarJobs:
+    """The job API of the sidecar at `url`, as the pages reach it."""
+    return open_backend(url, key).jobs()
+
+
+def submit(client: SidecarJobs, pairs: int, filename: str = "pairs.csv") -> str:
     rows = "".join(f"question {n % 3},passage number {n}\n" for n in range(pairs))
     columns = {"query": "query", "document": "document"}
     return client.submit_table(filename, f"query,document\n{rows}".encode(), columns)["id"]
 
 
-def wait_for(client: SidecarClient, job_id: str, status: str, timeout: float = 60.0) -> dict:
+def wait_for(client: SidecarJobs, job_id: str, status: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while (job := client.job(job_id))["status"] != status:
         assert time.monotonic() < deadline, job
@@ -84,9 +92,9 @@ def test_a_server_that_runs_no_jobs_says_a_sidecar_is_needed(monkeypatch):
 
 def test_a_sidecar_that_stops_answering_is_named_not_a_traceback(open_sidecar, monkeypatch):
     def down(self, limit=50):
-        raise SidecarError(f"could not reach the sidecar at {self.url}: Connection refused")
+        raise Unreachable(f"Could not reach the sidecar at {self.shown} (Connection refused)")
 
-    monkeypatch.setattr(SidecarClient, "jobs", down)
+    monkeypatch.setattr(SidecarJobs, "jobs", down)
     at = jobs_page(monkeypatch, server=open_sidecar.url)
     assert not at.exception
     (error,) = at.main.error
@@ -94,14 +102,14 @@ def test_a_sidecar_that_stops_answering_is_named_not_a_traceback(open_sidecar, m
 
 
 def test_no_jobs_yet_points_to_the_csv_page(open_sidecar, monkeypatch):
-    monkeypatch.setattr(SidecarClient, "jobs", lambda self, limit=50: [])
+    monkeypatch.setattr(SidecarJobs, "jobs", lambda self, limit=50: [])
     at = jobs_page(monkeypatch, server=open_sidecar.url)
     assert not at.exception and not at.main.error and not at.dataframe
     assert "No jobs on this sidecar yet" in texts(at.main.info)
 
 
 def test_a_done_job_is_listed_with_both_downloads_and_a_hostile_name_stays_text(open_sidecar, monkeypatch):
-    client = SidecarClient(open_sidecar.url)
+    client = jobs_of(open_sidecar.url)
     job_id = submit(client, 6, HOSTILE)
     wait_for(client, job_id, "done")
     newer = submit(client, 3, "newer.csv")  # the page shows the newest job unless another is asked for
@@ -136,7 +144,7 @@ def test_a_done_job_is_listed_with_both_downloads_and_a_hostile_name_stays_text(
 
 
 def test_the_job_picked_on_another_page_is_shown_and_the_address_follows(open_sidecar, monkeypatch):
-    client = SidecarClient(open_sidecar.url)
+    client = jobs_of(open_sidecar.url)
     older = submit(client, 3, "older.csv")
     wait_for(client, submit(client, 3, "newest.csv"), "done")
     at = jobs_page(monkeypatch, server=open_sidecar.url, picked=older)
@@ -146,7 +154,7 @@ def test_the_job_picked_on_another_page_is_shown_and_the_address_follows(open_si
 
 def test_a_running_job_can_be_cancelled_and_retried(keyed_sidecar, monkeypatch):
     key = keyed_sidecar.env["RERANKER_API_KEY"]
-    client = SidecarClient(keyed_sidecar.url, key)
+    client = jobs_of(keyed_sidecar.url, key)
     job_id = submit(client, 40, "many.csv")  # 20 chunks of 2 pairs, 0.5 s apart
     try:
         at = jobs_page(monkeypatch, server=keyed_sidecar.url, key=key, job=job_id)
@@ -166,7 +174,7 @@ def test_a_running_job_can_be_cancelled_and_retried(keyed_sidecar, monkeypatch):
     finally:
         try:
             client.cancel(job_id)  # the sidecar is shared: leave it free for the other tests
-        except SidecarError:
+        except BackendError:
             pass
 
 
@@ -203,7 +211,7 @@ def test_a_failed_job_shows_its_error_as_text_and_can_be_retried():
 
 
 def test_a_job_id_that_is_not_there_falls_back_to_the_newest(open_sidecar, monkeypatch):
-    client = SidecarClient(open_sidecar.url)
+    client = jobs_of(open_sidecar.url)
     wait_for(client, submit(client, 3), "done")
     at = jobs_page(monkeypatch, server=open_sidecar.url, job="../health")
     assert not at.exception and not at.main.error
@@ -220,7 +228,7 @@ def test_a_job_sent_from_the_csv_page_survives_navigation_and_a_reload(tiny_mode
     env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
            "RERANKER_SERVER": keyed_sidecar.url, "RERANKER_SERVER_KEY": keyed_sidecar.env["RERANKER_API_KEY"]}
     env.pop("RERANKER_API_URL", None)
-    client = SidecarClient(keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
+    client = jobs_of(keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
     before = {job["id"] for job in client.jobs(1000)}
     table = tmp_path / HOSTILE
     pairs = 40  # 20 chunks of 2, 0.5 s apart: about 10 s, long enough to see it run

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from reranker.model_memory import available_bytes, estimate, parameter_count, read_config
+from reranker.engine.memory import Fit, available_bytes, estimate, fit_of, parameter_count, read_config
 from reranker.workbench.charts import scatter_figure
 
 SHARED_CONFIG = Path(__file__).resolve().parents[2] / "shared" / "models" / "qwen3-reranker-0.6b" / "config.json"
@@ -25,6 +25,17 @@ def test_the_config_comes_from_the_folder_and_free_memory_is_known(tiny_model_di
     assert read_config(str(tiny_model_dir))["hidden_size"] == 64
     assert read_config(str(tmp_path / "nothing-here")) is None
     assert available_bytes() > 0
+
+
+def test_a_model_that_would_not_fit_is_refused_before_it_loads(tiny_model_dir, tmp_path):
+    tiny = fit_of(str(tiny_model_dir), 4)
+    assert tiny.fits and tiny.needed is not None and tiny.text().startswith(f"{tiny_model_dir}: about ")
+    unknown = fit_of(str(tmp_path / "nothing-here"), 4)
+    assert unknown.fits and "not known before it downloads" in unknown.text()
+    huge = Fit("Qwen/Qwen3-Reranker-8B", estimate(QWEN3_0_6B, 4), free=10**9)
+    assert not huge.fits
+    assert huge.refusal("here") == ("Qwen/Qwen3-Reranker-8B needs about 3.0 GB (596M parameters, 2.4 GB of weights), "
+                                    "but 1.0 GB is free here, so it is not loaded")
 
 
 def test_the_scatter_plots_each_document_once_with_the_diagonal():

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SCORE_TOLERANCE
 
 from reranker import DEFAULT_INSTRUCTION, Query, Qwen3Reranker
-from reranker.offline_batch import BatchFailed, BatchOptions, run_batch_file
+from reranker.cli.ray_batch import BatchFailed, BatchOptions, run_batch_file
 from reranker.testing.sidecar_process import ROOT
 
 CAPITAL = "中国的首都是哪里？"
@@ -57,7 +58,7 @@ def test_a_csv_is_scored_ranked_and_its_bad_rows_reported(local_ray, tiny_model_
     assert list(result.columns) == ["query", "document", "instruction", "model", "rank", "index", "score", "logit",
                                     "tokens", "truncated", "label", "source"]
     assert result["document"].tolist()[:2] == ["北京是中国的首都。", "Keep a regular bedtime."]  # input order
-    assert result["score"].tolist() == pytest.approx(expected(reranker, result), abs=1e-6)
+    assert result["score"].tolist() == pytest.approx(expected(reranker, result), abs=SCORE_TOLERANCE)
     assert set(result["instruction"]) == {DEFAULT_INSTRUCTION} and set(result["model"]) == {str(tiny_model_dir)}
     for _, group in result.groupby("query"):
         best_first = group.sort_values("logit", ascending=False)
@@ -83,7 +84,7 @@ def test_jsonl_and_parquet_keep_text_exactly_and_honour_each_rows_instruction(
     written = pd.read_json(output, lines=True) if suffix == ".jsonl" else pd.read_parquet(output)
     assert written["document"].tolist() == ["=1+1", "北京是中国的首都。", "Keep a regular bedtime."]
     assert written["instruction"].tolist() == [OWN_INSTRUCTION, "Find answers", "Find answers"]
-    assert written["score"].tolist() == pytest.approx(expected(reranker, written), abs=1e-6)
+    assert written["score"].tolist() == pytest.approx(expected(reranker, written), abs=SCORE_TOLERANCE)
 
 
 def test_a_server_backend_scores_through_ray_like_the_engine(local_ray, open_sidecar, reranker, tmp_path: Path):
@@ -92,7 +93,7 @@ def test_a_server_backend_scores_through_ray_like_the_engine(local_ray, open_sid
                       encoding="utf-8")
     result = run_batch_file(str(source), str(output), BatchOptions(backend=open_sidecar.url, workers=2),
                             lambda _: None)
-    assert result["score"].tolist() == pytest.approx(expected(reranker, result), abs=1e-6)
+    assert result["score"].tolist() == pytest.approx(expected(reranker, result), abs=SCORE_TOLERANCE)
     assert pd.read_csv(output, sep="\t", encoding="utf-8-sig")["rank"].tolist() == result["rank"].tolist()
 
 
@@ -118,7 +119,7 @@ def test_the_cli_joins_a_running_ray_and_refuses_a_file_without_pairs(local_ray,
     assert done.returncode == 0, done.stderr[-3000:]
     assert "left out: line 7" in done.stderr and "wrote 5 rows" in done.stderr
     written = pd.read_parquet(output)
-    assert written["score"].tolist() == pytest.approx(expected(reranker, written), abs=1e-6)
+    assert written["score"].tolist() == pytest.approx(expected(reranker, written), abs=SCORE_TOLERANCE)
 
     (tmp_path / "names.csv").write_text("name,city\nAda,London\n", encoding="utf-8")
     refused = subprocess.run([sys.executable, "-m", "reranker", "batch", str(tmp_path / "names.csv"), "--output",
@@ -133,8 +134,8 @@ def test_the_cli_joins_a_running_ray_and_refuses_a_file_without_pairs(local_ray,
     ('{"query": "q", "document": "d", "label": [1]}\n{"query": "q", "document": "e"}\n', "odd.jsonl", None),
 ])
 def test_odd_files_are_told_or_their_rows_left_out(tmp_path: Path, content: str, name: str, words: str | None):
-    from reranker.csv_io import TableError
-    from reranker.pair_files import read_pairs
+    from reranker.formats.pair_files import read_pairs
+    from reranker.formats.tables import TableError
 
     (tmp_path / name).write_text(content, encoding="utf-8")
     if words is not None:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reranker.ranking_metrics import (
+from reranker.analysis.ranking_metrics import (
     dcg_at_k,
     hit_at_1,
     kendall_tau,

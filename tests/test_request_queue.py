@@ -7,11 +7,12 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from conftest import SCORE_TOLERANCE
 
 from reranker import Judgement, Query, Qwen3Reranker
-from reranker.ranking import Progress
+from reranker.core.ranking import Progress
 from reranker.sidecar.errors import QueueClosed, QueueFull
-from reranker.sidecar.request_queue import EngineCall, RequestQueue
+from reranker.sidecar.request_queue import BackendCall, RequestQueue
 
 QUERY = "What is the capital of China?"
 
@@ -45,7 +46,7 @@ def documents(n: int, tag: str) -> list[str]:
 @pytest.mark.parametrize("fairness", [2, 8])
 def test_interactive_requests_go_first_and_jobs_get_every_fairness_th_call(reranker, fairness: int) -> None:
     engine = GatedEngine(reranker)
-    calls: list[EngineCall] = []
+    calls: list[BackendCall] = []
     queue = RequestQueue(engine, max_pairs=2, fairness=fairness, interactive_window=0, on_call=calls.append)
     try:
         hold_the_worker(queue)
@@ -67,7 +68,7 @@ def test_interactive_requests_go_first_and_jobs_get_every_fairness_th_call(reran
 
 def test_requests_waiting_together_share_one_engine_call_and_each_gets_its_own_verdicts(reranker) -> None:
     engine = GatedEngine(reranker)
-    calls: list[EngineCall] = []
+    calls: list[BackendCall] = []
     queue = RequestQueue(engine, on_call=calls.append)
     try:
         hold_the_worker(queue)
@@ -80,7 +81,7 @@ def test_requests_waiting_together_share_one_engine_call_and_each_gets_its_own_v
         queue.close()
     assert [(c.requests, c.pairs) for c in calls] == [(1, 1), (3, 6)]
     for q, [verdicts] in zip(queries, answers):
-        assert [j.score for j in verdicts] == pytest.approx(reranker.score(q.query, q.documents), abs=1e-6)
+        assert [j.score for j in verdicts] == pytest.approx(reranker.score(q.query, q.documents), abs=SCORE_TOLERANCE)
 
 
 def test_a_failing_request_fails_alone(reranker) -> None:
@@ -95,10 +96,11 @@ def test_a_failing_request_fails_alone(reranker) -> None:
         with pytest.raises(Exception):  # noqa: B017 - whatever the tokenizer raises, only this request gets it
             bad.result(60)
         [verdicts] = good.result(60)
-        assert [j.score for j in verdicts] == pytest.approx(reranker.score(QUERY, documents(2, "good")), abs=1e-6)
+        want = reranker.score(QUERY, documents(2, "good"))
+        assert [j.score for j in verdicts] == pytest.approx(want, abs=SCORE_TOLERANCE)
         [verdicts] = also_good.result(60)
         expected = reranker.score("什么是重力？", ["重力是一种力。"])
-        assert [j.score for j in verdicts] == pytest.approx(expected, abs=1e-6)
+        assert [j.score for j in verdicts] == pytest.approx(expected, abs=SCORE_TOLERANCE)
         assert queue.submit([Query(QUERY, ["still serving"])]).result(60)[0][0].tokens > 0
     finally:
         engine.gate.set()
@@ -125,7 +127,7 @@ def test_a_full_queue_refuses_and_closing_fails_what_waits(reranker) -> None:
 
 def test_a_big_request_is_served_in_slices_and_a_newcomer_waits_one_slice(reranker) -> None:
     engine = GatedEngine(reranker)
-    calls: list[EngineCall] = []
+    calls: list[BackendCall] = []
     queue = RequestQueue(engine, max_pairs=4, on_call=calls.append)
     try:
         hold_the_worker(queue)
@@ -147,7 +149,7 @@ def test_a_big_request_is_served_in_slices_and_a_newcomer_waits_one_slice(rerank
 
 
 def test_slices_shrink_to_the_time_asked_for(reranker) -> None:
-    calls: list[EngineCall] = []
+    calls: list[BackendCall] = []
     queue = RequestQueue(reranker, slice_seconds=1e-9, on_call=calls.append)
     try:
         queue.submit([Query(QUERY, documents(5, "first"))]).result(60)
@@ -160,7 +162,7 @@ def test_slices_shrink_to_the_time_asked_for(reranker) -> None:
 
 
 def test_job_slices_shrink_to_an_interactive_call_while_interactive_requests_come(reranker) -> None:
-    calls: list[EngineCall] = []
+    calls: list[BackendCall] = []
     queue = RequestQueue(reranker, on_call=calls.append)
     try:
         for _ in range(3):  # interactive calls of one pair each teach the queue how long one takes

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from reranker.documents import format_documents
+from reranker.formats.documents import format_documents
 from reranker.workbench.saved_sessions import SessionError, open_session, session_from_json, session_json
 
 APP = Path(__file__).resolve().parent.parent / "app.py"

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import LOGIT_TOLERANCE, SCORE_TOLERANCE
 from fastapi.testclient import TestClient
 
 from reranker import ModelLoadError, Qwen3Reranker
@@ -43,18 +44,19 @@ def test_the_factorys_engine_answers_every_endpoint(client: TestClient, reranker
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["index"] for r in results] == [d.index for d in expected]
-    assert [r["relevance_score"] for r in results] == pytest.approx([d.score for d in expected], abs=1e-6)
+    assert [r["relevance_score"] for r in results] == pytest.approx([d.score for d in expected], abs=SCORE_TOLERANCE)
 
     many = client.post("/api/rerank", json={"queries": [QUERY], "documents": [DOCUMENTS], "top_n": 2}).json()
     assert [r["document"] for r in many["results"][0]] == [d.document for d in expected[:2]]
-    assert [r["logit"] for r in many["results"][0]] == pytest.approx([d.logit for d in expected[:2]], abs=1e-5)
+    want = [d.logit for d in expected[:2]]
+    assert [r["logit"] for r in many["results"][0]] == pytest.approx(want, abs=LOGIT_TOLERANCE)
 
     created = client.post("/api/jobs", json={"queries": [QUERY], "documents": [DOCUMENTS]})
     assert created.status_code == 202 and created.headers["Location"] == f"/api/jobs/{created.json()['id']}"
     job = wait_until(client, created.headers["Location"], lambda b: b["status"] not in ("queued", "running"))
     assert job["status"] == "done", job
     ranked = client.get(f"{created.headers['Location']}/results").json()["queries"][0]["results"]
-    assert [r["score"] for r in ranked] == pytest.approx([d.score for d in expected], abs=1e-6)
+    assert [r["score"] for r in ranked] == pytest.approx([d.score for d in expected], abs=SCORE_TOLERANCE)
 
 
 def test_service_errors_map_to_their_status_codes(client: TestClient) -> None:

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from reranker import DEFAULT_INSTRUCTION
-from reranker.exports import EXPORT_COLUMNS, export_csv, export_json, export_records
-from reranker.ranking import Judgement, RankedDocument, rank_judgements
+from reranker.core.ranking import Judgement, RankedDocument, rank_judgements
+from reranker.formats.exports import EXPORT_COLUMNS, export_csv, export_json, export_records
 from reranker.workbench.charts import bump_figure, cliff_caption, decay_figure, find_cliff
-from reranker.workbench.comparison import InstructionRun, agreement_table, best_text, metrics_table, rank_table
+from reranker.workbench.comparison import CompareRun, agreement_table, best_text, metrics_table, rank_table
 from reranker.workbench.results import card_html, movement, table_frame
 
 ATTACK = "<img src=x onerror=alert(1)>"
@@ -119,13 +119,13 @@ def test_bump_figure_one_line_per_document_ranks_downwards():
     assert "<img" not in fig.data[0].customdata[0]
 
 
-def runs() -> list[InstructionRun]:
+def runs() -> list[CompareRun]:
     documents = ["a", "b", "c"]
     a = rank_judgements(documents, [Judgement(0.9, 2, 5, False), Judgement(0.5, 0, 5, False),
                                     Judgement(0.1, -2, 5, False)])
     b = rank_judgements(documents, [Judgement(0.1, -2, 5, False), Judgement(0.5, 0, 5, False),
                                     Judgement(0.9, 2, 5, False)])
-    return [InstructionRun("A", "first", a), InstructionRun("B", "second", b)]
+    return [CompareRun("A", "first", a), CompareRun("B", "second", b)]
 
 
 def test_rank_table_has_a_rank_column_per_instruction():
@@ -147,7 +147,7 @@ def test_agreement_and_metrics_tables():
 
 
 def test_tied_instructions_are_all_marked_best_and_told():
-    tied = [*runs(), InstructionRun("C", "third", runs()[0].ranked)]
+    tied = [*runs(), CompareRun("C", "third", runs()[0].ranked)]
     metrics = metrics_table(tied, labels=[2, 0, 1], k=2)
     assert metrics["best"].tolist() == ["★", "", "★"]
     assert best_text(metrics, 2).startswith("Tie: runs A and C do equally well")

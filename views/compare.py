@@ -5,16 +5,16 @@ from itertools import combinations
 
 import streamlit as st
 
-from reranker import Query, rank_judgements
-from reranker.documents import parse_documents
-from reranker.exports import export_csv, export_json
-from reranker.prompt import resolve_instruction
-from reranker.ranking_metrics import metric_text
+from reranker import Query
+from reranker.analysis.ranking_metrics import metric_text
+from reranker.core.prompt import resolve_instruction
+from reranker.formats.documents import parse_documents
+from reranker.formats.exports import export_csv, export_json
 from reranker.workbench import frame, widgets
 from reranker.workbench.charts import bump_figure, scatter_figure
 from reranker.workbench.comparison import (
+    CompareRun,
     Comparison,
-    InstructionRun,
     agreement_table,
     best_text,
     metrics_table,
@@ -22,7 +22,7 @@ from reranker.workbench.comparison import (
 )
 from reranker.workbench.presets import INSTRUCTION_PRESETS
 from reranker.workbench.run_models import run_model
-from reranker.workbench.scoring_steps import judge_in_steps
+from reranker.workbench.scoring_steps import rank_in_steps
 
 NAMES = ("A", "B", "C", "D")
 
@@ -62,14 +62,13 @@ elif compare and parsed.count == 0:
     st.error("Paste at least one document, one per line.")
 elif compare and ready:
     with widgets.scoring_errors_shown(), widgets.scoring_run("compare") as show_progress:
-        judged: dict[int, list] = {}
+        ranked: dict[int, list] = {}
         for model in {id(m): m for m, _ in chosen}.values():  # each model scores its runs in shared passes
             mine = [i for i, (m, _) in enumerate(chosen) if m is model]
-            answers = judge_in_steps(widgets.score_cache(), model,
-                                     [Query(query, parsed.documents, chosen[i][1]) for i in mine], show_progress)
-            judged.update(zip(mine, answers))
-        runs = [InstructionRun(NAMES[i], resolve_instruction(instruction),
-                               rank_judgements(parsed.documents, judged[i]), model.model_name)
+            answers = rank_in_steps(widgets.score_cache(), model,
+                                    [Query(query, parsed.documents, chosen[i][1]) for i in mine], show_progress)
+            ranked.update(zip(mine, answers))
+        runs = [CompareRun(NAMES[i], resolve_instruction(instruction), ranked[i], model.model_name)
                 for i, (model, instruction) in enumerate(chosen)]
         st.session_state.comparison = Comparison(query, parsed, runs)
 

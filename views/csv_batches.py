@@ -5,10 +5,11 @@ import time
 
 import streamlit as st
 
-from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table
-from reranker.exports import export_csv, export_json
-from reranker.ranking_metrics import metric_text
-from reranker.sidecar.client import SidecarError
+from reranker.analysis.ranking_metrics import metric_text
+from reranker.core.backend import BackendError
+from reranker.formats.columns import guess_columns
+from reranker.formats.exports import export_csv, export_json
+from reranker.formats.tables import TableError, pairs_from_table, read_table
 from reranker.workbench import ASSETS, frame, job_panel, widgets
 from reranker.workbench.batch_scoring import batch_metrics, overall_metrics, run_batch
 
@@ -81,7 +82,7 @@ try:
 except TableError as e:
     st.error(widgets.plain_markdown(str(e)), title="These columns cannot be used")
     st.stop()
-groups = group_pairs(rows)
+query_count = len({(r.query, r.instruction) for r in rows})
 empty = sum(not r.query.strip() or not r.document.strip() for r in rows)
 if empty:
     st.warning(f"{empty} row{'s have' if empty > 1 else ' has'} an empty query or document; "
@@ -89,7 +90,7 @@ if empty:
 
 st.subheader("Preview")
 labelled = sum(r.label is not None for r in rows)
-st.caption(f"{len(rows):,} pairs · {len(groups):,} queries"
+st.caption(f"{len(rows):,} pairs · {query_count:,} queries"
            + (f" · {labelled:,} labelled" if mapping["label"] else "") + f" · first {min(len(table), 50)} rows:")
 st.dataframe(table.head(50), hide_index=True, key="batch_preview")
 
@@ -98,7 +99,7 @@ k = int(k_column.number_input("k for NDCG@k", min_value=1, max_value=100, value=
                               persist_state="session"))
 run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction,
            backend.model_name if backend is not None else None)
-sidecar = frame.job_server()
+sidecar = frame.job_service()
 if len(rows) > BIG_BATCH_PAIRS:
     where = ("send it to the sidecar as a job (below): it runs in the background, survives a reload and is listed "
              "on the Jobs page" if sidecar is not None else
@@ -164,14 +165,14 @@ if batch is not None:
 if sidecar is not None:
     st.divider()
     st.subheader("Send to sidecar as a job")
-    st.caption(f"The sidecar at {widgets.plain_markdown(sidecar.url)} scores the file in the background, where it "
+    st.caption(f"The sidecar at {widgets.plain_markdown(sidecar.shown)} scores the file in the background, where it "
                "survives a reload or a restart; the Jobs page follows it and offers its results.")
     if st.button("Send to sidecar as a job", key="sidecar_send"):
         try:
-            job_id = sidecar.submit_table(upload.name, data, mapping)["id"]
+            job_id = sidecar.submit_table(upload.name, data, mapping, instruction)["id"]
             st.session_state.sidecar_job = (run_key[0], job_id)  # said for this file only
             job_panel.pick_job(job_id)
-        except (SidecarError, ValueError, KeyError) as e:
+        except (BackendError, ValueError, KeyError) as e:
             st.error(widgets.plain_markdown(str(e)), title="The job was not started")
     sent = st.session_state.get("sidecar_job")
     if sent is not None and sent[0] == run_key[0]:

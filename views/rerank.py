@@ -1,19 +1,17 @@
-"""Qwen-Ranker Pro: paste a query and candidate documents, get them reranked by Qwen3-Reranker.
-
-Run with `./start.sh` (or `streamlit run app.py`). Left: the inputs; right: the ranking in three tabs.
-"""
+"""The Rerank page: the query, instruction and documents on the left; on the right their ranking as cards (each with
+its Why?), a sortable table and the score-decay chart, and the panel that saves or shares it."""
 
 import streamlit as st
 
-from reranker import Query, rank_judgements
-from reranker.documents import parse_documents
-from reranker.exports import export_csv, export_json
-from reranker.ranking_metrics import label_metrics, metric_text
+from reranker import Query
+from reranker.analysis.ranking_metrics import label_metrics, metric_text
+from reranker.formats.documents import parse_documents
+from reranker.formats.exports import export_csv, export_json
 from reranker.workbench import frame, session_panel, widgets
 from reranker.workbench.charts import cliff_caption, decay_figure
 from reranker.workbench.explanation_view import explanation_html, query_terms
 from reranker.workbench.results import SCORE_MODES, Ranking, card_html, shown_value, table_frame
-from reranker.workbench.scoring_steps import judge_in_steps
+from reranker.workbench.scoring_steps import rank_in_steps
 
 backend = frame.backend()
 
@@ -58,10 +56,9 @@ with controls:
     widgets.cancel_notice("rerank", "press Rerank to score the rest.")
     if rerank and backend is not None:
         with widgets.scoring_errors_shown(), widgets.scoring_run("rerank") as show_progress:
-            [judgements] = judge_in_steps(widgets.score_cache(), backend,
-                                          [Query(query, parsed.documents, instruction)], show_progress, "documents")
-            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed,
-                                               rank_judgements(parsed.documents, judgements))
+            [ranked] = rank_in_steps(widgets.score_cache(), backend, [Query(query, parsed.documents, instruction)],
+                                     show_progress, "documents")
+            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed, ranked)
             st.session_state.why_open = None
 
 with output:

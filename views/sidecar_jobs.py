@@ -10,7 +10,7 @@ st.caption("CSV batches sent to the Qwen-Ranker sidecar run there in the backgro
            "page or close the tab, and their results wait here.")
 
 backend = frame.backend()
-sidecar = frame.job_server()
+sidecar = frame.job_service()
 if frame.still_opening():
     st.stop()  # the frame says what it is waiting for
 if backend is None or sidecar is None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 
-from reranker.backend import BackendError, RerankBackend
-from reranker.model_names import DEFAULT_MODEL
+from reranker.core.backend import BackendError, RerankBackend
+from reranker.core.model_names import DEFAULT_MODEL
 from reranker.remote.connection import ServerConnection
-from reranker.remote.ranker_server import SERVER_NAME, RankerServerBackend
-from reranker.remote.rerank_server import RerankApiBackend
+from reranker.remote.rerank_api import RerankApiBackend
+from reranker.remote.sidecar import SERVER_NAME, SidecarBackend
 from reranker.remote.vllm_server import VllmScoreBackend
 
-__all__ = ["RankerServerBackend", "RerankApiBackend", "VllmScoreBackend", "open_server"]
+__all__ = ["SidecarBackend", "RerankApiBackend", "VllmScoreBackend", "open_server"]
 
 
 def open_server(url: str, key: str | None = None, timeout: float = 120.0, model: str | None = None) -> RerankBackend:
@@ -38,9 +38,9 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
         if health.get("status") == "failed":
             raise BackendError(f"The Qwen-Ranker sidecar at {probe.shown} could not load its model: "
                                f"{health.get('error')}")
-        connection = ServerConnection(url, key, timeout, kind=RankerServerBackend.kind)
+        connection = ServerConnection(url, key, timeout, kind=SidecarBackend.kind)
         connection.get("/api/jobs?limit=1")  # a wrong key is told now, not at the first rerank
-        return RankerServerBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
+        return SidecarBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
     status, served = probe.probe("/v1/models")
     if status == 200 and isinstance(served, dict) and any(isinstance(m, dict) and m.get("owned_by") == "vllm"
                                         for m in served.get("data") or []):

@@ -11,7 +11,8 @@ from typing import Any
 
 import requests
 
-from reranker.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy, shown_address
+from reranker.core.addresses import shown_address
+from reranker.core.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a connection: a wrong address fails fast even where answers may take minutes."""
@@ -25,6 +26,19 @@ class Unreachable(BackendError):
 
 class WrongKey(BackendError):
     """The server answered 401 or 403."""
+
+
+class NotFound(BackendError):
+    """The server has no such thing (a job id it does not know, say): a 404 with its own reason."""
+
+
+class Conflict(BackendError):
+    """The server answered 409: the thing is not in a state that allows this (results of a running job, say)."""
+
+
+_NO_SUCH_ROUTE = ("", "Not Found", "Method Not Allowed")
+"""What a web framework says for an address it has no route for (Starlette, FastAPI), as opposed to a server's own
+404 about one of its things."""
 
 
 class ServerConnection:
@@ -62,6 +76,21 @@ class ServerConnection:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The answer's JSON; a 503 is retried up to `retries` times after its Retry-After (else 1, 2, 4 s)."""
+        response = self._answer(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise self.malformed(path, f"not JSON: {response.text[:200]!r}") from None
+
+    def content(self, method: str, path: str, **kwargs: Any) -> bytes:
+        """The answer's bytes (a CSV, say), with the same retries and errors as `call`."""
+        return self._answer(method, path, **kwargs).content
+
+    def with_timeout(self, timeout: float) -> ServerConnection:
+        """The same server and key, answers awaited at most `timeout` seconds."""
+        return ServerConnection(self.url, self.key, timeout, self.retries, self.kind)
+
+    def _answer(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         for attempt in range(self.retries + 1):
             response = self._send(method, path, **kwargs)
             if response.status_code == 503 and attempt < self.retries:
@@ -69,10 +98,7 @@ class ServerConnection:
                 continue
             if response.status_code >= 400:
                 raise self._refusal(response, path)
-            try:
-                return response.json()
-            except ValueError:
-                raise self.malformed(path, f"not JSON: {response.text[:200]!r}") from None
+            return response
         raise AssertionError("unreachable")
 
     def malformed(self, path: str, what: str) -> BackendError:
@@ -96,6 +122,8 @@ class ServerConnection:
         if status in (401, 403):
             return WrongKey(f"The {self.kind} at {self.shown} refused the key ({said}). Fix: set "
                                 "RERANKER_SERVER_KEY (or the key field in the sidebar) to that server's API key.")
+        if status in (404, 405) and _answered_json(response) and detail not in _NO_SUCH_ROUTE:  # no such job, say
+            return NotFound(f"The {self.kind} at {self.shown} answered {path} with {said}.")
         if status in (404, 405):
             return BackendError(f"{self.shown}{path} does not exist ({said}): {self.shown} is not a {self.kind}, or "
                                 "not of the kind its address suggests. Fix: check the address.")
@@ -105,6 +133,8 @@ class ServerConnection:
         if status == 503:
             return ServerBusy(f"The {self.kind} at {self.shown} is busy or not ready ({said}), still after "
                                 f"{self.retries} retries. Fix: try again later.")
+        if status == 409:
+            return Conflict(f"The {self.kind} at {self.shown} cannot do that now ({said}).")
         if status >= 500:
             return BackendError(f"The {self.kind} at {self.shown} failed ({said}). Fix: see that server's log.")
         if status in (400, 422):
@@ -134,3 +164,7 @@ def _detail(response: requests.Response) -> str:
             if isinstance(value, str) and value:
                 return value[:300]
     return str(body)[:300]
+
+
+def _answered_json(response: requests.Response) -> bool:
+    return "json" in response.headers.get("content-type", "").lower()

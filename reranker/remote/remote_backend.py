@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from reranker.backend import RequestTooBig, UnsupportedOption
-from reranker.prompt import resolve_instruction
-from reranker.ranking import Judgement, Progress, Query
+from reranker.core.backend import Capabilities, RequestTooBig, RerankBackend, UnsupportedOption
+from reranker.core.prompt import DEFAULT_INSTRUCTION, resolve_instruction
+from reranker.core.ranking import Judgement, Progress, Query
 from reranker.remote.connection import ServerConnection
 
 _OPTIONS = {
@@ -33,12 +33,11 @@ class _Piece:
     queries: list[Query]
 
 
-class RemoteBackend:
-    """Subclasses set `kind`, `supports` and `several_queries`, and implement `_judge` for one request."""
+class RemoteBackend(RerankBackend):
+    """Subclasses set `kind` and `several_queries`, say what they can do in `capabilities`, and implement `_judge`
+    for one request."""
 
     kind = "reranking server"
-    supports: frozenset[str] = frozenset()
-    """Query options this server honours (names of Query fields); any other that is set is refused."""
     several_queries = True
     """A request may hold several queries (with one instruction and the same options)."""
 
@@ -50,11 +49,9 @@ class RemoteBackend:
         self.concurrency = concurrency
 
     @property
-    def url(self) -> str:
-        return self.connection.url
-
-    def describe(self) -> dict[str, object]:
-        return {"model": self.model_name, "where": f"server {self.connection.shown}", "kind": self.kind}
+    def capabilities(self) -> Capabilities:
+        """What the server's API carries; subclasses whose API carries less say so."""
+        return Capabilities(self.kind, f"server {self.connection.shown}")
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
         for q in queries:
@@ -75,13 +72,18 @@ class RemoteBackend:
         return results  # type: ignore[return-value]  # every slot is filled once each piece has answered
 
     def check_options(self, q: Query) -> None:
-        """Refuse a query whose options this server cannot honour, naming them and the server."""
+        """Refuse a query whose options or instruction this server cannot honour, naming them and the server."""
+        can = self.capabilities
         asked = {"document_tokens": q.document_tokens is not None, "keep_document_end": q.keep_document_end,
                  "refuse_truncation": q.refuse_truncation}
-        missing = [_OPTIONS[name] for name, on in asked.items() if on and name not in self.supports]
+        missing = [_OPTIONS[name] for name, on in asked.items() if on and name not in can.query_options]
         if missing:
             raise UnsupportedOption(f"the {self.kind} at {self.connection.shown} cannot honour {' or '.join(missing)}; "
                                     "send the request without it, or use a backend that can")
+        if not can.instruction and resolve_instruction(q.instruction) != DEFAULT_INSTRUCTION:
+            raise UnsupportedOption(f"the {self.kind} at {self.connection.shown} takes no instruction (its API has no "
+                                    "field for one); use the default instruction, or a Qwen-Ranker sidecar or vLLM "
+                                    "server")
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         raise NotImplementedError

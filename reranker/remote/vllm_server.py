@@ -18,13 +18,19 @@ the control token, which the in-process engine never does. The score is P("yes")
 
 from __future__ import annotations
 
-from reranker.prompt import prompt_halves
-from reranker.ranking import Judgement, Query
+from reranker.core.backend import Capabilities
+from reranker.core.prompt import prompt_halves
+from reranker.core.ranking import Judgement, Query
 from reranker.remote.remote_backend import RemoteBackend, logit_of
 
 
 class VllmScoreBackend(RemoteBackend):
     kind = "vLLM server"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(self.kind, f"server {self.connection.shown}", query_options=frozenset(),
+                            token_counts=False)
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         halves = [prompt_halves(q.query, d, q.instruction) for q in queries for d in q.documents]

@@ -12,7 +12,7 @@ from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
 
-from reranker.backend import RerankBackend
+from reranker.core.backend import RerankBackend
 from reranker.sidecar.http_errors import install_error_handlers
 from reranker.sidecar.middleware import BearerAuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from reranker.sidecar.routes import jobs, reranking, status

@@ -8,9 +8,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reranker.backend import RerankBackend
-from reranker.loading import load_failure_text
-from reranker.model_memory import available_bytes, estimate, read_config
+from reranker.core.backend import RerankBackend, failure_text
+from reranker.engine.memory import fit_of
 from reranker.sidecar.errors import InvalidInput, NotReady
 from reranker.sidecar.request_queue import RequestQueue
 
@@ -66,8 +65,8 @@ class ExtraModels:
                        "error": extras[name].error if name in extras else None} for name in self.names}
 
     def _needs(self, name: str) -> str | None:
-        config = read_config(name)
-        return None if config is None else estimate(config, self._bytes_per_parameter).text()
+        needed = fit_of(name, self._bytes_per_parameter).needed
+        return None if needed is None else needed.text()
 
     def close(self) -> None:
         for extra in self._extras.values():
@@ -75,21 +74,16 @@ class ExtraModels:
                 extra.queue.close()
 
     def _check_fits(self, name: str) -> None:
-        config = read_config(name)
-        free = available_bytes()
-        if config is None or free is None:
-            return
-        needed = estimate(config, self._bytes_per_parameter)
-        if needed.total_bytes > free:
-            raise InvalidInput(f"the model {name} needs {needed.text()}, but {free / 1e9:.1f} GB is free on the "
-                               "sidecar's machine, so it is not loaded")
+        fit, on_machine = fit_of(name, self._bytes_per_parameter), "on the sidecar's machine"
+        if not fit.fits:
+            raise InvalidInput(f"the model {fit.refusal(on_machine)}")
 
     def _load(self, name: str, extra: _Extra) -> None:
         try:
             extra.queue = self._make_queue(self._open_model(name))
             log.info("extra model ready: %s", name)
         except Exception as e:  # noqa: BLE001 - told to the next request that names it
-            extra.error = load_failure_text(e)
+            extra.error = failure_text(e)
             log.error("the extra model %s could not be loaded: %s", name, e)
 
 

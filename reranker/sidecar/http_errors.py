@@ -47,11 +47,15 @@ class Dialect(StrEnum):
     """/rerank with texts: {"error": ..., "error_type": ...}."""
     VLLM = "vllm"
     """/score, /v1/score: {"object": "error", "message", "type", "param", "code"}."""
+    BARE_RERANK = "bare_rerank"
+    """/rerank before its body tells TEI (`texts`) from the /v1/rerank shape (`documents`): TEI's `error` and
+    `error_type` beside /v1/rerank's `message` and `detail`, so either client reads its own fields."""
 
 
-_BY_PATH = {"/v1/rerank": Dialect.RERANK_V1, "/rerank": Dialect.RERANK_V1, "/v2/rerank": Dialect.COHERE,
+_BY_PATH = {"/v1/rerank": Dialect.RERANK_V1, "/rerank": Dialect.BARE_RERANK, "/v2/rerank": Dialect.COHERE,
             "/score": Dialect.VLLM, "/v1/score": Dialect.VLLM}
-_TEI_TYPES = {413: "Validation", 422: "Validation", 400: "Validation", 429: "Overloaded", 503: "Unhealthy"}
+_TEI_TYPES = {413: "Validation", 422: "Validation", 400: "Validation", 401: "Unauthorized", 429: "Overloaded",
+              503: "Unhealthy"}
 _VLLM_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 413: "BadRequestError",
                415: "BadRequestError", 422: "BadRequestError", 503: "ServiceUnavailableError"}
 
@@ -92,10 +96,14 @@ def status_code(error: ServiceError) -> int:
 def error_answer(dialect: Dialect, status: int, message: str, details: list[dict[str, Any]] | None = None,
                  headers: Mapping[str, str] | None = None, overloaded: bool = False) -> JSONResponse:
     """The error in the dialect's shape; `overloaded`: too many requests wait (TEI names that apart)."""
+    tei_type = "Overloaded" if overloaded else _TEI_TYPES.get(status, "Backend")
     if dialect is Dialect.COHERE:
         body: dict[str, Any] = {"message": message}
     elif dialect is Dialect.TEI:
-        body = {"error": message, "error_type": "Overloaded" if overloaded else _TEI_TYPES.get(status, "Backend")}
+        body = {"error": message, "error_type": tei_type}
+    elif dialect is Dialect.BARE_RERANK:
+        body = {"error": message, "error_type": tei_type, "message": message,
+                "detail": details if details is not None else message}
     elif dialect is Dialect.VLLM:
         body = {"object": "error", "message": message, "type": _VLLM_TYPES.get(status, "InternalServerError"),
                 "param": None, "code": status}
@@ -106,8 +114,13 @@ def error_answer(dialect: Dialect, status: int, message: str, details: list[dict
     return JSONResponse(body, status, headers=dict(headers) if headers else None)
 
 
+def dialect_of_path(path: str) -> Dialect:
+    """The dialect a path speaks, before its body is read."""
+    return _BY_PATH.get(path, Dialect.API)
+
+
 def _dialect(request: Request) -> Dialect:
-    return getattr(request.state, "dialect", None) or _BY_PATH.get(request.url.path, Dialect.API)
+    return getattr(request.state, "dialect", None) or dialect_of_path(request.url.path)
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:

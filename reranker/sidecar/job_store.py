@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from reranker import Judgement, RankedDocument, rank_judgements
-from reranker.progress import seconds_left
+from reranker.core.progress import seconds_left
+from reranker.core.ranking import Judgement, RankedDocument, rank_judgements
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
-ACTIVE = ("queued", "running")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

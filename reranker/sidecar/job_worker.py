@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from reranker import Judgement, Query
-from reranker.sidecar.job_store import JobStore, PendingPair
+from reranker.core.ranking import Judgement, Query, in_pair_order, queries_of
+from reranker.sidecar.job_store import JobStore
 
 log = logging.getLogger("reranker.sidecar")
 
@@ -65,18 +65,14 @@ class JobWorker:
             if not pairs:
                 self.store.finish(job_id, "done")
                 return
-            qnums = sorted(queries)
-            chunk = [Query(queries[n][0], [p.document for p in pairs if p.qnum == n], queries[n][1]) for n in qnums]
+            groups = queries_of((queries[p.qnum][0], p.document, queries[p.qnum][1]) for p in pairs)
             try:
-                verdicts = self.submit(chunk).result()
+                verdicts = self.submit([q for q, _ in groups]).result()
             except Exception as e:  # noqa: BLE001 - the job records why it failed
                 if self._stop.is_set():
                     return
                 self.store.finish(job_id, "failed", f"{type(e).__name__}: {e}")
                 return
-            scored: list[tuple[PendingPair, Judgement]] = []
-            for n, group in zip(qnums, verdicts):
-                scored.extend(zip([p for p in pairs if p.qnum == n], group))
-            self.store.save_scores(job_id, scored)
+            self.store.save_scores(job_id, list(zip(pairs, in_pair_order(groups, verdicts), strict=True)))
             if self.chunk_delay:
                 self._stop.wait(self.chunk_delay)

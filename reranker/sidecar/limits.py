@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reranker import Query
+from reranker.core.ranking import Query
 from reranker.sidecar.errors import InvalidInput, TooLarge
 from reranker.sidecar.settings import Settings
 

@@ -1,15 +1,16 @@
-"""ASGI middleware: body size limits, the API key, and per-request metrics."""
+"""ASGI middleware: body size limits, the API key, and per-request metrics. Their refusals (413, 401) take the error
+shape of the dialect the path speaks, as every other error does (http_errors)."""
 
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reranker.sidecar.http_errors import dialect_of_path, error_answer
 from reranker.sidecar.telemetry import SidecarMetrics
 
 # A body over the limit is still read (and thrown away) up to this size before the 413 goes out, so that
@@ -17,12 +18,10 @@ from reranker.sidecar.telemetry import SidecarMetrics
 _DRAIN_BYTES = 256 * 1024 * 1024
 
 
-async def send_json(send: Send, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
-    payload = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
+async def refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str,
+                 headers: dict[str, str]) -> None:
+    """Answer `status` with `message` in the error shape of the path's dialect."""
+    await error_answer(dialect_of_path(scope["path"]), status, message, headers=headers)(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -43,7 +42,7 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             if int(declared) <= _DRAIN_BYTES:
                 await _drain(receive)
-            await send_json(send, 413, {"detail": message, "message": message}, {"connection": "close"})
+            await refuse(scope, receive, send, 413, message, {"connection": "close"})
             return
         received = 0
 
@@ -96,7 +95,7 @@ class BearerAuthMiddleware:
             return
         detail = ("wrong API key" if header else "missing API key") + \
             ": send the header 'Authorization: Bearer <key>' with the key in RERANKER_API_KEY"
-        await send_json(send, 401, {"detail": detail, "message": detail}, {"www-authenticate": "Bearer"})
+        await refuse(scope, receive, send, 401, detail, {"www-authenticate": "Bearer"})
 
 
 class MetricsMiddleware:

@@ -26,9 +26,8 @@ from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 
-from reranker import Judgement, Query
-from reranker.backend import BackendError, RerankBackend
-from reranker.ranking import total_tokens
+from reranker.core.backend import BackendError, RerankBackend
+from reranker.core.ranking import Judgement, Query, total_tokens
 from reranker.sidecar.errors import QueueClosed, QueueFull
 
 Verdicts = list[list[Judgement]]
@@ -41,7 +40,7 @@ log = logging.getLogger("reranker.sidecar")
 
 
 @dataclass(frozen=True)
-class EngineCall:
+class BackendCall:
     """What one merged engine call did, for the metrics."""
 
     requests: int
@@ -128,12 +127,12 @@ class _Slice:
 
 
 class RequestQueue:
-    def __init__(self, engine: RerankBackend, max_pairs: int = 1024, max_chars: int = 1_000_000,
+    def __init__(self, backend: RerankBackend, max_pairs: int = 1024, max_chars: int = 1_000_000,
                  max_queue: int = 1000, fairness: int = 8, slice_seconds: float = 15.0,
-                 interactive_window: float = 10.0, on_call: Callable[[EngineCall], None] | None = None) -> None:
+                 interactive_window: float = 10.0, on_call: Callable[[BackendCall], None] | None = None) -> None:
         """interactive_window: seconds after an interactive request during which a job's slices are kept as short
         as an interactive call (0: jobs always get whole slices)."""
-        self.engine = engine
+        self.backend = backend
         self.max_pairs = max_pairs
         self.max_chars = max_chars
         self.max_queue = max_queue
@@ -259,7 +258,7 @@ class RequestQueue:
             return
         started = time.perf_counter()
         try:
-            verdicts = self.engine.judge_many([piece.query for piece in call])
+            verdicts = self.backend.judge_many([piece.query for piece in call])
         except BackendError as e:  # the server behind a gateway failed: asking again per request would not help
             for request in {id(piece.request): piece.request for piece in call}.values():
                 request.fail(e)
@@ -286,7 +285,7 @@ class RequestQueue:
         if self.on_call is not None:
             tokens = total_tokens(j for group in verdicts for j in group) or 0
             pairs = sum(len(group) for group in verdicts)
-            self.on_call(EngineCall(requests, pairs, tokens, seconds, background))
+            self.on_call(BackendCall(requests, pairs, tokens, seconds, background))
 
     def _run_alone(self, call: list[_Slice]) -> None:
         by_request: dict[int, list[_Slice]] = {}
@@ -294,7 +293,7 @@ class RequestQueue:
             by_request.setdefault(id(piece.request), []).append(piece)
         for pieces in by_request.values():
             try:
-                verdicts = self.engine.judge_many([piece.query for piece in pieces])
+                verdicts = self.backend.judge_many([piece.query for piece in pieces])
             except Exception as e:  # noqa: BLE001
                 pieces[0].request.fail(e)
                 continue

@@ -11,11 +11,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from reranker import Judgement, Query
-from reranker.backend import RerankBackend, open_backend, shown_address
-from reranker.loading import load_failure_text
-from reranker.model_names import resolve_model
-from reranker.remote.ranker_server import SERVER_NAME
+from reranker.backends import open_backend
+from reranker.core.addresses import shown_address
+from reranker.core.backend import RerankBackend, failure_text
+from reranker.core.model_names import resolve_model
+from reranker.core.ranking import Judgement, Query
+from reranker.remote.sidecar import SERVER_NAME
 from reranker.sidecar.data_lock import lock_data_dir
 from reranker.sidecar.errors import NotReady
 from reranker.sidecar.extra_models import ExtraModels
@@ -55,7 +56,7 @@ class Runtime:
         try:
             backend = self.backend_factory()
         except Exception as e:  # noqa: BLE001 - any failure is reported by /health instead of killing the server
-            self.load_error = load_failure_text(e)
+            self.load_error = failure_text(e)
             log.error("the model could not be loaded: %s", e)
             return
         if self._closed.is_set():

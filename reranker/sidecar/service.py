@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import asyncio
 
-from reranker import Judgement, Query, rank_judgements
-from reranker.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy, UnsupportedOption
-from reranker.csv_io import TableError, group_pairs, guess_columns, pairs_from_table, read_table, safe_csv_bytes
-from reranker.encoding import PromptTooLong
-from reranker.exports import export_csv, export_frame, export_record, with_input_columns
-from reranker.prompt import resolve_instruction
-from reranker.ranking import total_tokens
+from reranker.core.backend import (
+    BackendError,
+    PromptTooLong,
+    RequestRefused,
+    RequestTooBig,
+    ServerBusy,
+    UnsupportedOption,
+)
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import Judgement, Query, RankedDocument, queries_of, rank_each, total_tokens
+from reranker.formats.columns import COLUMN_FIELDS, guess_columns
+from reranker.formats.exports import export_csv, export_frame, export_record, with_input_columns
+from reranker.formats.tables import TableError, pairs_from_table, read_table, safe_csv_bytes
 from reranker.sidecar import limits
 from reranker.sidecar.errors import (
     Conflict,
@@ -39,10 +45,6 @@ from reranker.sidecar.schemas import (
     RerankQueriesRequest,
     usage_of,
 )
-
-COLUMN_FIELDS = {"query": "query_column", "document": "document_column", "label": "label_column",
-                 "instruction": "instruction_column"}
-"""The role each column plays in a table job, and the form field that names it."""
 
 
 class SidecarService:
@@ -91,15 +93,19 @@ class SidecarService:
         except BackendError as e:
             raise UpstreamFailed(str(e)) from None
 
+    async def rank(self, queries: list[Query], top_n: int | None = None, several_queries: bool = False,
+                   model: str | None = None) -> tuple[list[list[RankedDocument]], int | None]:
+        """Each query's documents best first, cut to top_n, and the prompt tokens read (None when the backend does
+        not count them): what every rerank dialect answers from."""
+        verdicts = await self.judge(queries, several_queries, model)
+        return rank_each(queries, verdicts, top_n), total_tokens(j for group in verdicts for j in group)
+
     async def rerank_queries(self, body: RerankQueriesRequest) -> MultiQueryRerankResponse:
-        texts = body.texts()
-        verdicts = await self.judge([Query(q, d, body.instruction, body.document_tokens, body.keep_document_end,
-                                           body.refuse_truncation) for q, d in zip(body.queries, texts)],
-                                    several_queries=True, model=body.model)
-        results = [[RankedItem(**r.record()) for r in rank_judgements(docs, judgements, body.top_n)]
-                   for docs, judgements in zip(texts, verdicts)]
-        return MultiQueryRerankResponse(model=self.answering(body.model), results=results,
-                                        usage=usage_of(total_tokens(j for group in verdicts for j in group)))
+        queries = [Query(q, d, body.instruction, body.document_tokens, body.keep_document_end, body.refuse_truncation)
+                   for q, d in zip(body.queries, body.texts())]
+        ranked, tokens = await self.rank(queries, body.top_n, several_queries=True, model=body.model)
+        return MultiQueryRerankResponse(model=self.answering(body.model), usage=usage_of(tokens),
+                                        results=[[RankedItem(**r.record()) for r in query] for query in ranked])
 
     # Jobs: accepted now, scored in the background, kept in the store.
 
@@ -113,11 +119,15 @@ class SidecarService:
         job = await asyncio.to_thread(self.store.create, "json", queries, pairs, body.top_n)
         return self._accepted(job)
 
-    async def create_table_job(self, filename: str, data: bytes, columns: dict[str, str | None]) -> JobCreated:
+    async def create_table_job(self, filename: str, data: bytes, columns: dict[str, str | None],
+                               instruction: str | None = None) -> JobCreated:
         """A job over an uploaded CSV or TSV; `columns` names the column of some roles (None: no such column),
-        the others are guessed from the header."""
+        the others are guessed from the header; `instruction` is for rows without one of their own."""
+        if instruction is not None:
+            limits.check_text(self.settings, "instruction", instruction)
         try:
-            mapping, queries, pairs = await asyncio.to_thread(self._pairs_from_table, data, filename, columns)
+            mapping, queries, pairs = await asyncio.to_thread(self._pairs_from_table, data, filename, columns,
+                                                              instruction)
         except TableError as e:
             raise InvalidInput(str(e)) from None
         job = await asyncio.to_thread(self.store.create, "csv", queries, pairs, None, filename, data, mapping)
@@ -152,8 +162,9 @@ class SidecarService:
             for sq in scored])
 
     def results_csv(self, job_id: str) -> bytes:
-        """The job's pairs in the export schema (reranker.exports). A table job's rows keep the upload's order, `index`
-        being the row (from 0), with the upload's other columns after; a JSON job's are best first per query."""
+        """The job's pairs in the export schema (reranker.formats.exports). A table job's rows keep the upload's
+        order, `index` being the row (from 0), with the upload's other columns after; a JSON job's are best first per
+        query."""
         job, scored = self._finished(job_id)
         table = job.kind == "csv"
         records = [export_record(r, sq.query, sq.instruction, self.model_name, sq.labels[r.index],
@@ -185,7 +196,7 @@ class SidecarService:
             raise Conflict(f"job {job_id} {state}; results are ready once its status is done")
         return job, self.store.results(job_id, job.top_n if job.kind == "json" else None)
 
-    def _pairs_from_table(self, data: bytes, filename: str, given: dict[str, str | None]
+    def _pairs_from_table(self, data: bytes, filename: str, given: dict[str, str | None], instruction: str | None
                           ) -> tuple[dict[str, str | None], list[tuple[str, str | None]], list[NewPair]]:
         """Column mapping (given, else guessed from the header), queries and pairs of an uploaded table."""
         frame = read_table(data, filename, self.settings.max_job_bytes)
@@ -202,13 +213,13 @@ class SidecarService:
         for r in rows:
             for role, text in (("query", r.query), ("document", r.document), ("instruction", r.instruction or "")):
                 limits.check_text(self.settings, f"row {r.row + 1}: the {columns[role]!r} cell", text)
-        labels = {r.row: r.label for r in rows}
         queries: list[tuple[str, str | None]] = []
         pairs: list[NewPair] = []
-        for qnum, (query, table_rows) in enumerate(group_pairs(rows)):
+        grouped = queries_of((r.query, r.document, r.instruction or instruction or None) for r in rows)
+        for qnum, (query, positions) in enumerate(grouped):
             queries.append((query.query, query.instruction))
-            pairs.extend(NewPair(qnum, d, doc, row, labels[row])
-                         for d, (doc, row) in enumerate(zip(query.documents, table_rows)))
+            pairs.extend(NewPair(qnum, d, rows[p].document, rows[p].row, rows[p].label)
+                         for d, p in enumerate(positions))
         return columns, queries, pairs
 
 

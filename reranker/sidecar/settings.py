@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from reranker.backend import is_server
+from reranker.core.addresses import is_server
 
 
 class SettingsError(ValueError):

@@ -14,7 +14,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from reranker.sidecar.request_queue import EngineCall
+from reranker.sidecar.request_queue import BackendCall
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -34,7 +34,7 @@ class SidecarMetrics:
                              ["source"], registry=r)
         self.tokens = Counter("reranker_prompt_tokens", "Prompt tokens the model read, by source (api or job)",
                               ["source"], registry=r)
-        self.engine_calls = Histogram("reranker_engine_call_pairs",
+        self.backend_calls = Histogram("reranker_engine_call_pairs",
                                       "Pairs per engine call; requests waiting together share one call",
                                       ["source"], buckets=_PAIR_BUCKETS, registry=r)
         self.engine_seconds = Histogram("reranker_engine_call_seconds", "Time of one engine call",
@@ -46,11 +46,11 @@ class SidecarMetrics:
         self.jobs = Gauge("reranker_jobs", "Jobs in the store, by status", ["status"], registry=r)
         self.model_loaded = Gauge("reranker_model_loaded", "1 once the model is loaded and serving", registry=r)
 
-    def record_call(self, call: EngineCall) -> None:
+    def record_call(self, call: BackendCall) -> None:
         source = "job" if call.background else "api"
         self.pairs.labels(source).inc(call.pairs)
         self.tokens.labels(source).inc(call.tokens)
-        self.engine_calls.labels(source).observe(call.pairs)
+        self.backend_calls.labels(source).observe(call.pairs)
         self.engine_seconds.labels(source).observe(call.seconds)
         self.merged_requests.labels(source).inc(call.requests)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from reranker.encoding import plain_text_tokenizer
-from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, user_turn
+from reranker.core.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, user_turn
+from reranker.engine.encoding import plain_text_tokenizer
 
 
 @torch.no_grad()

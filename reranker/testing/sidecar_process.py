@@ -61,6 +61,22 @@ class SidecarProcess:
             time.sleep(0.1)
         raise TimeoutError(f"/health did not answer {want} within {timeout:.0f} s (last: {last}):\n{self.log_tail()}")
 
+    def wait_for_status(self, status: str, timeout: float = 120.0) -> dict[str, object]:
+        """Poll /health until its `status` is `status` ("ok", "loading", "failed"); raises as wait_healthy does."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the sidecar exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                last = requests.get(f"{self.url}/health", timeout=5).json()
+                if isinstance(last, dict) and last.get("status") == status:
+                    return last
+            except (requests.ConnectionError, ValueError) as e:
+                last = e
+            time.sleep(0.1)
+        raise TimeoutError(f"/health did not say {status!r} within {timeout:.0f} s (last: {last}):\n{self.log_tail()}")
+
     def log_tail(self, chars: int = 4000) -> str:
         if self.log_path is None or not Path(self.log_path).exists():
             return "(no log)"

@@ -1,8 +1,9 @@
 """Everything the Streamlit pages share.
 
-`frame`, `widgets` and `job_panel` draw with Streamlit; the rest (`results`, `charts`, `comparison`,
-`batch_scoring`, `score_cache`, `presets`) is plain Python that tests reach without a page. Nothing here
-imports FastAPI: the pages talk to a sidecar over HTTP, through `reranker.sidecar.client`.
+`frame`, `widgets`, `job_panel`, `session_panel` and `run_models` draw with Streamlit; `results`, `charts`,
+`comparison`, `explanation_view`, `batch_scoring`, `scoring_steps`, `score_cache`, `saved_sessions`, `presets` and
+`backend_openings` do not, so tests reach them without a page. The pages score through a backend (reranker.core),
+which may be a sidecar reached over HTTP (reranker.remote); nothing here imports FastAPI or the sidecar's code.
 """
 
 from pathlib import Path

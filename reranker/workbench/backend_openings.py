@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from reranker.backend import RerankBackend
+from reranker.core.backend import RerankBackend
 
 Spec = tuple[str, str | None]
 """What a backend is opened from: (model or server address, key)."""

@@ -3,35 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import pandas as pd
 
-from reranker.backend import RerankBackend
-from reranker.csv_io import PairRow, group_pairs
-from reranker.exports import export_frame, export_record
-from reranker.prompt import resolve_instruction
-from reranker.ranking import rank_judgements
-from reranker.ranking_metrics import label_metrics, mean
+from reranker.analysis.ranking_metrics import label_metrics, mean
+from reranker.core.backend import RerankBackend
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import queries_of
+from reranker.formats.exports import export_frame, export_record
+from reranker.formats.tables import PairRow
 from reranker.workbench.score_cache import ScoreCache
-from reranker.workbench.scoring_steps import ScoringProgress, judge_in_steps
+from reranker.workbench.scoring_steps import ScoringProgress, rank_in_steps
 
 
 def run_batch(cache: ScoreCache, backend: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
               on_progress: Callable[[ScoringProgress], None] | None = None) -> pd.DataFrame:
     """Score every row; rows without an instruction of their own get `instruction` (blank: the default).
 
-    Returns one exported row per pair (reranker.exports), grouped by query in first-seen order, best first within
-    a query; `index` is the row's place in the uploaded table, from 0.
+    Returns one exported row per pair (reranker.formats.exports), grouped by query in first-seen order, best first
+    within a query; `index` is the row's place in the uploaded table, from 0.
     """
-    groups = [(replace(q, instruction=resolve_instruction(q.instruction or instruction)), numbers)
-              for q, numbers in group_pairs(list(rows))]
-    judged = judge_in_steps(cache, backend, [q for q, _ in groups], on_progress)
-    by_row = {r.row: r for r in rows}
-    records = [export_record(d, q.query, q.instruction, backend.model_name, by_row[numbers[d.index]].label,
-                             index=numbers[d.index])
-               for (q, numbers), judgements in zip(groups, judged)
-               for d in rank_judgements(q.documents, judgements)]
+    rows = list(rows)
+    groups = queries_of((r.query, r.document, resolve_instruction(r.instruction or instruction)) for r in rows)
+    queries = [q for q, _ in groups]
+    ranked = rank_in_steps(cache, backend, queries, on_progress)
+    records = [export_record(d, q.query, q.instruction, backend.model_name, rows[positions[d.index]].label,
+                             index=rows[positions[d.index]].row)
+               for (q, positions), ranking in zip(groups, ranked) for d in ranking]
     return export_frame(records)
 
 

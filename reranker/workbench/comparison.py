@@ -9,17 +9,19 @@ from itertools import combinations
 
 import pandas as pd
 
-from reranker.documents import ParsedDocuments
-from reranker.exports import Record, export_records
-from reranker.prompt import resolve_instruction
-from reranker.ranking import RankedDocument
-from reranker.ranking_metrics import kendall_tau, label_metrics, metric_text, top_k_overlap
+from reranker.analysis.ranking_metrics import kendall_tau, label_metrics, metric_text, top_k_overlap
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import RankedDocument
+from reranker.formats.documents import ParsedDocuments
+from reranker.formats.exports import Record, export_records
 
 BEST_MARK = "★"
 
 
 @dataclass(frozen=True)
-class InstructionRun:
+class CompareRun:
+    """One run of a comparison: a model and an instruction, and the ranking they gave."""
+
     name: str
     """A short name for tables and charts, e.g. "A"."""
     instruction: str
@@ -51,7 +53,7 @@ class Comparison:
 
     query: str
     parsed: ParsedDocuments
-    runs: list[InstructionRun]
+    runs: list[CompareRun]
 
     def asked(self, runs: Sequence[tuple[str, str]], query: str, parsed: ParsedDocuments) -> bool:
         """Whether these inputs, (model, instruction) per run, are the ones this comparison answers."""
@@ -68,7 +70,7 @@ class Comparison:
         return sorted({d.index for run in self.runs for d in run.ranked[:k]})
 
 
-def rank_table(runs: Sequence[InstructionRun], documents: Sequence[str],
+def rank_table(runs: Sequence[CompareRun], documents: Sequence[str],
                labels: Sequence[float] | None = None) -> pd.DataFrame:
     """One row per document in input order: its rank and score under each instruction."""
     frame = pd.DataFrame({"input #": range(1, len(documents) + 1), "text": list(documents)})
@@ -84,7 +86,7 @@ def rank_table(runs: Sequence[InstructionRun], documents: Sequence[str],
     return frame
 
 
-def agreement_table(runs: Sequence[InstructionRun], k: int) -> pd.DataFrame:
+def agreement_table(runs: Sequence[CompareRun], k: int) -> pd.DataFrame:
     """Each pair of instructions: Kendall tau of their rankings and the overlap of their top k."""
     rows = [{"runs": f"{a.name} vs {b.name}", "Kendall tau": kendall_tau(a.rank_of(), b.rank_of()),
              f"top-{k} overlap": top_k_overlap(a.order(), b.order(), k)}
@@ -92,7 +94,7 @@ def agreement_table(runs: Sequence[InstructionRun], k: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["runs", "Kendall tau", f"top-{k} overlap"])
 
 
-def metrics_table(runs: Sequence[InstructionRun], labels: Sequence[float], k: int) -> pd.DataFrame:
+def metrics_table(runs: Sequence[CompareRun], labels: Sequence[float], k: int) -> pd.DataFrame:
     """NDCG@k, MRR and Hit@1 per instruction; the best (by NDCG@k, then MRR, then Hit@1) get a ★, every one of them
     when several tie."""
     rows = []

@@ -9,7 +9,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from reranker.explanations import Span
+from reranker.analysis.explanations import Span
 
 FOR_COLOUR = (11, 110, 79)
 """Green: the sentence pushes towards "yes"."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from reranker.backend import RerankBackend, is_server, open_backend, server_from_env
-from reranker.model_names import KNOWN_MODELS, resolve_model
-from reranker.remote import RankerServerBackend
-from reranker.sidecar.client import SidecarClient
+from reranker.backends import open_backend, server_from_env
+from reranker.core.addresses import is_server
+from reranker.core.backend import JobService, RerankBackend, failure_text
+from reranker.core.model_names import KNOWN_MODELS, resolve_model
 from reranker.workbench import ASSETS
 from reranker.workbench.backend_openings import Openings, Spec
 from reranker.workbench.widgets import plain_markdown
@@ -31,8 +31,6 @@ before it loads)."""
 READY_AT_ONCE_SECONDS = 0.3
 """A backend ready this soon (cached, or a tiny model) shows as ready without a loading notice first."""
 SERVER_RETRY_SECONDS = 10.0
-JOB_SERVER_TIMEOUT = 15.0
-"""Seconds a page waits for the sidecar's job API (listing, status, results) before saying it does not answer."""
 
 
 def draw_frame(page_title: str) -> None:
@@ -64,18 +62,16 @@ def still_opening() -> bool:
     return bool(spec) and not openings().get(spec).done
 
 
-def job_server() -> SidecarClient | None:
-    """The sidecar that takes CSV jobs: the backend when it is a Qwen-Ranker sidecar; else none."""
+def job_service() -> JobService | None:
+    """Where CSV jobs run: the backend's jobs when it runs them (a Qwen-Ranker sidecar); else none."""
     chosen = backend()
-    if isinstance(chosen, RankerServerBackend):
-        return SidecarClient(chosen.url, chosen.connection.key, timeout=JOB_SERVER_TIMEOUT)
-    return None
+    return chosen.jobs() if chosen is not None and chosen.capabilities.jobs else None
 
 
 @st.cache_resource(show_spinner=False)
 def openings() -> Openings:
     """This process's backends, each opened once in a background thread and shared by every session and page."""
-    return Openings(open_backend, _failure_text, keep=MODELS_KEPT)
+    return Openings(open_backend, failure_text, keep=MODELS_KEPT)
 
 
 def backend_sidebar() -> Spec | None:
@@ -170,13 +166,3 @@ def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str |
         st.error("The address starts with http:// or https://.")
         return None
     return url, key or (env_key if url == env_url else None)
-
-
-def _failure_text(error: BaseException) -> str:
-    from reranker.backend import BackendError
-
-    if isinstance(error, BackendError):
-        return str(error)
-    from reranker.loading import load_failure_text
-
-    return load_failure_text(error)

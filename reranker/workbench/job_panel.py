@@ -7,7 +7,6 @@ Another page hands a job over with `pick_job(job_id)` and `job_started(job_id)`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -16,11 +15,9 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from reranker.backend import RerankBackend
-from reranker.exports import export_json, records_of_job
-from reranker.progress import duration_text
-from reranker.remote.remote_backend import RemoteBackend
-from reranker.sidecar.client import SidecarClient, SidecarError
+from reranker.core.backend import BackendError, JobService, RerankBackend
+from reranker.core.progress import duration_text
+from reranker.formats.exports import export_json, records_of_job
 from reranker.workbench.widgets import plain_markdown
 
 T = TypeVar("T")
@@ -30,6 +27,7 @@ JOBS_PAGE = "views/sidecar_jobs.py"
 CSV_PAGE = "views/csv_batches.py"
 JOB_PARAM = "job"  # ?job=<id> on the Jobs page
 ACTIVE = ("queued", "running")
+"""The statuses of a job still to finish."""
 LIST_LIMIT = 50
 POLL_SECONDS = 2.0
 _PICKED = "jobs_picked"  # session: the id of the job picked on the Jobs page
@@ -58,9 +56,10 @@ def no_sidecar_help(backend: RerankBackend | None) -> None:
     how = ("`./start.sh` starts the workbench with one and points it there. Or start one yourself with "
            "`python -m reranker serve` (it listens on `http://127.0.0.1:8502`), choose **On a server** under "
            "**Run the model** in the sidebar and type its address.")
-    if isinstance(backend, RemoteBackend):
-        st.info(f"The server in use, {plain_markdown(backend.connection.shown)} ({plain_markdown(backend.kind)}), "
-                "scores requests but does not run jobs: jobs need a Qwen-Ranker sidecar. " + how,
+    if backend is not None and not backend.capabilities.in_process:
+        can = backend.capabilities
+        st.info(f"The server in use ({plain_markdown(can.where)}, a {plain_markdown(can.kind)}) scores requests but "
+                "does not run jobs: jobs need a Qwen-Ranker sidecar. " + how,
                 title="This server does not run jobs", icon=":material/info:")
     else:
         st.info("Jobs run on a Qwen-Ranker sidecar, a separate process that scores big CSV files in the background "
@@ -68,10 +67,10 @@ def no_sidecar_help(backend: RerankBackend | None) -> None:
                 title="No sidecar to run jobs", icon=":material/info:")
 
 
-def jobs_view(sidecar: SidecarClient, model: str) -> None:
+def jobs_view(sidecar: JobService, model: str) -> None:
     """The sidecar's recent jobs, newest first, then the picked job's panel; refreshed every 2 s while a job is
     queued or running, and not at all once none is. `model`: what the sidecar scores with, for the downloads."""
-    jobs = _sidecar_call(sidecar.jobs, LIST_LIMIT, f"The jobs on {sidecar.url} could not be listed")
+    jobs = _sidecar_call(sidecar.jobs, LIST_LIMIT, f"The jobs on {sidecar.shown} could not be listed")
     if jobs is None:
         return
     if not jobs:
@@ -85,19 +84,19 @@ def jobs_view(sidecar: SidecarClient, model: str) -> None:
     live(sidecar, model, polling)
 
 
-def _live_jobs(sidecar: SidecarClient, model: str, polling: bool) -> None:
+def _live_jobs(sidecar: JobService, model: str, polling: bool) -> None:
     """The table, the picker and the panel; as a fragment it reruns alone every 2 s while `polling`, and hands over
     to the whole page (which starts or stops the polling) when that no longer matches the jobs."""
     jobs = st.session_state.pop(_LISTED, None)
     if jobs is None:  # a rerun of this fragment alone: ask again
-        jobs = _sidecar_call(sidecar.jobs, LIST_LIMIT, f"The jobs on {sidecar.url} could not be listed")
+        jobs = _sidecar_call(sidecar.jobs, LIST_LIMIT, f"The jobs on {sidecar.shown} could not be listed")
         if jobs is None:
             return
     if not jobs or any(job["status"] in ACTIVE for job in jobs) != polling:
         st.rerun()
     top = st.container(horizontal=True, vertical_alignment="center")
     listed = f"The {len(jobs)} most recent jobs on {{}}, newest first" if len(jobs) > 1 else "The one job on {}"
-    top.caption(listed.format(plain_markdown(sidecar.url))
+    top.caption(listed.format(plain_markdown(sidecar.shown))
                 + (f"; refreshed every {POLL_SECONDS:.0f} s while one runs." if polling else "."))
     if not polling:
         top.button("Refresh", key="jobs_refresh", type="tertiary", icon=":material/refresh:")
@@ -146,7 +145,7 @@ def time_left(job: Job) -> str:
     return f"about {duration_text(eta)}" if eta is not None else "…"
 
 
-def _picked_job(sidecar: SidecarClient, jobs: list[Job]) -> Job:
+def _picked_job(sidecar: JobService, jobs: list[Job]) -> Job:
     """The picker over `jobs` (plus the picked job when it is older than the list), set to the job in ?job=, else
     the one picked earlier in this session, else the newest; returns the picked job."""
     by_id = {job["id"]: job for job in jobs}
@@ -166,14 +165,14 @@ def _picked_job(sidecar: SidecarClient, jobs: list[Job]) -> Job:
     return by_id[picked]
 
 
-def _older_job(sidecar: SidecarClient, job_id: str) -> Job | None:
+def _older_job(sidecar: JobService, job_id: str) -> Job | None:
     """The job `job_id` when the sidecar has it; None after saying why not."""
     if not _JOB_ID.fullmatch(job_id):
         st.warning(plain_markdown(f"{job_id[:80]} is not a job id; showing the newest job instead."))
         return None
     try:
         return sidecar.job(job_id)
-    except SidecarError as e:
+    except BackendError as e:
         st.warning(plain_markdown(f"Job {job_id} cannot be shown ({e}); showing the newest job instead."))
         return None
 
@@ -189,7 +188,7 @@ def _remember(job_id: str) -> None:
         st.query_params[JOB_PARAM] = job_id
 
 
-def job_detail(sidecar: SidecarClient, job: Job, model: str) -> None:
+def job_detail(sidecar: JobService, job: Job, model: str) -> None:
     """One job: its status and facts; Cancel while it is queued or running; Download CSV and Download JSON once it
     is done; its error and Retry once it failed or was cancelled."""
     job_id, status, progress = job["id"], job["status"], job["progress"]
@@ -250,18 +249,18 @@ def _took(job: Job) -> str | None:
     return "under a second" if seconds < 0.5 else duration_text(seconds)
 
 
-def _results(sidecar: SidecarClient, job_id: str, model: str) -> tuple[bytes, bytes] | None:
+def _results(sidecar: JobService, job_id: str, model: str) -> tuple[bytes, bytes] | None:
     """A done job's CSV and JSON in the export schema, fetched once per session (a done job's results never change);
     the last few kept."""
     kept: dict[tuple[str, str], tuple[bytes, bytes]] = st.session_state.setdefault(_RESULTS, {})
-    key = (sidecar.url, job_id)
+    key = (sidecar.shown, job_id)
     if key not in kept:
         failure = f"Job {short_id(job_id)} is done but its results could not be fetched"
         csv = _sidecar_call(sidecar.results_csv, job_id, failure)
         answer = _sidecar_call(sidecar.results_json, job_id, failure) if csv is not None else None
         if csv is None or answer is None:
             return None
-        data = export_json(records_of_job(json.loads(answer), model)).encode("utf-8")
+        data = export_json(records_of_job(answer, model)).encode("utf-8")
         while len(kept) >= _KEPT_RESULTS:
             del kept[next(iter(kept))]
         kept[key] = (csv, data)
@@ -272,6 +271,6 @@ def _sidecar_call(call: Callable[..., T], arg: Any, failure: str) -> T | None:
     """call(arg), or None with the sidecar's reason shown under the title `failure`."""
     try:
         return call(arg)
-    except SidecarError as e:
+    except BackendError as e:
         st.error(plain_markdown(str(e)), title=plain_markdown(failure))
         return None

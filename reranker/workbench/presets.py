@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from reranker.prompt import DEFAULT_INSTRUCTION
+from reranker.core.prompt import DEFAULT_INSTRUCTION
 from reranker.workbench import ASSETS
 
 INSTRUCTION_PRESETS: dict[str, str] = {

@@ -12,9 +12,9 @@ from typing import Literal
 
 import pandas as pd
 
-from reranker.documents import ParsedDocuments
-from reranker.exports import Record, export_records, label_value
-from reranker.ranking import RankedDocument
+from reranker.core.ranking import RankedDocument
+from reranker.formats.documents import ParsedDocuments
+from reranker.formats.exports import Record, export_records, label_value
 from reranker.workbench.explanation_view import highlighted
 
 ScoreMode = Literal["Probability", "Log-odds"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from reranker.backend import BackendError, RerankBackend, is_server
-from reranker.model_memory import available_bytes, estimate, read_config
-from reranker.model_names import KNOWN_MODELS
-from reranker.remote import RankerServerBackend
+from reranker.core.addresses import is_server
+from reranker.core.backend import BackendError, RerankBackend
+from reranker.core.model_names import KNOWN_MODELS
+from reranker.engine.memory import fit_of
 from reranker.workbench import frame
 from reranker.workbench.widgets import plain_markdown
 
@@ -23,12 +23,12 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
     none: still loading, refused for memory, or failed."""
     if sidebar is None:
         return None
-    in_process = sidebar.describe().get("where") == "in this process"
-    extras = _sidecar_extras(sidebar) if isinstance(sidebar, RankerServerBackend) else {}
-    if isinstance(sidebar, RankerServerBackend):
+    can = sidebar.capabilities
+    extras = _extras(sidebar) if can.extra_models else {}
+    if can.extra_models:
         options = [SIDEBAR, *extras, SERVER]
     else:
-        options = [SIDEBAR, *KNOWN_MODELS, OTHER, SERVER] if in_process else [SIDEBAR, SERVER]
+        options = [SIDEBAR, *KNOWN_MODELS, OTHER, SERVER] if can.in_process else [SIDEBAR, SERVER]
     choice = st.selectbox("Model", options, key=key, persist_state="session",
                           format_func=lambda m: f"{SIDEBAR} ({sidebar.model_name.rsplit('/', 1)[-1]})"
                           if m == SIDEBAR else m,
@@ -37,8 +37,8 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
     if choice == SIDEBAR:
         return sidebar
     if choice not in (OTHER, SERVER):
-        if isinstance(sidebar, RankerServerBackend):
-            return _on_sidecar(key, sidebar, choice, extras.get(choice, {}))
+        if can.extra_models:
+            return _extra_model(key, sidebar, choice, extras.get(choice, {}))
         return sidebar if choice == sidebar.model_name else _opened(choice, _bytes_per_parameter(sidebar))
     name = st.text_input("Model folder or hub id" if choice == OTHER else "Server address", key=f"{key}_other",
                          persist_state="session", placeholder="http://gpu-box:8000" if choice == SERVER else "",
@@ -57,27 +57,27 @@ def _bytes_per_parameter(sidebar: RerankBackend) -> int:
     return 4 if sidebar.describe().get("dtype") == "float32" else 2
 
 
-def _sidecar_extras(sidecar: RankerServerBackend) -> dict[str, dict]:
-    """The sidecar's extra models and their states ({} when it has none or does not answer)."""
+def _extras(server: RerankBackend) -> dict[str, dict]:
+    """The server's extra models and their states ({} when it has none or does not answer)."""
     try:
-        return sidecar.connection.get("/health").get("extra_models") or {}
+        return server.extra_models()
     except BackendError:
         return {}
 
 
-def _on_sidecar(key: str, sidecar: RankerServerBackend, choice: str, extra: dict) -> RerankBackend | None:
-    """One of the sidecar's extra models (RERANKER_EXTRA_MODELS), loaded there on request."""
+def _extra_model(key: str, server: RerankBackend, choice: str, extra: dict) -> RerankBackend | None:
+    """One of the server's extra models (a sidecar's RERANKER_EXTRA_MODELS), loaded there on request."""
     st.caption(plain_markdown(f"{choice} on the sidecar: {extra.get('needs') or 'size not known before it downloads'}"
                               f" · {extra.get('state')}"))
     if extra.get("state") == "ready":
-        return RankerServerBackend(sidecar.connection, choice)
+        return server.with_model(choice)
     if extra.get("state") == "failed":
         st.error(plain_markdown(str(extra.get("error"))), title="The sidecar could not load this model")
     elif extra.get("state") == "loading":
-        _sidecar_loading(sidecar, choice)
+        _extra_loading(server, choice)
     elif st.button("Load it on the sidecar", key=f"{key}_load", icon=":material/download:"):
         try:
-            sidecar.connection.post("/api/models/load", {"model": choice})
+            server.load_model(choice)
         except BackendError as e:
             st.error(plain_markdown(str(e)), title="The sidecar did not load it")
         else:
@@ -86,10 +86,10 @@ def _on_sidecar(key: str, sidecar: RankerServerBackend, choice: str, extra: dict
 
 
 @st.fragment(run_every=2.0)
-def _sidecar_loading(sidecar: RankerServerBackend, name: str) -> None:
-    """While the sidecar loads `name`: say so, and rerun the page once it has (or has failed)."""
+def _extra_loading(server: RerankBackend, name: str) -> None:
+    """While the server loads `name`: say so, and rerun the page once it has (or has failed)."""
     try:
-        state = (sidecar.connection.get("/health").get("extra_models") or {}).get(name, {}).get("state")
+        state = server.extra_models().get(name, {}).get("state")
     except BackendError:
         state = None
     if state != "loading":
@@ -104,17 +104,11 @@ def _opened(name: str, bytes_per_parameter: int | None) -> RerankBackend | None:
     spec = (name, None)
     openings = frame.openings()
     if bytes_per_parameter is not None and not openings.has(spec):
-        config = read_config(name)
-        if config is not None:
-            needed, free = estimate(config, bytes_per_parameter), available_bytes()
-            if free is not None and needed.total_bytes > free:
-                st.error(plain_markdown(f"{name} needs {needed.text()}; {free / 1e9:.1f} GB is free here, so it is "
-                                        "not loaded. Free memory, or compare it on a GPU server."))
-                return None
-            st.caption(plain_markdown(f"{name}: {needed.text()}"
-                                      + (f"; {free / 1e9:.1f} GB free." if free is not None else ".")))
-        else:
-            st.caption(plain_markdown(f"{name}: its size is not known before it downloads."))
+        fit = fit_of(name, bytes_per_parameter)
+        if not fit.fits:
+            st.error(plain_markdown(f"{fit.refusal('here')}. Free memory, or compare it on a GPU server."))
+            return None
+        st.caption(plain_markdown(fit.text()))
     opening = openings.get(spec)
     if not opening.done:
         frame.opening_notice(spec, f"{'Asking' if bytes_per_parameter is None else 'Loading'} {name}")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reranker.documents import parse_documents
-from reranker.ranking import Judgement, rank_judgements
+from reranker.core.ranking import Judgement, rank_judgements
+from reranker.formats.documents import parse_documents
 from reranker.workbench.results import Ranking
 
 FORMAT = "qwen-ranker-pro session"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from reranker.backend import RerankBackend
-from reranker.explanations import Span, explain
-from reranker.prompt import resolve_instruction
-from reranker.ranking import Judgement, Query
+from reranker.analysis.explanations import Span, explain
+from reranker.core.backend import RerankBackend
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import Judgement, Query
 
 PairKey = tuple[str, str, str, str, int | None, bool]
 
@@ -22,8 +22,8 @@ class ScoreCache:
     max_pairs: int = 200_000
     """Oldest pairs are forgotten past this many."""
     judgements: dict[PairKey, Judgement] = field(default_factory=dict)
-    engine_calls: int = 0
-    """judge_many calls made on the engine; stays put when everything asked for was cached."""
+    backend_calls: int = 0
+    """judge_many calls made on the backend; stays put when everything asked for was cached."""
     pairs_scored: int = 0
     explanations: dict[tuple[str, str, str, str], list[Span]] = field(default_factory=dict)
     """explain() answers per (backend, instruction, query, document)."""
@@ -53,7 +53,7 @@ class ScoreCache:
         model = backend_key(backend)
         todo = self.missing(model, queries)
         if todo:
-            self.engine_calls += 1
+            self.backend_calls += 1
             for q, judged in zip(todo, backend.judge_many(todo, progress)):
                 for d, j in zip(q.documents, judged):
                     self.judgements[self.key(model, q, d)] = j
@@ -80,4 +80,4 @@ class ScoreCache:
 def backend_key(backend: RerankBackend) -> str:
     """What the cache files a backend's judgements under: its model and where it runs (the same model on a server
     may not count tokens, or cut documents, as this process does)."""
-    return f"{backend.model_name} ({backend.describe().get('where')})"
+    return f"{backend.model_name} ({backend.capabilities.where})"

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from reranker.backend import RerankBackend
-from reranker.progress import duration_text, seconds_left
-from reranker.ranking import Judgement, Query
+from reranker.core.backend import RerankBackend
+from reranker.core.progress import duration_text, seconds_left
+from reranker.core.ranking import Judgement, Query, RankedDocument, rank_each
 from reranker.workbench.score_cache import ScoreCache
 
 STEP_SECONDS = 2.0
@@ -77,3 +77,10 @@ def judge_in_steps(cache: ScoreCache, backend: RerankBackend, queries: Sequence[
             step = max(1, min(MAX_STEP_PAIRS, int(pace * step_seconds)))
         report()
     return answers  # type: ignore[return-value]
+
+
+def rank_in_steps(cache: ScoreCache, backend: RerankBackend, queries: Sequence[Query],
+                  on_progress: Callable[[ScoringProgress], None] | None = None,
+                  unit: str = "pairs") -> list[list[RankedDocument]]:
+    """Each query's documents best first, judged in steps (judge_in_steps): what the pages rank with."""
+    return rank_each(queries, judge_in_steps(cache, backend, queries, on_progress, unit))

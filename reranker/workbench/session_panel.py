@@ -7,7 +7,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from reranker.documents import format_documents
+from reranker.formats.documents import format_documents
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS
 from reranker.workbench.results import Ranking
 from reranker.workbench.saved_sessions import (

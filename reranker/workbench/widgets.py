@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from reranker.backend import BackendError, UnsupportedOption
-from reranker.documents import ParsedDocuments, format_documents
+from reranker.core.backend import BackendError, UnsupportedOption
+from reranker.formats.documents import ParsedDocuments, format_documents
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.workbench.score_cache import ScoreCache
 from reranker.workbench.scoring_steps import ScoringProgress

@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reranker import Query, rank_judgements
-from reranker.ranking import total_tokens
+from reranker.core.ranking import Query
 from reranker.sidecar.dialects import (
     MODEL_FIELD,
     InstructedBody,
@@ -73,13 +72,12 @@ async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Resp
     texts = [document_text(d, i) for i, d in enumerate(body.documents)]
     cap = body.max_tokens_per_doc or document_token_cap(body.truncate_prompt_tokens)
     query = Query(body.query, texts, body.task_instruction(), document_tokens=cap)
-    [judgements] = await service.judge([query], model=body.model)
-    tokens = total_tokens(judgements)
+    [ranked], tokens = await service.rank([query], top_n_or_all(body.top_n), model=body.model)
     return CohereV2Response(
         id=str(uuid.uuid4()),
         results=[CohereV2Result(index=r.index, relevance_score=r.score,
                                 document=as_object(body.documents[r.index]) if body.return_documents else None)
-                 for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
+                 for r in ranked],
         meta=CohereV2Meta(tokens=None if tokens is None else InputTokens(input_tokens=tokens)),
         model=service.answering(body.model),
         usage=usage_of(tokens),

@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reranker import Query, rank_judgements
-from reranker.ranking import total_tokens
+from reranker.core.ranking import Query
 from reranker.sidecar.dialects import (
     MODEL_FIELD,
     InstructedBody,
@@ -59,13 +58,13 @@ class RerankResponse(BaseModel):
 async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse:
     texts = [document_text(d, i, body.rank_fields) for i, d in enumerate(body.documents)]
     cap = document_token_cap(body.truncate_prompt_tokens)
-    [judgements] = await service.judge([Query(body.query, texts, body.task_instruction(), document_tokens=cap)],
-                                       model=body.model)
+    query = Query(body.query, texts, body.task_instruction(), document_tokens=cap)
+    [ranked], tokens = await service.rank([query], top_n_or_all(body.top_n), model=body.model)
     return RerankResponse(
         id=f"rerank-{uuid.uuid4().hex}",
         model=service.answering(body.model),
         results=[RerankResult(index=r.index, relevance_score=r.score,
                               document=as_object(body.documents[r.index]) if body.return_documents else None)
-                 for r in rank_judgements(texts, judgements, top_n_or_all(body.top_n))],
-        usage=usage_of(total_tokens(judgements)),
+                 for r in ranked],
+        usage=usage_of(tokens),
     )

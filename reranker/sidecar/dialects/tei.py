@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reranker import Query, rank_judgements
+from reranker.core.ranking import Query
 from reranker.sidecar.dialects import InstructedBody
 from reranker.sidecar.service import SidecarService
 
@@ -39,7 +39,7 @@ class TeiRank(BaseModel):
 async def rerank(service: SidecarService, body: TeiRerankRequest) -> list[TeiRank]:
     query = Query(body.query, body.texts, body.task_instruction(), refuse_truncation=not body.truncate,
                   keep_document_end=body.truncation_direction.lower() == "left")
-    [judgements] = await service.judge([query])
+    [ranked], _ = await service.rank([query])
     return [TeiRank(index=r.index, score=r.logit if body.raw_scores else r.score,
                     text=r.document if body.return_text else None)
-            for r in rank_judgements(body.texts, judgements)]
+            for r in ranked]

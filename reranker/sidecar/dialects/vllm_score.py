@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reranker import Query
-from reranker.ranking import total_tokens
+from reranker.core.ranking import in_pair_order, queries_of, total_tokens
 from reranker.sidecar.dialects import MODEL_FIELD, InstructedBody, document_token_cap
 from reranker.sidecar.errors import InvalidInput
 from reranker.sidecar.service import SidecarService
@@ -79,18 +79,12 @@ async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
     queries, documents = body.pairs()
     cap = document_token_cap(body.truncate_prompt_tokens)
     instruction = body.task_instruction()
-    grouped: dict[str, list[int]] = {}
-    for i, q in enumerate(queries):
-        grouped.setdefault(q, []).append(i)
-    verdicts = await service.judge([Query(q, [documents[i] for i in members], instruction, document_tokens=cap)
-                                    for q, members in grouped.items()], several_queries=len(grouped) > 1,
-                                   model=body.model)
-    scores: list[float] = [0.0] * len(documents)
-    for members, judgements in zip(grouped.values(), verdicts):
-        for i, judgement in zip(members, judgements):
-            scores[i] = judgement.score
-    tokens = total_tokens(j for group in verdicts for j in group)
+    groups = [(replace(q, document_tokens=cap), positions)
+              for q, positions in queries_of((q, d, instruction) for q, d in zip(queries, documents))]
+    verdicts = await service.judge([q for q, _ in groups], several_queries=len(groups) > 1, model=body.model)
+    judged = in_pair_order(groups, verdicts)
+    tokens = total_tokens(judged)
     return ScoreResponse(id=f"score-{uuid.uuid4().hex}", created=int(time.time()),
                          model=service.answering(body.model),
-                         data=[ScoreData(index=i, score=s) for i, s in enumerate(scores)],
+                         data=[ScoreData(index=i, score=j.score) for i, j in enumerate(judged)],
                          usage=None if tokens is None else ScoreUsage(prompt_tokens=tokens, total_tokens=tokens))

@@ -10,11 +10,11 @@ from fastapi import Query as QueryParam
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from reranker.formats.columns import COLUMN_FIELDS
 from reranker.sidecar.errors import InvalidField, UnsupportedMediaType
 from reranker.sidecar.http_errors import ERROR_RESPONSES, ErrorBody
 from reranker.sidecar.routes import parse_body, service_of
 from reranker.sidecar.schemas import JobCreated, JobResults, JobStatus, MultiQueryRerankRequest
-from reranker.sidecar.service import COLUMN_FIELDS
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses={
     **ERROR_RESPONSES, 404: {"model": ErrorBody, "description": "No job with this id"},
@@ -32,6 +32,8 @@ _CREATE_BODY = {
                 **{field: {"type": "string", "description": f"column holding the {role} (guessed from the "
                            "header when left out; an empty value means none)"}
                    for role, field in COLUMN_FIELDS.items()},
+                "instruction": {"type": "string", "description": "task instruction for rows without one of their "
+                                "own (blank: the model's default)"},
             }}},
     },
 }
@@ -49,7 +51,10 @@ async def create_job(request: Request) -> JSONResponse:
             raise InvalidField(["file"], "upload the table as the multipart form field 'file'", kind="missing")
         columns = {role: value.strip() or None for role, field in COLUMN_FIELDS.items()
                    if isinstance(value := form.get(field), str)}
-        job = await service.create_table_job(upload.filename or "upload.csv", await upload.read(), columns)
+        instruction = form.get("instruction")
+        instruction = instruction.strip() or None if isinstance(instruction, str) else None
+        job = await service.create_table_job(upload.filename or "upload.csv", await upload.read(), columns,
+                                             instruction)
     elif content_type.startswith("application/json") or not content_type:
         job = await service.create_json_job(parse_body(MultiQueryRerankRequest, await request.body()))
     else:

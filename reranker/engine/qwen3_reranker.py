@@ -11,6 +11,7 @@ Three things make it fast, none of which changes a score:
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections import OrderedDict
@@ -19,10 +20,11 @@ from collections.abc import Iterable, Sequence
 import torch
 from transformers import DynamicCache
 
-from reranker.encoding import EncodedPair, PromptEncoder, PromptTooLong, common_prefix_length
-from reranker.loading import load_model, resolve_device, resolve_dtype
-from reranker.model_names import resolve_model
-from reranker.ranking import Judgement, Progress, Query, RankedDocument, rank_judgements
+from reranker.core.backend import Capabilities, PromptTooLong, RerankBackend
+from reranker.core.model_names import resolve_model
+from reranker.core.ranking import Judgement, Progress, Query
+from reranker.engine.encoding import EncodedPair, PromptEncoder, common_prefix_length
+from reranker.engine.loading import load_model, resolve_device, resolve_dtype
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, (key, value) tensors of shape (batch, kv_heads, length, head_dim)."""
@@ -33,8 +35,8 @@ _KEPT_PREFIX_TOKENS = 512
 """Longer prefixes are not kept: their key/values would hold too much memory (the 0.6B model, float32: 115 MB)."""
 
 
-class Qwen3Reranker:
-    """A Qwen3-Reranker loaded once; `score` and `rank` are all most callers need.
+class Qwen3Reranker(RerankBackend):
+    """A Qwen3-Reranker loaded once; `score` and `rank` (from RerankBackend) are all most callers need.
 
     model: a hub id or a local folder (default: $RERANKER_MODEL, else Qwen/Qwen3-Reranker-0.6B).
     device: "auto" (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
@@ -66,24 +68,12 @@ class Qwen3Reranker:
         self._no_yes_weight = head.weight[rows].detach().float()
         self._no_yes_bias = head.bias[rows].detach().float() if getattr(head, "bias", None) is not None else None
         self._body = self.model.get_decoder()
+        # transformers 5.2x renamed the decoder's past_key_values to cache; the old name goes in 5.40
+        self._cache_arg = "cache" if "cache" in inspect.signature(self._body.forward).parameters else "past_key_values"
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._lock = threading.Lock()
         self._stems: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
         self._recent_prefixes: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
-
-    def score(self, query: str, documents: Sequence[str], instruction: str | None = None,
-              progress: Progress | None = None) -> list[float]:
-        """P("yes") for each document, in input order."""
-        return [j.score for j in self.judge(query, documents, instruction, progress)]
-
-    def rank(self, query: str, documents: Sequence[str], instruction: str | None = None,
-             top_k: int | None = None, progress: Progress | None = None) -> list[RankedDocument]:
-        """Documents best first, cut to top_k."""
-        return rank_judgements(documents, self.judge(query, documents, instruction, progress), top_k)
-
-    def judge(self, query: str, documents: Sequence[str], instruction: str | None = None,
-              progress: Progress | None = None) -> list[Judgement]:
-        return self.judge_many([Query(query, documents, instruction)], progress)[0]
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
         """Judge several queries' documents in shared forward passes (jobs, CSV batches, concurrent requests)."""
@@ -110,12 +100,12 @@ class Qwen3Reranker:
             for group, pairs in zip(verdicts, encoded)
         ]
 
-    def count_tokens(self, text: str) -> int:
-        return self.encoder.count_tokens(text)
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities("Qwen3 engine", "in this process", in_process=True)
 
     def describe(self) -> dict[str, object]:
-        return {"model": self.model_name, "where": "in this process", "device": str(self.device),
-                "dtype": str(self.dtype).removeprefix("torch."),
+        return {**super().describe(), "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
                 "max_length": self.max_length, "load_seconds": round(self.load_seconds, 2)}
 
     # The forward passes.
@@ -203,7 +193,7 @@ class Qwen3Reranker:
                 cache = _cache_of([kv.expand(len(chunk), -1, -1, -1) for kv in pair] for pair in stem_kv)
                 ids = _right_padded(tails, self._pad_id, self.device)
                 positions = len(stem) + torch.arange(ids.shape[1], device=self.device).expand(len(chunk), -1)
-                self._body(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)
+                self._body(input_ids=ids, position_ids=positions, use_cache=True, **{self._cache_arg: cache})
                 layers = _key_values(cache)
                 for row, (i, tail) in enumerate(zip(chunk, tails)):
                     end = len(stem) + len(tail)
@@ -223,7 +213,8 @@ class Qwen3Reranker:
             self._stems.move_to_end(stem)
             return self._stems[stem]
         ids = torch.tensor([list(stem)], dtype=torch.long, device=self.device)
-        cache = self._body(input_ids=ids, use_cache=True).past_key_values
+        cache = DynamicCache()
+        self._body(input_ids=ids, use_cache=True, **{self._cache_arg: cache})
         self._stems[stem] = _key_values(cache)
         if len(self._stems) > _STEMS_KEPT:
             self._stems.popitem(last=False)
@@ -245,8 +236,8 @@ class Qwen3Reranker:
             prefix_len = torch.tensor(lengths, device=self.device)[:, None]
             tail_len = torch.tensor([len(t) for t in tails], device=self.device)[:, None]
             mask = ((slots < prefix_len) | ((slots >= widest) & (slots < widest + tail_len))).long()
-        hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            use_cache=True).last_hidden_state
+        hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **{self._cache_arg: cache}).last_hidden_state
         last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
         final = hidden[torch.arange(len(tails), device=self.device), last].float()
         no_yes = final @ self._no_yes_weight.T

@@ -12,20 +12,12 @@ from huggingface_hub import try_to_load_from_cache
 from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from reranker.model_names import KNOWN_MODELS
+from reranker.core.backend import ModelLoadError
+from reranker.core.model_names import KNOWN_MODELS
 
 HUB_CHECK_SECONDS = 5.0
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
-
-
-class ModelLoadError(RuntimeError):
-    """The model or tokenizer could not be loaded; the message says where we looked and how to fix it."""
-
-
-def load_failure_text(error: BaseException) -> str:
-    """What every entry point says when the model did not load: the explained message, or the error's own."""
-    return str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
 
 
 def resolve_device(device: str | None) -> torch.device:

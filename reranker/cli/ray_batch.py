@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker.backend import BackendError, is_server, open_backend
-from reranker.exports import EXPORT_COLUMNS, label_value, with_input_columns
-from reranker.model_names import resolve_model
-from reranker.pair_files import ROW, PairTable, file_format, read_pairs, write_table
-from reranker.prompt import resolve_instruction
-from reranker.ranking import Query
+from reranker.backends import open_backend
+from reranker.core.addresses import is_server
+from reranker.core.backend import BackendError
+from reranker.core.model_names import resolve_model
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import Judgement, in_pair_order, queries_of, rank_each
+from reranker.formats.exports import EXPORT_COLUMNS, label_value, with_input_columns
+from reranker.formats.pair_files import ROW, PairTable, file_format, read_pairs, write_table
 
 SCORED = ["score", "logit", "tokens", "truncated"]
 
@@ -57,17 +59,11 @@ class PairScorer:
         self.backend = open_backend(backend, key)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        groups = list(batch.groupby(["instruction", "query"], sort=False).indices.items())
-        queries = [Query(query, batch["document"].iloc[members].tolist(), instruction)
-                   for (instruction, query), members in groups]
-        verdicts = self.backend.judge_many(queries)
+        groups = queries_of(zip(batch["query"], batch["document"], batch["instruction"], strict=True))
+        judged = in_pair_order(groups, self.backend.judge_many([q for q, _ in groups]))
         out = pd.DataFrame({ROW: batch[ROW].to_numpy()})
         for name in SCORED:
-            values: list[object] = [None] * len(batch)
-            for (_, members), judged in zip(groups, verdicts):
-                for i, judgement in zip(members, judged):
-                    values[i] = getattr(judgement, name)
-            out[name] = values
+            out[name] = [getattr(judgement, name) for judgement in judged]
         out["model"] = self.backend.model_name
         return out
 
@@ -176,9 +172,7 @@ def _ranked(table: PairTable, work: pd.DataFrame, scored: pd.DataFrame) -> pd.Da
     """The input's rows in input order with the export columns first (rank within each query, best first by
     logit, ties in input order), then the input's other columns."""
     merged = work.merge(scored, on=ROW).sort_values(ROW, kind="stable").reset_index(drop=True)
-    merged["rank"] = (merged.assign(neg=-merged["logit"])
-                      .sort_values(["neg", ROW], kind="stable")
-                      .groupby(["instruction", "query"], sort=False).cumcount() + 1).sort_index()
+    merged["rank"] = _ranks(merged)
     merged["index"] = merged[ROW]
     roles = table.columns
     source = table.rows.set_index(ROW).loc[merged[ROW]].reset_index(drop=True)
@@ -187,3 +181,15 @@ def _ranked(table: PairTable, work: pd.DataFrame, scored: pd.DataFrame) -> pd.Da
     columns = [c for c in EXPORT_COLUMNS if c in merged.columns]
     used = {roles[r] for r in ("query", "document", "label", "instruction") if roles[r]}
     return with_input_columns(merged[columns], source, used)
+
+
+def _ranks(merged: pd.DataFrame) -> list[int]:
+    """Each row's rank within its (instruction, query), as every ranking is made (rank_judgements)."""
+    groups = queries_of(zip(merged["query"], merged["document"], merged["instruction"], strict=True))
+    scores, logits = merged["score"].tolist(), merged["logit"].tolist()
+    verdicts = [[Judgement(scores[p], logits[p], None, None) for p in positions] for _, positions in groups]
+    ranks = [0] * len(merged)
+    for (_, positions), ranked in zip(groups, rank_each([q for q, _ in groups], verdicts), strict=True):
+        for document in ranked:
+            ranks[positions[document.index]] = document.rank
+    return ranks

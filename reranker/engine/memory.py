@@ -1,7 +1,8 @@
 """How much memory a Qwen3-Reranker takes, from its config.json, before anything is loaded; and how much is free.
 
-A second model on one machine must be refused before it loads, not after the machine starts swapping: the
-workbench asks this before it opens another model in its process.
+A second model on one machine must be refused before it loads, not after the machine starts swapping: the workbench
+(before it opens another model in its process) and the sidecar (before it loads an extra model) ask `fit_of`.
+No torch here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,39 @@ class MemoryEstimate:
     def text(self) -> str:
         return (f"about {_size(self.total_bytes)} ({_count(self.parameters)} parameters, "
                 f"{_size(self.weights_bytes)} of weights)")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Whether a model fits in the memory free now, as far as can be told before it loads."""
+
+    model: str
+    needed: MemoryEstimate | None
+    """None when its config.json is not at hand (a hub model not downloaded yet)."""
+    free: int | None
+    """Bytes free now; None where the system cannot tell."""
+
+    @property
+    def fits(self) -> bool:
+        """False only when both are known and the model needs more than is free."""
+        return self.needed is None or self.free is None or self.needed.total_bytes <= self.free
+
+    def text(self) -> str:
+        """'<model>: about 3.0 GB (…); 12.3 GB free.', or that its size is not known yet."""
+        if self.needed is None:
+            return f"{self.model}: its size is not known before it downloads."
+        return f"{self.model}: {self.needed.text()}" + (f"; {_size(self.free)} free." if self.free is not None else ".")
+
+    def refusal(self, where: str) -> str:
+        """Why it is not loaded `where` ("here", "on the sidecar's machine")."""
+        return (f"{self.model} needs {self.needed.text() if self.needed else 'more memory'}, but "
+                f"{_size(self.free or 0)} is free {where}, so it is not loaded")
+
+
+def fit_of(model: str, bytes_per_parameter: int) -> Fit:
+    """How `model` (a hub id or folder) would fit at `bytes_per_parameter` (4: float32, 2: bfloat16)."""
+    config = read_config(model)
+    return Fit(model, estimate(config, bytes_per_parameter) if config is not None else None, available_bytes())
 
 
 def _size(size: int) -> str:

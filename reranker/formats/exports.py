@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from reranker.csv_io import safe_csv_bytes
-from reranker.prompt import resolve_instruction
-from reranker.ranking import RankedDocument
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import RankedDocument
+from reranker.formats.tables import safe_csv_bytes
 
 EXPORT_COLUMNS = ("query", "document", "instruction", "model", "rank", "index", "score", "logit", "tokens",
                   "truncated", "label")
@@ -47,11 +47,9 @@ def export_records(ranked: Sequence[RankedDocument], query: str, instruction: st
 def records_of_job(results: dict, model: str) -> list[Record]:
     """A sidecar job's results (its JSON answer: each query with its items best first) as exported rows; a table
     job's `index` is the item's row in the upload."""
-    return [{"query": q["query"], "document": item["document"],
-             "instruction": resolve_instruction(q.get("instruction")), "model": model, "rank": item["rank"],
-             "index": item["row"] if item.get("row") is not None else item["index"], "score": item["score"],
-             "logit": item["logit"], "tokens": item.get("tokens"), "truncated": item.get("truncated"),
-             "label": label_value(item.get("label"))}
+    return [export_record(RankedDocument(item["index"], item["document"], item["score"], item["logit"], item["rank"],
+                                         item.get("tokens"), item.get("truncated")),
+                          q["query"], q.get("instruction"), model, item.get("label"), index=item.get("row"))
             for q in results["queries"] for item in q["results"]]
 
 

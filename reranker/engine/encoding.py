@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
-from reranker.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, query_lead, user_turn
+from reranker.core.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, query_lead, user_turn
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,6 @@ class EncodedPair:
     truncated: bool
     too_long: bool = False
     """The prompt, as asked for, did not fit `max_length` and had to be cut."""
-
-
-class PromptTooLong(ValueError):
-    """A prompt would have to be cut to fit max_length, and its query asked not to cut it."""
 
 
 class PromptEncoder:
@@ -116,9 +112,6 @@ class PromptEncoder:
     def instruction_prefix(self, instruction: str | None = None) -> list[int]:
         """Ids every prompt under this instruction starts with (system + instruction), whatever the query."""
         return self.prefix_ids + self.tokenize_text([query_lead(instruction)])[0]
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize_text([text])[0])
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:

@@ -1,4 +1,5 @@
-"""Uploaded tables in, spreadsheet-safe tables out: the CSV batch page and the sidecar's jobs share these."""
+"""Tables of (query, document) pairs in, spreadsheet-safe tables out: the CSV batch page, the sidecar's jobs and the
+batch command read them with one reader (`delimited_rows`)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reranker.ranking import Query
-
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ENCODINGS = ("utf-8-sig", "gb18030")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_COLUMN_HINTS = {
-    "query": ("query", "question", "q", "查询", "问题"),
-    "document": ("document", "doc", "passage", "text", "content", "candidate", "文档", "段落", "内容"),
-    "label": ("label", "relevance", "rel", "grade", "gold", "标签", "相关性"),
-    "instruction": ("instruction", "instruct", "task", "指令"),
-}
 
 
 class TableError(ValueError):
@@ -36,7 +29,8 @@ class PairRow:
 
 
 def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
-    """A CSV or TSV upload as a frame of strings; UTF-8 (with or without BOM) or GBK/GB18030."""
+    """A CSV or TSV upload as a frame of strings; UTF-8 (with or without BOM) or GBK/GB18030. A bad row refuses the
+    whole file (see `delimited_rows`)."""
     if len(data) > max_bytes:
         raise TableError(f"the file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
     if not data.strip():
@@ -44,23 +38,55 @@ def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTE
     if b"\x00" in data[:4096]:
         raise TableError("this is not a CSV or TSV file (it looks binary: an Excel workbook? Save it as CSV)")
     text = decode_text(data)
-    delimiter = delimiter_of(text, filename)
-    _check_row_lengths(text, delimiter)
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-                            skip_blank_lines=True, engine="python")
-    except (pd.errors.ParserError, csv.Error, ValueError) as e:
-        raise TableError(f"this file could not be read as {'TSV' if delimiter == chr(9) else 'CSV'}: {e}") from e
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
+    header, rows, _, _ = delimited_rows(text, delimiter_of(text, filename), skip_bad_rows=False)
+    if not rows:
         raise TableError("the file has a header but no rows")
-    return frame
+    return pd.DataFrame(rows, columns=header, dtype=str)
 
 
-def guess_columns(frame: pd.DataFrame) -> dict[str, str | None]:
-    """Best guess of which column plays which part, by name (English or Chinese)."""
-    lowered = {c.lower(): c for c in frame.columns}
-    return {role: next((lowered[h] for h in hints if h in lowered), None) for role, hints in _COLUMN_HINTS.items()}
+def delimited_rows(text: str, delimiter: str, skip_bad_rows: bool) -> tuple[list[str], list[list[str]], list[int],
+                                                                           list[str]]:
+    """(header, rows, each row's line in the text, problems) of CSV or TSV text; blank lines skipped, header names
+    stripped.
+
+    A row of the wrong length, or quotes that CSV cannot read, is a problem told by its line. What happens then is
+    the caller's policy, as its user needs: an upload in the workbench or a job (`skip_bad_rows=False`) is refused
+    whole with the line to fix, since the person is there to fix it, and a ranking that silently lacks some rows
+    would mislead; the batch command (`True`), on files of millions of rows, leaves the row out and goes on, and
+    reports every row left out with its line so they can be scored again."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    header: list[str] = []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[str] = []
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if not header:
+                header = [c.strip() for c in row]
+                repeated = sorted({c for c in header if header.count(c) > 1})
+                if repeated:
+                    raise TableError(f"the header names {', '.join(map(repr, repeated))} more than once; give each "
+                                     "column its own name")
+            elif len(row) == len(header):
+                rows.append(row)
+                lines.append(reader.line_num)
+            elif skip_bad_rows:
+                problems.append(f"line {reader.line_num}: {len(row)} fields where the header has {len(header)}; "
+                                "the row could not be read")
+            else:
+                raise TableError(f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
+                                 f"fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it needs "
+                                 "double quotes around it) and upload the file again")
+    except csv.Error as e:
+        if not skip_bad_rows:
+            raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e} (a cell with a "
+                             'quote in it is written in double quotes, its quote doubled: "say ""yes"""); fix that '
+                             "line and upload the file again") from None
+        problems.append(f"line {reader.line_num}: {e}; the rest of the file was not read")
+    return header, rows, lines, problems
 
 
 def pairs_from_table(frame: pd.DataFrame, query: str, document: str, label: str | None = None,
@@ -80,15 +106,6 @@ def pairs_from_table(frame: pd.DataFrame, query: str, document: str, label: str 
     return rows
 
 
-def group_pairs(rows: list[PairRow]) -> list[tuple[Query, list[int]]]:
-    """One engine Query per (query, instruction), in first-seen order, with the table rows it covers."""
-    groups: dict[tuple[str, str | None], list[PairRow]] = {}
-    for r in rows:
-        groups.setdefault((r.query, r.instruction), []).append(r)
-    return [(Query(q, [r.document for r in members], instr), [r.row for r in members])
-            for (q, instr), members in groups.items()]
-
-
 def neutralise_cell(value: object) -> object:
     """Text a spreadsheet would run as a formula gets a leading apostrophe; other values pass."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
@@ -104,24 +121,6 @@ def safe_csv_bytes(frame: pd.DataFrame, delimiter: str = ",") -> bytes:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = pd.Series([neutralise_cell(v) for v in safe[column]], index=safe.index, dtype=object)
     return safe.to_csv(index=False, sep=delimiter).encode("utf-8-sig")
-
-
-def _check_row_lengths(text: str, delimiter: str) -> None:
-    """Every row as long as the header (a short row would read as missing cells, a long one (all rows long)
-    would silently turn the first column into the row names), and quotes as CSV wants them, told by line."""
-    kind = "TSV" if delimiter == "\t" else "CSV"
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
-    try:
-        header = next((row for row in reader if row), [])
-        for row in reader:
-            if row and len(row) != len(header):
-                raise TableError(f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
-                                 f"fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it needs "
-                                 "double quotes around it) and upload the file again")
-    except csv.Error as e:
-        raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e} (a cell with a "
-                         'quote in it is written in double quotes, its quote doubled: "say ""yes"""); fix that line '
-                         "and upload the file again") from None
 
 
 def decode_text(data: bytes) -> str:

@@ -8,9 +8,8 @@ None, and the logit is log(p / (1 - p)) of the score, clipped.
 
 from __future__ import annotations
 
-from reranker.backend import UnsupportedOption
-from reranker.prompt import DEFAULT_INSTRUCTION, resolve_instruction
-from reranker.ranking import Judgement, Query
+from reranker.core.backend import Capabilities
+from reranker.core.ranking import Judgement, Query
 from reranker.remote.connection import ServerConnection
 from reranker.remote.remote_backend import RemoteBackend, logit_of
 
@@ -23,12 +22,10 @@ class RerankApiBackend(RemoteBackend):
         super().__init__(connection, model_name, **kwargs)
         self.path = path
 
-    def check_options(self, q: Query) -> None:
-        super().check_options(q)
-        if resolve_instruction(q.instruction) != DEFAULT_INSTRUCTION:
-            raise UnsupportedOption(f"the {self.kind} at {self.connection.shown} takes no instruction (its API has no "
-                                    "field for one); use the default instruction, or a Qwen-Ranker sidecar or vLLM "
-                                    "server")
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(self.kind, f"server {self.connection.shown}", instruction=False,
+                            query_options=frozenset(), token_counts=False)
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         [q] = queries

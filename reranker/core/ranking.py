@@ -1,4 +1,5 @@
-"""What goes into a reranker and what comes out, as plain data: every front end and backend speaks these."""
+"""What goes into a reranker and what comes out, as plain data that every front end and backend speaks; ranking
+judged documents, and grouping loose pairs into queries, in one place each."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class Query:
     keep_document_end: bool = False
     """When a document must be cut (to `document_tokens`, or to fit max_length), keep its end, not its start."""
     refuse_truncation: bool = False
-    """Refuse (encoding.PromptTooLong) a prompt that does not fit max_length, instead of cutting it."""
+    """Refuse (PromptTooLong) a prompt that does not fit max_length, instead of cutting it."""
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,31 @@ def rank_judgements(
                        judgements[i].truncated)
         for r, i in enumerate(order, start=1)
     ]
+
+
+def rank_each(queries: Sequence[Query], verdicts: Sequence[Sequence[Judgement]],
+              top_k: int | None = None) -> list[list[RankedDocument]]:
+    """Each query's judged documents ranked (rank_judgements), cut to top_k."""
+    return [rank_judgements(q.documents, judged, top_k) for q, judged in zip(queries, verdicts, strict=True)]
+
+
+def queries_of(pairs: Iterable[tuple[str, str, str | None]]) -> list[tuple[Query, list[int]]]:
+    """Loose (query, document, instruction) pairs as one Query per (query, instruction), in first-seen order, each
+    with the positions of its pairs among `pairs`: the form a backend judges in shared forward passes."""
+    groups: dict[tuple[str, str | None], tuple[list[str], list[int]]] = {}
+    for position, (query, document, instruction) in enumerate(pairs):
+        documents, positions = groups.setdefault((query, instruction), ([], []))
+        documents.append(document)
+        positions.append(position)
+    return [(Query(query, documents, instruction), positions)
+            for (query, instruction), (documents, positions) in groups.items()]
+
+
+def in_pair_order(groups: Sequence[tuple[Query, list[int]]], verdicts: Sequence[Sequence[Judgement]]
+                  ) -> list[Judgement]:
+    """The judgements of `queries_of`'s groups put back in the order of the pairs they came from."""
+    out: list[Judgement | None] = [None] * sum(len(positions) for _, positions in groups)
+    for (_, positions), judged in zip(groups, verdicts, strict=True):
+        for position, judgement in zip(positions, judged, strict=True):
+            out[position] = judgement
+    return out  # type: ignore[return-value]  # every position belongs to one group

@@ -2,13 +2,12 @@
 Parquet, chosen by the file's suffix.
 
 Reading never stops at a bad row: it is left out and reported with its line (CSV, TSV, JSONL) or row (Parquet)
-number, so the person can fix it and score those rows again.
+number, so the person can fix it and score those rows again (why this differs from an upload in the workbench:
+`tables.delimited_rows`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker.csv_io import TableError, decode_text, delimiter_of, guess_columns, safe_csv_bytes
+from reranker.formats.columns import guess_columns
+from reranker.formats.tables import TableError, decode_text, delimited_rows, delimiter_of, safe_csv_bytes
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 ROW = "_row"
@@ -53,6 +53,8 @@ def read_pairs(path: str | Path) -> PairTable:
             frame, problems = _read_jsonl(Path(path).read_bytes())
         else:
             frame, problems = _read_delimited(Path(path).read_bytes(), str(path))
+    except TableError as e:
+        raise TableError(f"{path}: {e}") from None
     except (OSError, ValueError) as e:
         raise TableError(f"cannot read {path}: {e}") from None
     if frame.empty and not problems:
@@ -113,28 +115,9 @@ def _read_parquet(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
 
 def _read_delimited(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     text = decode_text(data)
-    delimiter = delimiter_of(text, name)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    problems: list[str] = []
-    header: list[str] = []
-    records: list[list[str]] = []
-    lines: list[str] = []
-    try:
-        for row in reader:
-            if not row:
-                continue
-            if not header:
-                header = row
-            elif len(row) != len(header):
-                problems.append(f"line {reader.line_num}: {len(row)} fields where the header has {len(header)}; "
-                                f"{_UNREAD}")
-            else:
-                records.append(row)
-                lines.append(f"line {reader.line_num}")
-    except csv.Error as e:
-        problems.append(f"line {reader.line_num}: {e}; the rest of the file was not read")
-    frame = pd.DataFrame(records, columns=[c.strip() for c in header], dtype=str)
-    frame[_WHERE] = lines
+    header, rows, lines, problems = delimited_rows(text, delimiter_of(text, name), skip_bad_rows=True)
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    frame[_WHERE] = [f"line {n}" for n in lines]
     return frame, problems
 
 

@@ -1,14 +1,15 @@
-"""`python -m reranker rank ...` ranks a file of documents; `batch` scores a file of pairs on Ray; `serve` starts the
-sidecar."""
+"""The command line, `python -m reranker` (or `qwen-ranker`): `rank` ranks a file of documents; `batch` scores a
+file of pairs on Ray (cli/ray_batch.py); `serve` starts the sidecar. `batch` and `serve` need their pip extras."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
-from reranker.documents import document_lines
+from reranker.formats.documents import document_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8502)
 
     args = parser.parse_args(argv)
+    missing = _missing_extra(args.command)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         from reranker.sidecar.server import serve as run_server
 
@@ -51,6 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "batch":
         return _batch(args)
     return _rank(args)
+
+
+EXTRAS = {"serve": ("server", ("fastapi", "uvicorn", "multipart", "prometheus_client", "fastapi_offline")),
+          "batch": ("ray", ("ray",))}
+"""What a command needs beyond the engine: the pip extra that brings it, and the modules it imports."""
+
+
+def _missing_extra(command: str) -> str | None:
+    """Why `command` cannot run here, when an extra it needs is not installed."""
+    if command not in EXTRAS:
+        return None
+    extra, modules = EXTRAS[command]
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not absent:
+        return None
+    return (f"`{command}` needs {', '.join(absent)}, which this installation lacks; install the {extra!r} extra: "
+            f"pip install 'qwen-ranker-pro[{extra}]' (from a clone: pip install '.[{extra}]')")
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +86,9 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    from reranker import BackendError, ModelLoadError, Query, UnsupportedOption, open_backend, rank_judgements
-    from reranker.exports import export_csv, export_json, export_records
+    from reranker.backends import open_backend
+    from reranker.core.backend import BackendError, ModelLoadError, UnsupportedOption
+    from reranker.formats.exports import export_csv, export_json, export_records
 
     try:
         text = sys.stdin.read() if args.docs == "-" else Path(args.docs).read_text(encoding="utf-8-sig")
@@ -82,11 +105,10 @@ def _rank(args: argparse.Namespace) -> int:
     spec, key = _backend_spec(args.model, args.server)
     try:
         backend = open_backend(spec, key, device=args.device, dtype=args.dtype, max_length=args.max_length)
-        [judgements] = backend.judge_many([Query(args.query, documents, args.instruction)])
+        ranked = backend.rank(args.query, documents, args.instruction, args.top_k)
     except (ModelLoadError, BackendError, UnsupportedOption, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    ranked = rank_judgements(documents, judgements, args.top_k)
     records = export_records(ranked, args.query, args.instruction, backend.model_name)
     if args.format == "json":
         print(export_json(records))
@@ -103,7 +125,7 @@ def _rank(args: argparse.Namespace) -> int:
 
 def _backend_spec(model: str | None, server: str | None) -> tuple[str | None, str | None]:
     """--server, --model, else $RERANKER_SERVER (with its key), else the default model."""
-    from reranker.backend import server_from_env
+    from reranker.backends import server_from_env
 
     if server:
         return server, os.environ.get("RERANKER_SERVER_KEY") or None
@@ -113,8 +135,8 @@ def _backend_spec(model: str | None, server: str | None) -> tuple[str | None, st
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from reranker.csv_io import TableError
-    from reranker.offline_batch import BatchFailed, BatchOptions, run_batch_file
+    from reranker.cli.ray_batch import BatchFailed, BatchOptions, run_batch_file
+    from reranker.formats.tables import TableError
 
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reranker.backend import RerankBackend
-from reranker.ranking import Query
+from reranker.core.backend import RerankBackend
+from reranker.core.ranking import Query
 
 MAX_SPANS = 40
 """Longer documents are explained by their first this many sentences (the last span then ends before the text)."""

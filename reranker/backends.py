@@ -1,0 +1,37 @@
+"""Opening a backend from what a user typed: a model name or folder gives the engine in this process, an http(s)
+address the server there. Apart from the interface (reranker.core.backend), so that imports run one way: this
+knows every backend, and no backend knows it."""
+
+from __future__ import annotations
+
+import os
+
+from reranker.core.addresses import is_server
+from reranker.core.backend import RerankBackend
+
+
+def server_from_env() -> tuple[str | None, str | None]:
+    """(RERANKER_SERVER, RERANKER_SERVER_KEY); the workbench's old RERANKER_API_URL / RERANKER_API_KEY still work."""
+    url = os.environ.get("RERANKER_SERVER", "").strip()
+    if url:
+        return url, os.environ.get("RERANKER_SERVER_KEY") or None
+    url = os.environ.get("RERANKER_API_URL", "").strip()
+    if url:
+        return url, os.environ.get("RERANKER_SERVER_KEY") or os.environ.get("RERANKER_API_KEY") or None
+    return None, None
+
+
+def open_backend(spec: str | None = None, key: str | None = None, *, device: str | None = "auto",
+                 dtype: str | None = "auto", max_length: int = 8192, timeout: float = 120.0) -> RerankBackend:
+    """A hub id or a local folder: the in-process engine (default $RERANKER_MODEL, else the 0.6B model).
+    An http(s) URL: the server there (see reranker.remote.open_server); `key` is its bearer key.
+
+    device, dtype and max_length apply to the in-process engine; timeout to a server's answers.
+    """
+    if is_server(spec):
+        from reranker.remote import open_server
+
+        return open_server(spec, key, timeout=timeout)
+    from reranker.engine.qwen3_reranker import Qwen3Reranker
+
+    return Qwen3Reranker(model=spec, device=device, dtype=dtype, max_length=max_length)

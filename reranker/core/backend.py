@@ -1,0 +1,151 @@
+"""The one interface every front end scores through, and what a backend says about itself.
+
+A backend judges (query, document) pairs: the Qwen3 engine in this process (`reranker.engine`) or a server
+(`reranker.remote`). Front ends are typed against `RerankBackend` and get one from `reranker.backends.open_backend`,
+so "which machine does the arithmetic" is a setting, not a code path. They never test a backend's class: they ask
+its `capabilities`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reranker.core.ranking import Judgement, Progress, Query, RankedDocument, rank_each
+
+QUERY_OPTIONS = frozenset({"document_tokens", "keep_document_end", "refuse_truncation"})
+"""The Query fields that say how to fit a document that is too long; a backend honours some or all of them."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do and where it runs: what the front ends ask instead of testing its class."""
+
+    kind: str
+    """What it is, in words: "Qwen3 engine", "Qwen-Ranker sidecar", "vLLM server", ..."""
+    where: str
+    """"in this process", or "server <address>" (without credentials)."""
+    in_process: bool = False
+    """The model's weights are in this process (another model may be opened beside it, memory permitting)."""
+    instruction: bool = True
+    """A query's own instruction is honoured (a Cohere-style API has no field for one)."""
+    query_options: frozenset[str] = QUERY_OPTIONS
+    """Which of QUERY_OPTIONS it honours; a query asking for another is refused with UnsupportedOption."""
+    token_counts: bool = True
+    """Judgement.tokens and .truncated are reported (else None)."""
+    jobs: bool = False
+    """It runs background jobs for big tables: `jobs()` answers."""
+    extra_models: bool = False
+    """It offers other models besides its own: `extra_models()`, `load_model()` and `with_model()` answer."""
+
+
+class JobService(Protocol):
+    """Background jobs on a server that runs them (a Qwen-Ranker sidecar): big tables scored where they survive a
+    closed page; each answer is the server's JSON (docs/API.md, "Jobs")."""
+
+    shown: str
+    """The server's address as pages show it."""
+
+    def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None],
+                     instruction: str | None = None) -> dict[str, Any]: ...
+    def jobs(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    def job(self, job_id: str) -> dict[str, Any]: ...
+    def cancel(self, job_id: str) -> dict[str, Any]: ...
+    def retry(self, job_id: str) -> dict[str, Any]: ...
+    def results_csv(self, job_id: str) -> bytes: ...
+    def results_json(self, job_id: str) -> dict[str, Any]: ...
+
+
+class RerankBackend(ABC):
+    """Judges (query, document) pairs. Subclasses give `model_name`, `capabilities` and `judge_many`; scoring and
+    ranking are built on `judge_many` here, once for every backend."""
+
+    model_name: str
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        ...
+
+    @abstractmethod
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        """Each query's documents judged, in input order. Raises UnsupportedOption for a query option this
+        backend cannot honour, and BackendError when a server fails."""
+
+    def describe(self) -> dict[str, object]:
+        """What a status line shows: `model`, `where` and `kind`, and whatever else the backend knows."""
+        return {"model": self.model_name, "where": self.capabilities.where, "kind": self.capabilities.kind}
+
+    def judge(self, query: str, documents: Sequence[str], instruction: str | None = None,
+              progress: Progress | None = None) -> list[Judgement]:
+        return self.judge_many([Query(query, documents, instruction)], progress)[0]
+
+    def score(self, query: str, documents: Sequence[str], instruction: str | None = None,
+              progress: Progress | None = None) -> list[float]:
+        """P("yes") for each document, in input order."""
+        return [j.score for j in self.judge(query, documents, instruction, progress)]
+
+    def rank(self, query: str, documents: Sequence[str], instruction: str | None = None, top_k: int | None = None,
+             progress: Progress | None = None) -> list[RankedDocument]:
+        """Documents best first, cut to top_k."""
+        return self.rank_many([Query(query, documents, instruction)], top_k, progress)[0]
+
+    def rank_many(self, queries: Sequence[Query], top_k: int | None = None,
+                  progress: Progress | None = None) -> list[list[RankedDocument]]:
+        """Each query's documents best first (equal logits keep input order), cut to top_k."""
+        return rank_each(queries, self.judge_many(queries, progress), top_k)
+
+    def jobs(self) -> JobService:
+        """The server's background jobs, when `capabilities.jobs` says it runs them."""
+        raise UnsupportedOption(f"the {self.capabilities.kind} ({self.capabilities.where}) runs no jobs")
+
+    def extra_models(self) -> dict[str, dict[str, str | None]]:
+        """The other models it offers, each with its `state` (not loaded, loading, ready, failed), the memory it
+        `needs` and its `error`; {} when it offers none."""
+        return {}
+
+    def load_model(self, name: str) -> None:
+        """Start loading the extra model `name` (it answers once `extra_models()` says ready)."""
+        raise UnsupportedOption(f"the {self.capabilities.kind} ({self.capabilities.where}) offers no other models")
+
+    def with_model(self, name: str) -> RerankBackend:
+        """The same server, scoring with its extra model `name`."""
+        raise UnsupportedOption(f"the {self.capabilities.kind} ({self.capabilities.where}) offers no other models")
+
+
+class BackendError(RuntimeError):
+    """A remote server could not score: the message names the server, what went wrong and the fix."""
+
+
+class RequestTooBig(BackendError):
+    """The server answered 413: the request holds more than it takes; a smaller one may pass."""
+
+
+class RequestRefused(BackendError):
+    """The server refused the request's content (a 400 or 422: a text over its limit, say)."""
+
+
+class ServerBusy(BackendError):
+    """The server answered 503 still after the retries: it is loading, or too busy."""
+
+
+class UnsupportedOption(ValueError):
+    """A query asks for something this backend cannot do (a per-request truncation on a vLLM server, say)."""
+
+
+class PromptTooLong(ValueError):
+    """A prompt would have to be cut to fit the model's max length, and its query asked not to cut it."""
+
+
+class ModelLoadError(RuntimeError):
+    """The model or tokenizer could not be loaded; the message says where it looked and how to fix it."""
+
+
+def failure_text(error: BaseException) -> str:
+    """What every entry point says when a backend could not be opened or could not score: the explained message of
+    our own errors, else the error's type and words."""
+    if isinstance(error, BackendError | ModelLoadError | UnsupportedOption | PromptTooLong):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
