@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./start.sh        set up .venv on first run, then start the workbench (and the sidecar API)
+# ./start.sh        set up .venv on first run, then start the workbench and the API on one port (8501)
 # ./start.sh test   same set-up, then ruff and the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -55,40 +55,14 @@ case "${1:-run}" in
     exec python -m pytest "$@"
     ;;
   run|"")
-    ui_port=${RERANKER_UI_PORT:-8501}
-    api_port=${RERANKER_API_PORT:-8502}
-    # Each child gets its own process group (set -m), so stopping a group reaches all it started, and
-    # Ctrl-C reaches only this script, which then stops both.
-    # Neither reads the terminal (a background group that did would be stopped): no first-run email prompt.
-    set -m
-    python -m reranker serve --port "$api_port" </dev/null &
-    api_pid=$!
-    # The workbench scores on the sidecar, so one process holds the model; only the workbench gets this address
-    # (a RERANKER_SERVER set by the caller makes the sidecar a gateway to that server).
-    RERANKER_SERVER=http://127.0.0.1:$api_port RERANKER_SERVER_KEY=${RERANKER_API_KEY:-} \
-      streamlit run app.py --server.port "$ui_port" --server.address 127.0.0.1 --server.showEmailPrompt false \
-      </dev/null &
-    ui_pid=$!
-    set +m
-    stop_all() {
-      trap - INT TERM EXIT
-      kill -TERM -- "-$api_pid" "-$ui_pid" 2>/dev/null || true
-      for _ in $(seq 50); do  # 10 s to shut down cleanly, then SIGKILL
-        kill -0 -- "-$api_pid" 2>/dev/null || kill -0 -- "-$ui_pid" 2>/dev/null || break
-        sleep 0.2
-      done
-      kill -KILL -- "-$api_pid" "-$ui_pid" 2>/dev/null || true
-      wait 2>/dev/null || true
-    }
-    trap 'stop_all; exit 130' INT
-    trap 'stop_all; exit 143' TERM
-    trap stop_all EXIT
-    echo "[start.sh] workbench http://127.0.0.1:$ui_port  sidecar API http://127.0.0.1:$api_port/docs  (Ctrl-C stops both)"
-    while kill -0 "$api_pid" 2>/dev/null && kill -0 "$ui_pid" 2>/dev/null; do
-      wait -n 2>/dev/null || sleep 1
-    done
-    echo "[start.sh] $(kill -0 "$api_pid" 2>/dev/null && echo "the workbench" || echo "the sidecar API") stopped; stopping the other" >&2
-    exit 1
+    port=${RERANKER_PORT:-${RERANKER_UI_PORT:-8501}}
+    if [ -n "${RERANKER_API_PORT:-}" ]; then
+      echo "[start.sh] RERANKER_API_PORT is no longer used: the pages and the API share one port, $port" \
+           "(RERANKER_PORT). Point API clients at http://<this machine>:$port (/v1/rerank, /api/rerank, ...)." >&2
+    fi
+    # One process: the pages, the API and the job worker, one copy of the weights. exec, so Ctrl-C and SIGTERM
+    # reach it directly and it leaves nothing behind.
+    exec python -m reranker workbench --port "$port" </dev/null
     ;;
   *)
     echo "usage: ./start.sh [test [pytest args]]" >&2

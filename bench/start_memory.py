@@ -1,12 +1,11 @@
-"""Memory of the workbench + sidecar pair, as ./start.sh runs them: PSS summed over every process they start,
-after one rerank from the page (driven in headless Chromium) and one API call.
+"""./start.sh's memory and a 20-document rerank from the page: one process (the pages and the API on one port, the
+page scoring through the API's queue in the same process, as ./start.sh runs now) against two (the API alone,
+`python -m reranker serve`, and `streamlit run app.py` scoring on it over HTTP, as ./start.sh ran before).
 
-    .venv/bin/python bench/start_memory.py --model bench/out/qwen3-reranker-0.6b-random
-    .venv/bin/python bench/start_memory.py --model ... --checkout /tmp/before --two-processes
+    .venv/bin/python bench/start_memory.py --model bench/out/qwen3-reranker-0.6b-random [--layout one|two]
 
-By default it runs this checkout's ./start.sh. `--two-processes` instead starts the two commands the
-./start.sh of an older checkout (given with --checkout) ran, `python -m reranker serve` and `streamlit run app.py`
-with RERANKER_API_URL, so the figure before one copy of the weights can be measured with this venv.
+Memory is PSS summed over every process the layout starts, after the page's reranks and one API call. The page's
+time runs from the Rerank click to the first card, in a fresh browser session each round (so nothing is cached).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +25,18 @@ import requests
 from reranker.testing.sidecar_process import ROOT, free_port
 
 LOG = Path("/tmp/start-memory.log")
+DOCUMENTS = [f"Candidate {n}: " + text for n, text in enumerate([
+    "Beijing is the capital of the People's Republic of China.", "Shanghai is the largest city in China.",
+    "The Great Wall stretches across northern China.", "Gravity pulls objects towards each other.",
+    "北京是中国的首都。", "Paris is the capital of France.", "The Forbidden City is in Beijing.",
+    "Tokyo is the capital of Japan.", "China's capital moved to Beijing in the Ming dynasty.",
+    "Nanjing was once the capital of China.", "Rice is a staple food in southern China.",
+    "The Yangtze is the longest river in Asia.", "Beijing hosted the 2008 Summer Olympics.",
+    "Hong Kong is a special administrative region.", "The capital of a country is its seat of government.",
+    "Xi'an was the capital of several dynasties.", "Mount Everest lies on the border of China and Nepal.",
+    "Mandarin is the official language of China.", "Canberra is the capital of Australia.",
+    "Tiananmen Square is in the centre of Beijing."])]
+QUERY = "What is the capital of China?"
 
 
 def pss_bytes(session: int) -> tuple[int, list[tuple[str, int]]]:
@@ -56,61 +68,69 @@ def wait_for(url: str, timeout: float = 600) -> None:
     raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
 
 
-def rerank_from_the_page(ui: str) -> float:
+def rerank_from_the_page(ui: str, rounds: int) -> list[float]:
+    """Seconds from the Rerank click to the first card, for 20 pasted documents, each round in a new session."""
     from playwright.sync_api import sync_playwright
 
+    times = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.goto(ui)
-        page.get_by_text(re.compile("(Engine|Server) ready")).wait_for(timeout=600_000)
-        page.get_by_role("button", name="English · capital of China").click()
-        started = time.perf_counter()
-        page.get_by_role("button", name="Rerank", exact=True).click()
-        page.locator(".rank-card").first.wait_for(timeout=600_000)
-        seconds = time.perf_counter() - started
+        for n in range(rounds):
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(ui)
+            page.get_by_text(re.compile("(Engine|Server) ready")).wait_for(timeout=600_000)
+            page.get_by_label("Query").fill(f"{QUERY} ({n})")  # another query each round: nothing cached
+            page.get_by_label("Query").press("Enter")
+            page.get_by_label("Documents (one per line)").fill("\n".join(DOCUMENTS))
+            page.get_by_label("Documents (one per line)").press("Control+Enter")
+            page.get_by_text(f"{len(DOCUMENTS)} documents").wait_for(timeout=30_000)
+            page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
+            started = time.perf_counter()
+            page.get_by_role("button", name="Rerank", exact=True).click()
+            page.locator(".rank-card").first.wait_for(timeout=600_000)
+            times.append(time.perf_counter() - started)
+            page.close()
         browser.close()
-    return seconds
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
-    parser.add_argument("--checkout", default=str(ROOT))
-    parser.add_argument("--two-processes", action="store_true")
+    parser.add_argument("--layout", choices=("one", "two"), default="one")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    checkout = Path(args.checkout).resolve()
     ui_port, api_port = free_port(), free_port()
     env = {**os.environ, "RERANKER_MODEL": str(Path(args.model).resolve()), "RERANKER_API_KEY": "",
-           "RERANKER_DATA_DIR": f"/tmp/start-memory-{api_port}", "RERANKER_UI_PORT": str(ui_port),
-           "RERANKER_API_PORT": str(api_port), "STREAMLIT_SERVER_HEADLESS": "true",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    for name in ("RERANKER_SERVER", "RERANKER_API_URL"):
+           "RERANKER_DATA_DIR": f"/tmp/start-memory-{api_port}", "RERANKER_PORT": str(ui_port),
+           "STREAMLIT_SERVER_HEADLESS": "true", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    for name in ("RERANKER_SERVER", "RERANKER_API_URL", "RERANKER_API_PORT", "RERANKER_HOST"):
         env.pop(name, None)
-    if args.two_processes:
+    if args.layout == "two":
         python = sys.executable
         command = (f"{python} -m reranker serve --port {api_port} </dev/null & "
-                   f"RERANKER_API_URL=http://127.0.0.1:{api_port} {python} -m streamlit run app.py --server.port "
+                   f"RERANKER_SERVER=http://127.0.0.1:{api_port} {python} -m streamlit run app.py --server.port "
                    f"{ui_port} --server.address 127.0.0.1 --server.showEmailPrompt false </dev/null & wait")
-        launched = subprocess.Popen(["bash", "-c", command], cwd=checkout, env=env, start_new_session=True,
+        launched = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, start_new_session=True,
                                     stdout=LOG.open("wb"), stderr=subprocess.STDOUT)
     else:
-        launched = subprocess.Popen(["./start.sh"], cwd=checkout, env=env, start_new_session=True,
+        api_port = ui_port
+        launched = subprocess.Popen(["./start.sh"], cwd=ROOT, env=env, start_new_session=True,
                                     stdout=LOG.open("wb"), stderr=subprocess.STDOUT)
     try:
         wait_for(f"http://127.0.0.1:{api_port}/health")
         wait_for(f"http://127.0.0.1:{ui_port}/_stcore/health")
-        print("both answer; reranking from the page", flush=True)
-        page_seconds = rerank_from_the_page(f"http://127.0.0.1:{ui_port}")
+        print(f"{args.layout} process(es) answer; reranking {len(DOCUMENTS)} documents from the page", flush=True)
+        times = rerank_from_the_page(f"http://127.0.0.1:{ui_port}", args.rounds)
         api = requests.post(f"http://127.0.0.1:{api_port}/v1/rerank", timeout=300,
-                            json={"query": "What is the capital of China?",
-                                  "documents": ["Beijing is the capital.", "Gravity pulls things down."]})
+                            json={"query": QUERY, "documents": DOCUMENTS[:2]})
         api.raise_for_status()
         time.sleep(2)
         total, shares = pss_bytes(launched.pid)
         for args_, size in sorted(shares, key=lambda s: -s[1]):
             print(f"{size / 2**30:6.2f} GiB  {args_}")
-        print(f"PSS total: {total / 2**30:.2f} GiB ({total / 1e9:.2f} GB); rerank from the page {page_seconds:.1f} s")
+        print(f"PSS total: {total / 2**30:.2f} GiB ({total / 1e9:.2f} GB); {len(DOCUMENTS)} documents from the page: "
+              f"median {statistics.median(times):.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
     finally:
         os.killpg(launched.pid, signal.SIGTERM)
         launched.wait(30)

@@ -5,9 +5,12 @@ knows every backend, and no backend knows it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from reranker.core.addresses import is_server
 from reranker.core.backend import RerankBackend
+
+_HOSTED: dict[tuple[str, str | None], Callable[[], RerankBackend]] = {}
 
 
 def server_from_env() -> tuple[str | None, str | None]:
@@ -26,8 +29,12 @@ def open_backend(spec: str | None = None, key: str | None = None, *, device: str
     """A hub id or a local folder: the in-process engine (default $RERANKER_MODEL, else the 0.6B model).
     An http(s) URL: the server there (see reranker.remote.open_server); `key` is its bearer key.
 
-    device, dtype and max_length apply to the in-process engine; timeout to a server's answers.
+    device, dtype and max_length apply to the in-process engine; timeout to a server's answers. What this process
+    already hosts under that spec (see `host`) is given instead of opening anything.
     """
+    hosted = _HOSTED.get((spec or "", key))
+    if hosted is not None:
+        return hosted()
     if is_server(spec):
         from reranker.remote import open_server
 
@@ -35,3 +42,9 @@ def open_backend(spec: str | None = None, key: str | None = None, *, device: str
     from reranker.engine.qwen3_reranker import Qwen3Reranker
 
     return Qwen3Reranker(model=spec, device=device, dtype=dtype, max_length=max_length)
+
+
+def host(spec: str, key: str | None, opener: Callable[[], RerankBackend]) -> None:
+    """From now on `open_backend(spec, key)` in this process gives `opener()`: the one-port server hosts its model
+    (and the queue in front of it) this way, so the pages score on the copy the API scores on."""
+    _HOSTED[(spec, key)] = opener

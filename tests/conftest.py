@@ -54,13 +54,14 @@ SIDECAR_KEY = "workbench-test-key"
 
 @pytest.fixture(scope="session")
 def keyed_sidecar(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A live sidecar on the tiny model that wants SIDECAR_KEY, with jobs slow enough to watch them run."""
+    """A live server on the tiny model that wants SIDECAR_KEY, with jobs slow enough to watch them run: the pages and
+    the API on one port, as ./start.sh runs it."""
     from reranker.testing.sidecar_process import SidecarProcess
 
     data = tmp_path_factory.mktemp("keyed-sidecar")
     env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(data), "RERANKER_API_KEY": SIDECAR_KEY,
            "RERANKER_JOB_CHUNK_PAIRS": "2", "RERANKER_JOB_CHUNK_DELAY": "0.5"}
-    with SidecarProcess(env=env, log_path=data / "server.log") as server:
+    with SidecarProcess(env=env, log_path=data / "server.log", command="workbench") as server:
         server.wait_healthy()
         yield server
 
@@ -70,14 +71,15 @@ OPEN_SIDECAR_CHUNK = 3
 
 @pytest.fixture(scope="session")
 def open_sidecar(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A live sidecar on the tiny model without an API key, with small limits for the job and fuzz tests."""
+    """A live server on the tiny model without an API key, with small limits for the job and fuzz tests: the pages and
+    the API on one port, as ./start.sh runs it."""
     from reranker.testing.sidecar_process import SidecarProcess
 
     data = tmp_path_factory.mktemp("open-sidecar")
     env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(data), "RERANKER_API_KEY": "",
            "RERANKER_JOB_CHUNK_PAIRS": str(OPEN_SIDECAR_CHUNK), "RERANKER_JOB_CHUNK_DELAY": "0.05",
            "RERANKER_MAX_JOB_BYTES": "300000", "RERANKER_MAX_JOB_PAIRS": "500", "RERANKER_MAX_DOCUMENT_CHARS": "5000"}
-    with SidecarProcess(env=env, log_path=data / "server.log") as server:
+    with SidecarProcess(env=env, log_path=data / "server.log", command="workbench") as server:
         server.wait_healthy()
         yield server
 

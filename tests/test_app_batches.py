@@ -201,7 +201,8 @@ def test_upload_handed_to_a_live_sidecar_is_followed_on_the_jobs_page(opened_app
     at = at.button(key="sidecar_send").click().run()
     assert not at.exception and not at.main.error
     job_id = at.session_state["sidecar_job"][1]
-    assert any(s.value.startswith(f"Job {job_id[:8]} started on the sidecar") for s in at.success)
+    assert any(s.value.replace("\\", "").startswith(f"Job {job_id[:8]} started on {keyed_sidecar.url}")
+               for s in at.success)
     at = at.switch_page("views/sidecar_jobs.py").run()
     deadline = time.monotonic() + 120
     while not any(b.label == "Download CSV" for b in at.get("download_button")):

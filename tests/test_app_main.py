@@ -228,3 +228,17 @@ def test_the_threshold_filters_cards_table_and_downloads(page):
     assert len(card_texts(at)) == 2 and at.number_input(key="threshold_Log-odds").value < 0
     at.checkbox(key="threshold_filter").uncheck().run()
     assert len(at.dataframe[0].value) == len(DOCUMENTS)
+
+
+def test_a_workbench_open_to_the_network_asks_for_its_key_first(workbench_model, monkeypatch):
+    monkeypatch.setenv("RERANKER_HOST", "0.0.0.0")
+    monkeypatch.setenv("RERANKER_API_KEY", "the-key")
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and "query" not in [t.key for t in at.text_input]  # nothing of the page yet
+    assert "asks for its key" in at.info[0].value
+    at = at.text_input(key="unlock_key").input("not-the-key").run()
+    assert "not this workbench's key" in at.error[0].value and "query" not in [t.key for t in at.text_input]
+    at = at.text_input(key="unlock_key").input("the-key").run()
+    assert not at.exception and "query" in [t.key for t in at.text_input]
+    monkeypatch.setenv("RERANKER_HOST", "127.0.0.1")  # on loopback the pages stay open, key or not
+    assert "query" in [t.key for t in AppTest.from_file(str(APP), default_timeout=60).run().text_input]

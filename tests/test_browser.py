@@ -1,4 +1,5 @@
-"""The workbench in a real browser: `streamlit run app.py` on a loopback port, driven by headless Chromium."""
+"""The workbench in a real browser, driven by headless Chromium: the one-port server as ./start.sh runs it (the pages
+score through the API's queue in the same process), and `streamlit run app.py` alone for an offline start."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from reranker.testing.sidecar_process import SidecarProcess
 from reranker.testing.workbench_process import workbench_process
 
 QUERY = "What is the capital of China?"
@@ -38,14 +41,14 @@ def slow_documents(tiny_model_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def workbench_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One workbench on the tiny model for this module's tests (each opens its own page, so its own session)."""
+    """One workbench on the tiny model for this module's tests (each opens its own page, so its own session): the
+    pages and the API on one port, as ./start.sh runs it."""
     folder = tmp_path_factory.mktemp("workbench")
-    env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
-           "RERANKER_DATA_DIR": str(folder / "data")}
-    for name in ("RERANKER_API_URL", "RERANKER_SERVER"):
-        env.pop(name, None)
-    with workbench_process(env, folder / "streamlit.log") as url:
-        yield url
+    env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu", "RERANKER_DATA_DIR": str(folder / "data"),
+           "RERANKER_API_KEY": "", "RERANKER_API_URL": "", "RERANKER_SERVER": ""}
+    with SidecarProcess(env=env, log_path=folder / "server.log", command="workbench") as server:
+        server.wait_healthy()
+        yield server.url
 
 
 def rerank_a_sample(page) -> None:
@@ -119,7 +122,7 @@ def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
     pages = (("Rerank", "", "button:has-text('Rerank')"),
              ("Compare", "compare_instructions", "button:has-text('Compare')"),
              ("CSV batches", "csv_batches", "[data-testid='stFileUploader']"),
-             ("Jobs", "jobs", "text=No sidecar to run jobs"))
+             ("Jobs", "jobs", "text=No jobs on this workbench yet"))
     for link, _, last in pages:  # `last`: an element low on the page, there once the page is drawn
         page.get_by_role("link", name=link).click()
         expect(page.locator(last).last).to_be_visible(timeout=30_000)
@@ -137,6 +140,27 @@ def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
         phone.wait_for_timeout(500)  # charts and tables draw after the run
         phone.screenshot(path=str(output_dir / f"{link.split()[0].lower()}-390.png"), full_page=True)
     assert dialogs == []
+
+
+def test_a_csv_job_runs_in_the_workbenchs_own_process_and_its_api_sees_it(workbench_url, browser, tmp_path):
+    """Under ./start.sh the job worker runs beside the pages: a job sent from the CSV page is scored there, the Jobs
+    page follows it to its download, and the API on the same port lists the same job."""
+    from playwright.sync_api import expect
+
+    table = tmp_path / "pairs.csv"
+    table.write_text("query,document\n" + "".join(f"question {n % 2},passage {n}\n" for n in range(12)),
+                     encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.goto(f"{workbench_url}/csv_batches")
+    page.locator('input[type="file"]').set_input_files(str(table))
+    page.get_by_role("button", name="Run as a background job").click()
+    expect(page.get_by_text(re.compile(r"Job \w{8} started on this workbench"))).to_be_visible(timeout=30_000)
+    page.get_by_role("link", name="Follow it on the Jobs page").click()
+    expect(page.get_by_role("button", name="Download CSV")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Done: 12 pairs scored")).to_be_visible()
+    job_id = page.url.rsplit("job=", 1)[1]
+    listed = requests.get(f"{workbench_url}/api/jobs/{job_id}", timeout=30).json()
+    assert listed["status"] == "done" and listed["filename"] == "pairs.csv"
 
 
 def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, output_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SCORE_TOLERANCE
 
 from reranker import DEFAULT_INSTRUCTION, ModelLoadError, Query, Qwen3Reranker
 from reranker.testing.model_card import model_card_scores
@@ -259,3 +260,21 @@ def test_instruction_stems_kept_across_calls_do_not_change_scores(tiny_model_dir
     for n, instr in enumerate(instructions):
         assert_close(again[n], first[n])
         assert_close(first[n], card(engine, f"query {n}", DOCUMENTS[:5], instr))
+
+
+def test_the_tutorials_class_usage_runs_as_written(tiny_model_dir):
+    """The tutorial's snippet, with the test model's folder for the hub id (the real weights cannot be downloaded
+    here): rerank() gives P(yes) in input order; model_path, device=None, batch_size and max_length are taken."""
+    from reranker import Qwen3Reranker
+
+    query, candidates = "What is the capital of China?", ["Gravity pulls things down.", "Beijing is the capital.",
+                                                          "北京是中国的首都。"]
+    reranker = Qwen3Reranker(model_path=str(tiny_model_dir), device=None)
+    scores = reranker.rerank(query, candidates)
+    assert scores == reranker.score(query, candidates) and len(scores) == 3 and all(0 <= s <= 1 for s in scores)
+    instructed = reranker.rerank(query, candidates, instruction="请判断该文档是否直接回答了查询问题")
+    assert instructed == reranker.score(query, candidates, "请判断该文档是否直接回答了查询问题") != scores
+    small = Qwen3Reranker(model_path=str(tiny_model_dir), device=None, batch_size=1, max_length=4096)
+    assert small.rerank(query, candidates) == pytest.approx(scores, abs=SCORE_TOLERANCE)
+    with pytest.raises(ValueError, match="batch_size"):
+        Qwen3Reranker(model_path=str(tiny_model_dir), batch_size=0)

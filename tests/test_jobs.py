@@ -225,7 +225,7 @@ def test_job_survives_kill_9_and_resumes_without_rescoring(tiny_model_dir: Path,
            "RERANKER_JOB_CHUNK_PAIRS": str(chunk), "RERANKER_JOB_CHUNK_DELAY": "0.1"}
     queries = [f"query {q}: which passage talks about topic {q}?" for q in range(3)]
     documents = [[f"passage {n} about topic {(n * 7) % 5}" for n in range(40)] for _ in queries]
-    server = SidecarProcess(env=env, log_path=tmp_path / "first.log").start()
+    server = SidecarProcess(env=env, log_path=tmp_path / "first.log", command="workbench").start()  # as ./start.sh
     try:
         server.wait_healthy()
         big = requests.post(f"{server.url}/api/jobs", json={"queries": queries, "documents": documents}, timeout=30)
@@ -274,16 +274,19 @@ def test_job_survives_kill_9_and_resumes_without_rescoring(tiny_model_dir: Path,
     assert all(attempts <= 2 for _, attempts in after.values())
 
 
-def test_a_second_sidecar_on_the_same_data_folder_refuses_to_start(jobs_server: SidecarProcess,
+def test_a_second_server_on_the_same_data_folder_refuses_to_start_at_once(jobs_server: SidecarProcess,
                                                                     tmp_path: Path) -> None:
     data = jobs_server.env["RERANKER_DATA_DIR"]
     second = SidecarProcess(env={"RERANKER_DATA_DIR": data}, log_path=tmp_path / "second.log").start()
+    started = time.monotonic()
     try:
         assert second.process.wait(60) == 2
+        assert time.monotonic() - started < 10  # told before the heavy imports
     finally:
         second.stop()
     log = second.log_tail()
-    assert f"another sidecar (pid {jobs_server.process.pid})" in log and data in log and "RERANKER_DATA_DIR" in log
+    assert f"another Qwen-Ranker server (pid {jobs_server.process.pid})" in log and data in log
+    assert "RERANKER_DATA_DIR" in log
     assert "Traceback" not in log
     assert requests.get(f"{jobs_server.url}/health", timeout=10).status_code == 200  # the first one is untouched
 

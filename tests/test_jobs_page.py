@@ -105,7 +105,7 @@ def test_no_jobs_yet_points_to_the_csv_page(open_sidecar, monkeypatch):
     monkeypatch.setattr(SidecarJobs, "jobs", lambda self, limit=50: [])
     at = jobs_page(monkeypatch, server=open_sidecar.url)
     assert not at.exception and not at.main.error and not at.dataframe
-    assert "No jobs on this sidecar yet" in texts(at.main.info)
+    assert f"No jobs on {open_sidecar.url} yet" in texts(at.main.info)
 
 
 def test_a_done_job_is_listed_with_both_downloads_and_a_hostile_name_stays_text(open_sidecar, monkeypatch):
@@ -242,7 +242,7 @@ def test_a_job_sent_from_the_csv_page_survives_navigation_and_a_reload(tiny_mode
         nav = page.get_by_test_id("stSidebarNav")
         nav.get_by_role("link", name="CSV batches").click()
         page.locator('input[type="file"]').set_input_files(str(table))
-        page.get_by_role("button", name="Send to sidecar as a job").click()
+        page.get_by_role("button", name="Run as a background job").click()
         deadline = time.monotonic() + 30
         while not (sent := [job for job in client.jobs(10) if job["id"] not in before]):
             assert time.monotonic() < deadline, "no job reached the sidecar"

@@ -21,7 +21,8 @@ LAYERS = {
     "engine": 2, "remote": 2, "analysis": 2,
     "backends": 3,
     "cli": 4, "sidecar": 4, "workbench": 4,
-    "testing": 5,
+    "one_port": 5,
+    "testing": 6,
 }
 """Each part of the package and its layer. A module imports from its own part and from lower layers, never from a
 higher layer or another part of its own (ARCHITECTURE.md, "The layers")."""
@@ -35,12 +36,13 @@ NOT_IMPORTED = {
     "cli": UI | HTTP_SERVER,
     "sidecar": UI,
     "workbench": HTTP_SERVER,
+    "one_port": set(),
     "testing": UI,
 }
 """The libraries each part may not import: the core needs none of them (`from reranker import Query` stays light),
 the engine no pandas, Ray or web server, the workbench no web server."""
-STARTED_LAZILY = {("cli", "sidecar")}
-"""`python -m reranker serve` starts the sidecar: the CLI imports it inside that command only."""
+STARTED_LAZILY = {("cli", "sidecar"), ("cli", "one_port")}
+"""`python -m reranker serve` and `workbench` start the servers: the CLI imports them inside those commands only."""
 
 
 def imports_of(path: Path, at_top_only: bool = False) -> set[str]:
@@ -72,7 +74,7 @@ def module_name(path: Path) -> str:
     return name.removesuffix(".__init__")
 
 
-MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE or p.name == "backends.py")
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE or p.name in ("backends.py", "one_port.py"))
 """The modules of the parts (the package's own __init__, __main__ only re-export and run the CLI)."""
 
 

@@ -101,9 +101,9 @@ run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction
            backend.model_name if backend is not None else None)
 sidecar = frame.job_service()
 if len(rows) > BIG_BATCH_PAIRS:
-    where = ("send it to the sidecar as a job (below): it runs in the background, survives a reload and is listed "
-             "on the Jobs page" if sidecar is not None else
-             "run it as a background job on a Qwen-Ranker sidecar: start the workbench with ./start.sh, which "
+    where = ("run it as a background job (below): it survives a reload and is listed on the Jobs page"
+             if sidecar is not None else
+             "run it as a background job on a Qwen-Ranker server: start the workbench with ./start.sh, which "
              "brings one, or use python -m reranker batch for files of any size")
     st.info(f"{len(rows):,} pairs keep this page busy while they are scored (Cancel keeps what was done). "
             f"For a file this size, {where}.", icon=":material/schedule:")
@@ -161,13 +161,13 @@ if batch is not None:
     elif mapping["label"]:
         st.caption("No row carries a label, so there are no metrics.")
 
-# Optional: hand the upload to the sidecar as a background job (when the backend is a Qwen-Ranker sidecar).
+# Optional: hand the upload over as a background job (where the backend runs jobs: this workbench, or a sidecar).
 if sidecar is not None:
     st.divider()
-    st.subheader("Send to sidecar as a job")
-    st.caption(f"The sidecar at {widgets.plain_markdown(sidecar.shown)} scores the file in the background, where it "
+    st.subheader("Run as a background job")
+    st.caption(f"The file is scored in the background on {widgets.plain_markdown(sidecar.shown)}, where it "
                "survives a reload or a restart; the Jobs page follows it and offers its results.")
-    if st.button("Send to sidecar as a job", key="sidecar_send"):
+    if st.button("Run as a background job", key="sidecar_send"):
         try:
             job_id = sidecar.submit_table(upload.name, data, mapping, instruction)["id"]
             st.session_state.sidecar_job = (run_key[0], job_id)  # said for this file only
@@ -176,4 +176,4 @@ if sidecar is not None:
             st.error(widgets.plain_markdown(str(e)), title="The job was not started")
     sent = st.session_state.get("sidecar_job")
     if sent is not None and sent[0] == run_key[0]:
-        job_panel.job_started(sent[1])
+        job_panel.job_started(sent[1], sidecar.shown)

@@ -1,13 +1,13 @@
-"""The sidecar's background jobs: what each is doing, its results to download, Cancel and Retry; or, with no
-sidecar to run them, how to get one."""
+"""The background jobs (of this workbench, or of the sidecar it scores on): what each is doing, its results to
+download, Cancel and Retry; or, with nowhere to run them, how to get somewhere."""
 
 import streamlit as st
 
 from reranker.workbench import frame, job_panel
 
 st.title("Jobs")
-st.caption("CSV batches sent to the Qwen-Ranker sidecar run there in the background: they go on when you leave this "
-           "page or close the tab, and their results wait here.")
+st.caption("CSV batches sent as background jobs run where the model is (this workbench, or the sidecar it scores on): "
+           "they go on when you leave this page or close the tab, and their results wait here.")
 
 backend = frame.backend()
 sidecar = frame.job_service()

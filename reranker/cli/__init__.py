@@ -1,5 +1,6 @@
 """The command line, `python -m reranker` (or `qwen-ranker`): `rank` ranks a file of documents; `batch` scores a
-file of pairs on Ray (cli/ray_batch.py); `serve` starts the sidecar. `batch` and `serve` need their pip extras."""
+file of pairs on Ray (cli/ray_batch.py); `serve` starts the HTTP API alone; `workbench` the pages and the API on one
+port (reranker/one_port.py). `batch`, `serve` and `workbench` need their pip extras."""
 
 from __future__ import annotations
 
@@ -39,9 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--workers", type=int, default=1)
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
 
-    serve = commands.add_parser("serve", help="start the sidecar HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8502)
+    serve = commands.add_parser("serve", help="the HTTP API alone (a GPU box, behind a gateway)")
+    _listen_options(serve, default_port=8502)
+
+    workbench = commands.add_parser("workbench", help="the workbench's pages and the whole HTTP API on one port, in "
+                                                      "one process (what ./start.sh runs)")
+    _listen_options(workbench, default_port=8501)
 
     args = parser.parse_args(argv)
     missing = _missing_extra(args.command)
@@ -51,15 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from reranker.sidecar.server import serve as run_server
 
-        run_server(args.host, args.port)
+        run_server(args.host, args.port, args.allow_open)
         return 0
+    if args.command == "workbench":
+        return _workbench(args)
     if args.command == "batch":
         return _batch(args)
     return _rank(args)
 
 
-EXTRAS = {"serve": ("server", ("fastapi", "uvicorn", "multipart", "prometheus_client", "fastapi_offline")),
-          "batch": ("ray", ("ray",))}
+_SERVER_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client", "fastapi_offline")
+EXTRAS = {"serve": ("server", _SERVER_MODULES), "batch": ("ray", ("ray",)),
+          "workbench": ("server,ui", (*_SERVER_MODULES, "streamlit", "plotly"))}
 """What a command needs beyond the engine: the pip extra that brings it, and the modules it imports."""
 
 
@@ -73,6 +80,31 @@ def _missing_extra(command: str) -> str | None:
         return None
     return (f"`{command}` needs {', '.join(absent)}, which this installation lacks; install the {extra!r} extra: "
             f"pip install 'qwen-ranker-pro[{extra}]' (from a clone: pip install '.[{extra}]')")
+
+
+def _listen_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    parser.add_argument("--host", default=os.environ.get("RERANKER_HOST") or "127.0.0.1",
+                        help="address to listen on ($RERANKER_HOST; default 127.0.0.1, this machine only; 0.0.0.0: "
+                             "every interface, which needs RERANKER_API_KEY)")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--allow-open", action="store_true",
+                        help="listen beyond this machine without RERANKER_API_KEY, on purpose ($RERANKER_ALLOW_OPEN=1)")
+
+
+def _workbench(args: argparse.Namespace) -> int:
+    from reranker.core.addresses import addresses_to_open
+    from reranker.sidecar.server import checked_start
+
+    settings, data_lock = checked_start("workbench", args.host, args.port, args.allow_open)
+    os.environ["RERANKER_HOST"] = args.host  # the pages ask for the key when it is not loopback (workbench.frame)
+    from reranker.one_port import run, workbench_app
+
+    app = workbench_app(settings, data_lock)
+    opens = "  ".join(addresses_to_open(args.host, args.port))
+    print(f"[reranker workbench] the pages and the API (docs: /docs) on one port: {opens}", file=sys.stderr,
+          flush=True)
+    run(app, args.host, args.port)
+    return 0
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:

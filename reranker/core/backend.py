@@ -84,8 +84,14 @@ class RerankBackend(ABC):
 
     def score(self, query: str, documents: Sequence[str], instruction: str | None = None,
               progress: Progress | None = None) -> list[float]:
-        """P("yes") for each document, in input order."""
+        """P("yes") for each document, in input order. `instruction` None or blank: the model card's default,
+        "Given a web search query, retrieve relevant passages that answer the query"."""
         return [j.score for j in self.judge(query, documents, instruction, progress)]
+
+    def rerank(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[float]:
+        """P("yes") for each document, in input order (not sorted: `rank` sorts): `score` by the name tutorials
+        use. `instruction` None or blank: the model card's default."""
+        return self.score(query, documents, instruction)
 
     def rank(self, query: str, documents: Sequence[str], instruction: str | None = None, top_k: int | None = None,
              progress: Progress | None = None) -> list[RankedDocument]:

@@ -36,14 +36,17 @@ _KEPT_PREFIX_TOKENS = 512
 
 
 class Qwen3Reranker(RerankBackend):
-    """A Qwen3-Reranker loaded once; `score` and `rank` (from RerankBackend) are all most callers need.
+    """A Qwen3-Reranker loaded once; `score` (or `rerank`) and `rank` (from RerankBackend) are all most callers need.
 
-    model: a hub id or a local folder (default: $RERANKER_MODEL, else Qwen/Qwen3-Reranker-0.6B).
-    device: "auto" (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
+    model: a hub id or a local folder (default: $RERANKER_MODEL, else Qwen/Qwen3-Reranker-0.6B); `model_path` is
+        the same, by the name tutorials use.
+    device: "auto" or None (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
     dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16"; $RERANKER_DTYPE.
     max_length: prompt tokens at most; longer user turns are cut from their end, as the model card does.
+    batch_size: documents per forward pass at most (default: as many as `batch_tokens` holds).
     batch_tokens: key/value slots per forward pass; bounds memory (default 1024 on CPU, where small
-        batches pad least and run as fast as big ones, 32768 on GPU).
+        batches pad least and run as fast as big ones, 32768 on GPU). A pass holds at most `batch_size`
+        documents and at most `batch_tokens` slots, whichever is reached first.
     """
 
     def __init__(
@@ -53,8 +56,16 @@ class Qwen3Reranker(RerankBackend):
         dtype: str | torch.dtype | None = "auto",
         max_length: int = 8192,
         batch_tokens: int | None = None,
+        *,
+        model_path: str | None = None,
+        batch_size: int | None = None,
     ) -> None:
-        self.model_name = resolve_model(model)
+        if model is not None and model_path is not None and model != model_path:
+            raise TypeError("give the model once: model or model_path, not both with different values")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.model_name = resolve_model(model or model_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         started = time.perf_counter()
@@ -149,7 +160,8 @@ class Qwen3Reranker(RerankBackend):
         return results
 
     def _passes(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
-        """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget.
+        """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget,
+        of at most `batch_size` rows.
 
         Sorted by tail length, rows pad little of the part they compute; prefixes of different lengths cost only
         masked attention slots.
@@ -159,7 +171,8 @@ class Qwen3Reranker(RerankBackend):
         widest_tail = widest_prefix = 0
         for i in order:
             tail, prefix = max(widest_tail, len(tails[i])), max(widest_prefix, prefix_len[i])
-            if current and (len(current) + 1) * (tail + prefix) > self.batch_tokens:
+            full = self.batch_size is not None and len(current) >= self.batch_size
+            if current and (full or (len(current) + 1) * (tail + prefix) > self.batch_tokens):
                 passes.append(current)
                 current, tail, prefix = [], len(tails[i]), prefix_len[i]
             current.append(i)

@@ -1,4 +1,4 @@
-"""One sidecar per data folder: two would both pick up the same queued jobs and score them twice."""
+"""One server per data folder: two would both pick up the same queued jobs and score them twice."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
         holder = handle.read().strip() or "unknown"
         handle.close()
         raise DataDirError(
-            f"another sidecar (pid {holder}) is already using the data folder {data_dir.resolve()}; stop it, or "
-            "give this one a folder of its own with RERANKER_DATA_DIR") from None
+            f"another Qwen-Ranker server (pid {holder}) is already using the data folder {data_dir.resolve()}; stop "
+            "it, or give this one a folder of its own with RERANKER_DATA_DIR") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

@@ -47,12 +47,20 @@ class Runtime:
         self.extra_models = ExtraModels(settings.extra_models, lambda name: open_backend(name), self._queue_of)
         self._loader = threading.Thread(target=self._load, name="reranker-load", daemon=True)
         self._closed = threading.Event()
+        self._settled = threading.Event()
+        """Set once loading has ended, in a backend or in a failure."""
 
     def start(self) -> None:
         """Begin loading the model; /health answers 503 until it is ready, then jobs start running."""
         self._loader.start()
 
     def _load(self) -> None:
+        try:
+            self._open()
+        finally:
+            self._settled.set()
+
+    def _open(self) -> None:
         try:
             backend = self.backend_factory()
         except Exception as e:  # noqa: BLE001 - any failure is reported by /health instead of killing the server
@@ -76,6 +84,7 @@ class Runtime:
 
     def stop(self) -> None:
         self._closed.set()
+        self._settled.set()
         self.extra_models.close()
         if self._jobs is not None:
             self._jobs.stop()
@@ -97,6 +106,11 @@ class Runtime:
             return {"status": "failed", "server": SERVER_NAME, "model": self.model_name, "device": None,
                     "dtype": None, "error": self.load_error}
         return {"status": "loading", "server": SERVER_NAME, "model": self.model_name, "device": None, "dtype": None}
+
+    def wait_ready(self) -> RequestQueue:
+        """The queue once the backend is open; NotReady with the reason when it failed or the runtime stopped."""
+        self._settled.wait()
+        return self.require_ready()
 
     def require_ready(self) -> RequestQueue:
         if self.queue is None:

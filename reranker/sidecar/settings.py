@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from reranker.core.addresses import is_server
+from reranker.core.addresses import is_loopback, is_server
 
 
 class SettingsError(ValueError):
@@ -28,6 +28,17 @@ def refuse_own_address(server: str | None, host: str, port: int) -> None:
                             "here")
 
 
+def refuse_open_exposure(host: str, settings: Settings) -> None:
+    """Listening beyond this machine without an API key would let anyone who reaches it score and read jobs: refuse,
+    unless RERANKER_ALLOW_OPEN (or --allow-open) accepts that on purpose."""
+    if is_loopback(host) or settings.api_key or settings.allow_open:
+        return
+    raise SettingsError(f"listening on {host} opens the API (and the workbench's pages) to every machine that can "
+                        "reach this one, and RERANKER_API_KEY is not set. Set RERANKER_API_KEY to a secret (clients "
+                        "then send 'Authorization: Bearer <key>'; the pages ask for it once), or set "
+                        "RERANKER_ALLOW_OPEN=1 (or pass --allow-open) to accept an open server on purpose")
+
+
 @dataclass(frozen=True)
 class Settings:
     server: str | None = None
@@ -39,6 +50,8 @@ class Settings:
     """RERANKER_DATA_DIR: where jobs.sqlite3 lives."""
     api_key: str | None = None
     """RERANKER_API_KEY: when set, every endpoint but /health needs `Authorization: Bearer <key>`."""
+    allow_open: bool = False
+    """RERANKER_ALLOW_OPEN=1: listen beyond loopback without an API key, on purpose."""
     cors_origins: tuple[str, ...] = ()
     """RERANKER_CORS_ORIGINS: comma-separated origins allowed to call from a browser; none by default."""
     max_documents: int = 1000
@@ -89,6 +102,7 @@ class Settings:
             server_key=env.get("RERANKER_SERVER_KEY") or None,
             data_dir=Path(env.get("RERANKER_DATA_DIR") or "data"),
             api_key=env.get("RERANKER_API_KEY") or None,
+            allow_open=_flag(env, "RERANKER_ALLOW_OPEN"),
             cors_origins=origins,
             max_documents=_int(env, "RERANKER_MAX_DOCUMENTS", cls.max_documents),
             max_document_chars=_int(env, "RERANKER_MAX_DOCUMENT_CHARS", cls.max_document_chars),
@@ -131,3 +145,12 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     if value < 0:
         raise SettingsError(f"{name}={raw!r} may not be negative")
     return value
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name}={raw!r} is not 1 or 0")

@@ -1,4 +1,4 @@
-"""Start a sidecar as a child process on a free loopback port (tests and bench/load.py use this)."""
+"""Start a Qwen-Ranker server as a child process on a free loopback port (tests and bench/ use this)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -22,10 +23,12 @@ def free_port() -> int:
 
 
 class SidecarProcess:
-    """`python -m reranker serve` in its own process group, its output in `log_path`."""
+    """`python -m reranker serve` (the API alone) or, with command="workbench", the pages and the API on one port (as
+    ./start.sh runs it), in its own process group, its output in `log_path`."""
 
     def __init__(self, env: dict[str, str] | None = None, port: int | None = None, log_path: Path | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", command: str = "serve") -> None:
+        self.command = command
         self.host = host
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
@@ -38,7 +41,7 @@ class SidecarProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> SidecarProcess:
-        command = [sys.executable, "-m", "reranker", "serve", "--host", self.host, "--port", str(self.port)]
+        command = [sys.executable, "-m", "reranker", self.command, "--host", self.host, "--port", str(self.port)]
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -46,6 +49,13 @@ class SidecarProcess:
 
     def wait_healthy(self, timeout: float = 120.0, want: int = 200) -> dict[str, object]:
         """Poll /health until it answers `want`; raises with the server's log if it dies or takes too long."""
+        return self._wait(lambda response: response.status_code == want, f"answer {want}", timeout)
+
+    def wait_for_status(self, status: str, timeout: float = 120.0) -> dict[str, object]:
+        """Poll /health until its `status` is `status` ("ok", "loading", "failed"); raises as wait_healthy does."""
+        return self._wait(lambda response: _status(response) == status, f"say {status!r}", timeout)
+
+    def _wait(self, done: Callable[[requests.Response], bool], what: str, timeout: float) -> dict[str, object]:
         deadline = time.monotonic() + timeout
         last: object = None
         while time.monotonic() < deadline:
@@ -54,28 +64,12 @@ class SidecarProcess:
             try:
                 response = requests.get(f"{self.url}/health", timeout=5)
                 last = (response.status_code, response.text)
-                if response.status_code == want:
+                if done(response):
                     return response.json()
             except requests.ConnectionError as e:
                 last = e
             time.sleep(0.1)
-        raise TimeoutError(f"/health did not answer {want} within {timeout:.0f} s (last: {last}):\n{self.log_tail()}")
-
-    def wait_for_status(self, status: str, timeout: float = 120.0) -> dict[str, object]:
-        """Poll /health until its `status` is `status` ("ok", "loading", "failed"); raises as wait_healthy does."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"the sidecar exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                last = requests.get(f"{self.url}/health", timeout=5).json()
-                if isinstance(last, dict) and last.get("status") == status:
-                    return last
-            except (requests.ConnectionError, ValueError) as e:
-                last = e
-            time.sleep(0.1)
-        raise TimeoutError(f"/health did not say {status!r} within {timeout:.0f} s (last: {last}):\n{self.log_tail()}")
+        raise TimeoutError(f"/health did not {what} within {timeout:.0f} s (last: {last}):\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 4000) -> str:
         if self.log_path is None or not Path(self.log_path).exists():
@@ -111,3 +105,11 @@ class SidecarProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _status(response: requests.Response) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("status") if isinstance(body, dict) else None

@@ -3,17 +3,20 @@
 `app.py` calls `draw_frame()` once per run before the page; pages then ask `backend()` for the backend the
 frame chose (None while there is none to use), and never load a model themselves.
 
-The backend is the model in this process (`streamlit run app.py`), or a server: RERANKER_SERVER (which
-`./start.sh` sets to its sidecar, so one process holds the weights) or whatever address the user types in the
-sidebar. Talking to a server, this process never imports torch.
+The backend is the model in this process, or a server: RERANKER_SERVER or whatever address the user types in the
+sidebar. Under `./start.sh` (reranker/one_port.py) the model in this process is the one the API scores with, judged
+through its queue. Talking to a server, this process never imports torch.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
+
 import streamlit as st
 
 from reranker.backends import open_backend, server_from_env
-from reranker.core.addresses import is_server
+from reranker.core.addresses import is_loopback, is_server
 from reranker.core.backend import JobService, RerankBackend, failure_text
 from reranker.core.model_names import KNOWN_MODELS, resolve_model
 from reranker.workbench import ASSETS
@@ -25,6 +28,7 @@ IN_PROCESS = "In this process"
 ON_SERVER = "On a server"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
 _BACKEND = "frame_backend"
+_UNLOCKED = "frame_unlocked"
 MODELS_KEPT = 4
 """Backends held open at once: the sidebar's and up to three more for Compare (each checked against free memory
 before it loads)."""
@@ -40,7 +44,30 @@ def draw_frame(page_title: str) -> None:
                        layout="wide")
     st.logo(str(ASSETS / "logo.svg"))
     st.html(f"<style>{(ASSETS / 'style.css').read_text(encoding='utf-8')}</style>")
+    if not unlocked():
+        st.stop()
     st.session_state[_BACKEND] = backend_sidebar()
+
+
+def unlocked() -> bool:
+    """Whether this browser session may use the pages. A workbench listening beyond this machine (RERANKER_HOST)
+    with a RERANKER_API_KEY asks for that key once per session, so a server on a network is not an open door;
+    on loopback, or with no key (RERANKER_ALLOW_OPEN), the pages are open."""
+    key = os.environ.get("RERANKER_API_KEY") or ""
+    if not key or is_loopback(os.environ.get("RERANKER_HOST") or "127.0.0.1") or st.session_state.get(_UNLOCKED):
+        return True
+    st.title("Qwen-Ranker Pro")
+    typed = st.text_input("Key", type="password", key="unlock_key",
+                          help="This workbench is reachable from other machines: type its RERANKER_API_KEY.")
+    if typed and hmac.compare_digest(typed.encode(), key.encode()):
+        st.session_state[_UNLOCKED] = True
+        st.rerun()
+    if typed:
+        st.error("That is not this workbench's key.")
+    else:
+        st.info("This workbench is reachable from other machines, so it asks for its key (RERANKER_API_KEY) first.",
+                icon=":material/lock:")
+    return False
 
 
 def backend() -> RerankBackend | None:

@@ -1,4 +1,4 @@
-"""Sidecar jobs on the workbench's pages: the Jobs page's table of the sidecar's recent jobs (kept fresh while any
+"""Background jobs on the workbench's pages: the Jobs page's table of the recent jobs (kept fresh while any
 runs) and the picked job's panel (progress and Cancel, its downloads, or its error and Retry).
 
 The picked job is kept in the session (across pages) and in the Jobs page's address, `?job=<id>` (across reloads).
@@ -43,28 +43,28 @@ def pick_job(job_id: str) -> None:
     st.session_state[_PICKED] = job_id
 
 
-def job_started(job_id: str) -> None:
-    """'Job … started' and a link to the Jobs page with that job picked, for the page that sent it."""
-    st.success(f"Job {plain_markdown(short_id(job_id))} started on the sidecar. It runs there in the background: "
-               "it goes on if this page is left or closed.", icon=":material/work_history:")
+def job_started(job_id: str, where: str) -> None:
+    """'Job … started on <where>' and a link to the Jobs page with that job picked, for the page that sent it."""
+    st.success(f"Job {plain_markdown(short_id(job_id))} started on {plain_markdown(where)}. It runs there in the "
+               "background: it goes on if this page is left or closed.", icon=":material/work_history:")
     st.page_link(JOBS_PAGE, label="Follow it on the Jobs page", icon=":material/arrow_forward:",
                  query_params={JOB_PARAM: job_id})
 
 
 def no_sidecar_help(backend: RerankBackend | None) -> None:
-    """What the Jobs page shows when the workbench has no sidecar to send jobs to: how to get one."""
-    how = ("`./start.sh` starts the workbench with one and points it there. Or start one yourself with "
-           "`python -m reranker serve` (it listens on `http://127.0.0.1:8502`), choose **On a server** under "
-           "**Run the model** in the sidebar and type its address.")
+    """What the Jobs page shows when the workbench has nowhere to run jobs: how to get somewhere."""
+    how = ("`./start.sh` runs the workbench as one: the pages, the API and the jobs in one process. Or start a "
+           "Qwen-Ranker sidecar yourself with `python -m reranker serve` (it listens on `http://127.0.0.1:8502`), "
+           "choose **On a server** under **Run the model** in the sidebar and type its address.")
     if backend is not None and not backend.capabilities.in_process:
         can = backend.capabilities
         st.info(f"The server in use ({plain_markdown(can.where)}, a {plain_markdown(can.kind)}) scores requests but "
                 "does not run jobs: jobs need a Qwen-Ranker sidecar. " + how,
                 title="This server does not run jobs", icon=":material/info:")
     else:
-        st.info("Jobs run on a Qwen-Ranker sidecar, a separate process that scores big CSV files in the background "
-                "and keeps them, so they finish even when this page is closed. " + how,
-                title="No sidecar to run jobs", icon=":material/info:")
+        st.info("Jobs run on a Qwen-Ranker server, which scores big CSV files in the background and keeps them, so "
+                "they finish even when this page is closed; this workbench was started without one. " + how,
+                title="Nowhere to run jobs", icon=":material/info:")
 
 
 def jobs_view(sidecar: JobService, model: str) -> None:
@@ -74,8 +74,8 @@ def jobs_view(sidecar: JobService, model: str) -> None:
     if jobs is None:
         return
     if not jobs:
-        st.info("No jobs on this sidecar yet. Send one from the CSV batches page: upload a file, map its columns, "
-                "then press **Send to sidecar as a job**.", icon=":material/inbox:")
+        st.info(f"No jobs on {plain_markdown(sidecar.shown)} yet. Send one from the CSV batches page: upload a file, "
+                "map its columns, then press **Run as a background job**.", icon=":material/inbox:")
         st.page_link(CSV_PAGE, label="CSV batches", icon=":material/table:")
         return
     polling = any(job["status"] in ACTIVE for job in jobs)

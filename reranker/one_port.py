@@ -1,0 +1,75 @@
+"""The workbench and the whole HTTP API on one port, in one process that holds one copy of the weights: what
+`./start.sh` runs (`python -m reranker workbench`).
+
+Streamlit serves the pages (`app.py`) as an ASGI application (`st.App`) that carries the sidecar's FastAPI app as
+routes: `/api/*`, `/v1/*`, `/v2/*`, `/rerank`, `/score`, `/health`, `/metrics`, `/docs` go to the API, everything
+else to Streamlit. The API's runtime (the model, its queue, the job store and worker) starts and stops with the
+server, and the pages' default model is that same runtime's, judged through its queue (`sidecar.in_process`): the
+page and the API requests share one queue and its fairness, with no HTTP between them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import streamlit as st
+from fastapi import FastAPI
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
+
+from reranker.backends import host
+from reranker.core.model_names import resolve_model
+from reranker.sidecar.application import create_app
+from reranker.sidecar.in_process import hosted_backend
+from reranker.sidecar.settings import Settings
+
+PAGES = Path(__file__).resolve().parents[1] / "app.py"
+"""The workbench's entry script (it declares the pages); the one-port server runs it from the checkout."""
+API_PREFIXES = ("/api/", "/v1/", "/v2/")
+"""Paths under these are the API's even where it has no route (a JSON 404, not a page)."""
+
+
+class ApiRoutes(BaseRoute):
+    """Every path the API answers (its own routes, and anything under API_PREFIXES), handed to it whole."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and (scope["path"].startswith(API_PREFIXES)
+                                        or any(r.matches(scope)[0] != Match.NONE for r in self.api.routes)):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.api(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+
+def workbench_app(settings: Settings, data_lock: IO[str] | None = None) -> st.App:
+    """The pages and the API as one ASGI app; `data_lock`: the data folder's lock, when the caller took it."""
+    api = create_app(settings, data_lock=data_lock)
+    opened = hosted_backend(api.state.service)
+    if settings.server:  # a gateway: the pages' default server is the one the API scores on, through its queue
+        host(settings.server, settings.server_key, opened)
+    else:
+        host(resolve_model(None), None, opened)
+
+    @asynccontextmanager
+    async def lifespan(_app: st.App) -> AsyncIterator[None]:
+        async with api.router.lifespan_context(api):
+            yield
+
+    return st.App(PAGES, routes=[ApiRoutes(api)], lifespan=lifespan)
+
+
+def run(app: st.App, address: str, port: int) -> None:
+    """Serve `app` on address:port until Ctrl-C or SIGTERM."""
+    sys.argv = [str(PAGES)]  # the pages' script is the one Streamlit's script-level settings belong to
+    app.run(config={"server.address": address, "server.port": port, "server.showEmailPrompt": False})

@@ -1,0 +1,113 @@
+"""The sidecar's model and jobs as a backend for code in the same process: the pages of the one-port server score
+through the same queue as the API (no HTTP hop), and run their jobs in the same store and worker.
+
+Errors come back as the backend interface's (BackendError and its kinds), as they would from a sidecar over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from reranker.core.backend import BackendError, Capabilities, RequestRefused, RerankBackend, ServerBusy
+from reranker.core.ranking import Judgement, Progress, Query
+from reranker.sidecar.errors import Conflict, NotFound, ServiceError, Unavailable
+from reranker.sidecar.request_queue import RequestQueue
+from reranker.sidecar.runtime import Runtime
+from reranker.sidecar.service import SidecarService
+
+T = TypeVar("T")
+
+
+class QueuedBackend(RerankBackend):
+    """A model the runtime holds, judged through its request queue: interactive, merged with the API's requests."""
+
+    def __init__(self, service: SidecarService, queue: RequestQueue, model_name: str) -> None:
+        self.service = service
+        self.runtime: Runtime = service.runtime
+        self.queue = queue
+        self.model_name = model_name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        served = self.queue.backend.capabilities
+        return Capabilities(served.kind, served.where, in_process=served.in_process, instruction=served.instruction,
+                            query_options=served.query_options, token_counts=served.token_counts, jobs=True,
+                            extra_models=bool(self.runtime.extra_models.names))
+
+    def describe(self) -> dict[str, object]:
+        return {**self.queue.backend.describe(), "model": self.model_name}
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        verdicts = _told(lambda: self.queue.submit(list(queries)).result())
+        if progress is not None:
+            total = sum(len(q.documents) for q in queries)
+            progress(total, total)
+        return verdicts
+
+    def jobs(self) -> LocalJobs:
+        return LocalJobs(self.service)
+
+    def extra_models(self) -> dict[str, dict[str, str | None]]:
+        return self.runtime.extra_models.states()
+
+    def load_model(self, name: str) -> None:
+        _told(lambda: self.runtime.extra_models.start(name))
+
+    def with_model(self, name: str) -> RerankBackend:
+        return QueuedBackend(self.service, _told(lambda: self.runtime.queue_for(name)), name)
+
+
+def hosted_backend(service: SidecarService) -> Callable[[], RerankBackend]:
+    """What opens the runtime's own model for a page: waits until it has loaded (NotReady's reason if it failed)."""
+    def opened() -> RerankBackend:
+        queue = _told(service.runtime.wait_ready)
+        return QueuedBackend(service, queue, service.runtime.model_name)
+
+    return opened
+
+
+class LocalJobs:
+    """The job store of this process, as the JobService interface: what a sidecar's job API answers, without HTTP."""
+
+    shown = "this workbench"
+
+    def __init__(self, service: SidecarService) -> None:
+        self.service = service
+
+    def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None],
+                     instruction: str | None = None) -> dict[str, Any]:
+        created = _told(lambda: asyncio.run(self.service.create_table_job(filename, data, dict(columns),
+                                                                           instruction or None)))
+        return created.model_dump()
+
+    def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [job.model_dump() for job in _told(lambda: self.service.jobs(limit))]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return _told(lambda: self.service.job(job_id)).model_dump()
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return _told(lambda: self.service.cancel(job_id)).model_dump()
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        return _told(lambda: self.service.retry(job_id)).model_dump()
+
+    def results_csv(self, job_id: str) -> bytes:
+        return _told(lambda: self.service.results_csv(job_id))
+
+    def results_json(self, job_id: str) -> dict[str, Any]:
+        return _told(lambda: self.service.results(job_id)).model_dump(exclude_none=True)
+
+
+def _told(call: Callable[[], T]) -> T:
+    """call(), its service errors raised as the backend interface's, with the same words."""
+    try:
+        return call()
+    except Unavailable as e:
+        raise ServerBusy(str(e)) from None
+    except (NotFound, Conflict) as e:
+        raise BackendError(str(e)) from None
+    except ServiceError as e:
+        raise RequestRefused(str(e)) from None
