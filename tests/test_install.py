@@ -115,6 +115,9 @@ def test_the_server_extra_gives_a_working_serve(clean_venv: Path, source: Path, 
     done = subprocess.run([str(clean_venv), "-m", "pip", "install", "-q", f"{source}[server]"], capture_output=True,
                           text=True, timeout=900, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    pages = subprocess.run([str(clean_venv), "-m", "reranker", "workbench"], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+    assert pages.returncode == 2 and "pip install 'qwen-ranker-pro[server,ui]'" in pages.stderr
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))},
            "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(tmp_path / "data"), "RERANKER_API_KEY": ""}

@@ -277,7 +277,8 @@ def test_job_survives_kill_9_and_resumes_without_rescoring(tiny_model_dir: Path,
 def test_a_second_server_on_the_same_data_folder_refuses_to_start_at_once(jobs_server: SidecarProcess,
                                                                     tmp_path: Path) -> None:
     data = jobs_server.env["RERANKER_DATA_DIR"]
-    second = SidecarProcess(env={"RERANKER_DATA_DIR": data}, log_path=tmp_path / "second.log").start()
+    second = SidecarProcess(env={"RERANKER_DATA_DIR": data}, log_path=tmp_path / "second.log",
+                            command="workbench").start()  # a second ./start.sh
     started = time.monotonic()
     try:
         assert second.process.wait(60) == 2

@@ -97,7 +97,13 @@ def _workbench(args: argparse.Namespace) -> int:
 
     settings, data_lock = checked_start("workbench", args.host, args.port, args.allow_open)
     os.environ["RERANKER_HOST"] = args.host  # the pages ask for the key when it is not loopback (workbench.frame)
-    from reranker.one_port import run, workbench_app
+    from reranker.one_port import PAGES, run, workbench_app
+
+    if not PAGES.is_file():
+        print(f"reranker workbench: the pages ({PAGES.name}, views/, assets/) are not beside this package, at "
+              f"{PAGES.parent}: they come with a clone of the repository, not with pip. Run it from a clone, or "
+              "`python -m reranker serve` for the API alone.", file=sys.stderr)
+        return 2
 
     app = workbench_app(settings, data_lock)
     opens = "  ".join(addresses_to_open(args.host, args.port))
