@@ -42,11 +42,12 @@ class Capabilities:
 
 
 class JobService(Protocol):
-    """Background jobs on a server that runs them (a Qwen-Ranker sidecar): big tables scored where they survive a
-    closed page; each answer is the server's JSON (docs/API.md, "Jobs")."""
+    """Background jobs where the model is (a Qwen-Ranker sidecar over HTTP, or under ./start.sh this process's own
+    job store): big tables scored where they survive a closed page; each answer is the JSON of the API's job routes
+    (docs/API.md, "Jobs"), each failure a BackendError."""
 
     shown: str
-    """The server's address as pages show it."""
+    """Where the jobs run, as pages show it: the server's address, or "this workbench"."""
 
     def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None],
                      instruction: str | None = None) -> dict[str, Any]: ...
