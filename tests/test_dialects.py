@@ -272,8 +272,11 @@ def tei_error(body: dict, status: int, says: str) -> bool:
 
 
 def vllm_error(body: dict, status: int, says: str) -> bool:
-    """What a vLLM client reads of an error: its error object's `message`, `type` and `code`."""
-    return body["object"] == "error" and says in body["message"] and body["code"] == status and body["type"]
+    """What a vLLM client reads of an error: its error object (`message`, `type`, `code`), nested as vLLM 0.32 sends
+    it and flat as older vLLM did."""
+    nested = body["error"]
+    return (says in nested["message"] and nested["code"] == status and nested["type"]
+            and body["object"] == "error" and says in body["message"] and body["code"] == status)
 
 
 @pytest.mark.parametrize(("path", "body", "reads"), [

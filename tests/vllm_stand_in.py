@@ -1,7 +1,9 @@
-"""A small server that answers as vLLM's docs describe a Qwen3-Reranker served with `--runner pooling` and the
-`is_original_qwen3_reranker` overrides: GET /v1/models, GET /health, POST /score and /v1/score.
+"""A small server that answers as vLLM 0.32 does for a Qwen3-Reranker served with `--runner pooling` and the
+`is_original_qwen3_reranker` overrides: GET /v1/models, GET /health, POST /score and /v1/score, /tokenize and
+/detokenize, errors as `{"error": {"message", "type", "param", "code"}}`.
 
-vLLM cannot run on these machines, so the vLLM backend is tested against this. For each pair it joins text_1 and
+The real vLLM is tested too (tests/test_real_vllm.py), but takes a minute and a half to start; this answers at once,
+and can be told to fail, for the client's handling of faults. For each pair it joins text_1 and
 text_2, tokenizes the result as a plain prompt (control tokens typed as text become control tokens, as in vLLM)
 and returns sigmoid(logit_yes - logit_no) at the last position of one full forward pass: the engine's arithmetic
 without its prefix reuse. Faults can be injected to test the client's handling of them.
@@ -65,9 +67,9 @@ class VllmStandIn:
     def _app(self) -> FastAPI:
         app = FastAPI()
 
-        def error(status: int, message: str) -> JSONResponse:  # vLLM's ErrorResponse shape
-            return JSONResponse({"object": "error", "message": message, "type": "BadRequestError", "param": None,
-                                 "code": status}, status_code=status)
+        def error(status: int, message: str, kind: str = "BadRequestError") -> JSONResponse:  # vLLM's ErrorResponse
+            return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}},
+                                status_code=status)
 
         def refused(request: Request) -> JSONResponse | None:
             if self.key and request.headers.get("authorization") != f"Bearer {self.key}":
@@ -92,9 +94,10 @@ class VllmStandIn:
             self.requests.append(body)
             if self.faults:
                 status, headers = self.faults.popleft()
-                return JSONResponse({"object": "error", "message": "injected", "code": status}, status, headers)
+                return JSONResponse({"error": {"message": "injected", "type": "Injected", "param": None,
+                                               "code": status}}, status, headers)
             if body.get("model") != self.served_name:
-                return error(404, f"The model `{body.get('model')}` does not exist.")
+                return error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
             text_1, text_2 = body["text_1"], body["text_2"]
             if isinstance(text_1, str):
                 text_1 = [text_1] * (len(text_2) if isinstance(text_2, list) else 1)
@@ -111,5 +114,19 @@ class VllmStandIn:
             return {"id": "score-test", "object": "list", "created": int(time.time()), "model": self.served_name,
                     "data": [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)],
                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}}
+
+        @app.post("/tokenize")
+        async def tokenize(request: Request) -> Any:
+            if (answer := refused(request)) is not None:
+                return answer
+            body = await request.json()
+            tokens = self.tokenizer(body["prompt"], add_special_tokens=False).input_ids
+            return {"count": len(tokens), "max_model_len": 40960, "tokens": tokens}
+
+        @app.post("/detokenize")
+        async def detokenize(request: Request) -> Any:
+            if (answer := refused(request)) is not None:
+                return answer
+            return {"prompt": self.tokenizer.decode((await request.json())["tokens"])}
 
         return app

@@ -1,8 +1,10 @@
 """Remote backends: the model runs on a server, this process sends it requests.
 
 `open_server(url)` tells from the address (or by asking the server) which kind it is:
-- an address ending in `/rerank` (`.../v1/rerank`, `.../v2/rerank`): a Cohere / Jina compatible API there;
 - an address ending in `/score` (`.../v1/score`): a vLLM server;
+- an address ending in `/rerank` (`.../v1/rerank`, `.../v2/rerank`): a vLLM server when the server says it is one
+  (its /v1/models), scored through its /score, which carries the model card's prompt; else a Cohere / Jina
+  compatible API there;
 - otherwise the server is asked: a Qwen-Ranker sidecar says so on GET /health; a vLLM server lists its model on
   GET /v1/models; anything else is taken for a Cohere / Jina compatible server at `<url>/v1/rerank`.
 """
@@ -13,10 +15,10 @@ import os
 
 from reranker.core.backend import BackendError, RerankBackend
 from reranker.core.model_names import DEFAULT_MODEL
-from reranker.remote.connection import ServerConnection
+from reranker.remote.connection import ServerConnection, Unreachable
 from reranker.remote.rerank_api import RerankApiBackend
 from reranker.remote.sidecar import SERVER_NAME, SidecarBackend
-from reranker.remote.vllm_server import VllmScoreBackend
+from reranker.remote.vllm_server import VllmScoreBackend, open_vllm
 
 __all__ = ["SidecarBackend", "RerankApiBackend", "VllmScoreBackend", "open_server"]
 
@@ -26,12 +28,15 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
     a vLLM server's own is asked for, a Cohere-style server gets the 0.6B model's id)."""
     url = url.strip().rstrip("/")
     model = model or os.environ.get("RERANKER_SERVER_MODEL") or None
-    if url.endswith("/rerank"):
-        return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
-                                path="")
     for suffix in ("/v1/score", "/score"):
         if url.endswith(suffix):
-            return _vllm(url.removesuffix(suffix), key, timeout, model)
+            return open_vllm(url.removesuffix(suffix), key, timeout, model)
+    if url.endswith("/rerank"):
+        base = url.removesuffix("/rerank").removesuffix("/v1").removesuffix("/v2")
+        if _is_vllm(ServerConnection(base, key, timeout, retries=0)):
+            return open_vllm(base, key, timeout, model)
+        return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
+                                path="")
     probe = ServerConnection(url, key, timeout, retries=0)
     _, health = probe.probe("/health")  # a sidecar says so while loading (503) too
     if isinstance(health, dict) and health.get("server") == SERVER_NAME:
@@ -41,22 +46,16 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
         connection = ServerConnection(url, key, timeout, kind=SidecarBackend.kind)
         connection.get("/api/jobs?limit=1")  # a wrong key is told now, not at the first rerank
         return SidecarBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
-    status, served = probe.probe("/v1/models")
-    if status == 200 and isinstance(served, dict) and any(isinstance(m, dict) and m.get("owned_by") == "vllm"
-                                        for m in served.get("data") or []):
-        return _vllm(url, key, timeout, model)
+    if _is_vllm(probe):
+        return open_vllm(url, key, timeout, model)
     return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL)
 
 
-def _vllm(url: str, key: str | None, timeout: float, model: str | None) -> VllmScoreBackend:
-    """A vLLM server at `url`, serving `model` (None: the first model it lists)."""
-    connection = ServerConnection(url, key, timeout, kind=VllmScoreBackend.kind)
-    return VllmScoreBackend(connection, model or _vllm_model(connection))
-
-
-def _vllm_model(connection: ServerConnection) -> str:
-    served = connection.get("/v1/models")
+def _is_vllm(probe: ServerConnection) -> bool:
+    """Whether the server lists its models as vLLM does (`owned_by: vllm` in GET /v1/models)."""
     try:
-        return str(served["data"][0]["id"])
-    except (KeyError, TypeError, IndexError):
-        raise connection.malformed("/v1/models", "no model listed") from None
+        status, served = probe.probe("/v1/models")
+    except Unreachable:  # a wrong key (WrongKey) is told, not taken for another kind of server
+        return False
+    return status == 200 and isinstance(served, dict) and any(
+        isinstance(m, dict) and m.get("owned_by") == "vllm" for m in served.get("data") or [])

@@ -46,7 +46,8 @@ class Dialect(StrEnum):
     TEI = "tei"
     """/rerank with texts: {"error": ..., "error_type": ...}."""
     VLLM = "vllm"
-    """/score, /v1/score: {"object": "error", "message", "type", "param", "code"}."""
+    """/score, /v1/score: vLLM's error object, as vLLM 0.32 nests it ({"error": {"message", "type", "param",
+    "code"}}) and as older vLLM sent it flat beside "object": "error", so clients of either read theirs."""
     BARE_RERANK = "bare_rerank"
     """/rerank before its body tells TEI (`texts`) from the /v1/rerank shape (`documents`): TEI's `error` and
     `error_type` beside /v1/rerank's `message` and `detail`, so either client reads its own fields."""
@@ -105,8 +106,9 @@ def error_answer(dialect: Dialect, status: int, message: str, details: list[dict
         body = {"error": message, "error_type": tei_type, "message": message,
                 "detail": details if details is not None else message}
     elif dialect is Dialect.VLLM:
-        body = {"object": "error", "message": message, "type": _VLLM_TYPES.get(status, "InternalServerError"),
-                "param": None, "code": status}
+        error = {"message": message, "type": _VLLM_TYPES.get(status, "InternalServerError"), "param": None,
+                 "code": status}
+        body = {"object": "error", **error, "error": error}
     elif dialect is Dialect.RERANK_V1:
         body = {"message": message, "detail": details if details is not None else message}
     else:
