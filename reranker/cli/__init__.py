@@ -40,6 +40,32 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--workers", type=int, default=1)
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="rerank a first stage's run on a labelled dataset and measure before and after",
+        description="DATASET is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv). Each query's top K of "
+                    "the first stage's run (--run, a TREC run; without: BM25 over the corpus) are reranked by the "
+                    "model; nDCG@10, RR@10, R@100 and AP (and --measures) before and after, with trec_eval's "
+                    "definitions, and a paired t-test of each. Scores are kept on disk: a second run, or one that "
+                    "was stopped, scores only what is new (docs/EVALUATE.md).")
+    evaluate.add_argument("dataset", metavar="DATASET")
+    evaluate.add_argument("--run", default=None, metavar="FIRST.trec", help="the first stage's run (default: BM25)")
+    evaluate.add_argument("--top-k", type=int, default=100, help="documents reranked per query (default 100)")
+    evaluate.add_argument("--output", default=None, metavar="OUT.trec", help="write the reranked run here")
+    evaluate.add_argument("--json", default=None, metavar="METRICS.json", help="write the figures here")
+    evaluate.add_argument("--instruction", action="append", default=None,
+                          help="task instruction; repeat it to evaluate several (default: web search)")
+    evaluate.add_argument("--measures", nargs="+", default=None, help="more measures, as ir-measures names them "
+                                                                      "(P@5 nDCG@20 Success@1 ...)")
+    evaluate.add_argument("--queries", default=None, help="TSV topics (id<TAB>text) instead of queries.jsonl")
+    evaluate.add_argument("--qrels", default=None, help="TREC qrels instead of qrels/test.tsv")
+    evaluate.add_argument("--ray", default=None, metavar="ADDRESS", help="score on Ray ('local', or a cluster's "
+                                                                          "address)")
+    evaluate.add_argument("--store", default=None, metavar="FILE", help="where scores are kept between runs "
+                                                                        "(default: data/judgements.sqlite3)")
+    evaluate_where = evaluate.add_mutually_exclusive_group()
+    evaluate_where.add_argument("--model", default=None, help="hub id or local folder")
+    evaluate_where.add_argument("--server", default=None, help="score on this server ($RERANKER_SERVER)")
+
     serve = commands.add_parser("serve", help="the HTTP API alone (a GPU box, behind a gateway)")
     _listen_options(serve, default_port=8502)
 
@@ -61,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         return _workbench(args)
     if args.command == "batch":
         return _batch(args)
+    if args.command == "evaluate":
+        from reranker.cli.evaluate import main as evaluate_main
+
+        args.backend, args.key = _backend_spec(args.model, args.server)
+        return evaluate_main(args)
     return _rank(args)
 
 
 _SERVER_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client", "fastapi_offline")
 EXTRAS = {"serve": ("server", _SERVER_MODULES), "batch": ("ray", ("ray",)),
+          "evaluate": ("eval", ("ir_measures", "scipy", "bm25s")),
           "workbench": ("server,ui", (*_SERVER_MODULES, "streamlit", "plotly"))}
 """What a command needs beyond the engine: the pip extra that brings it, and the modules it imports."""
 

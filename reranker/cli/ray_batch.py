@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,10 +19,10 @@ import pandas as pd
 
 from reranker.backends import open_backend
 from reranker.core.addresses import is_server
-from reranker.core.backend import BackendError
+from reranker.core.backend import BackendError, Capabilities, RerankBackend
 from reranker.core.model_names import resolve_model
 from reranker.core.prompt import resolve_instruction
-from reranker.core.ranking import Judgement, in_pair_order, queries_of, rank_each
+from reranker.core.ranking import Judgement, Progress, Query, in_pair_order, queries_of, rank_each
 from reranker.formats.exports import EXPORT_COLUMNS, label_value, with_input_columns
 from reranker.formats.pair_files import ROW, PairTable, file_format, read_pairs, write_table
 
@@ -92,7 +92,7 @@ def run_batch_file(source: str, output: str, options: BatchOptions,
     report(f"scoring {len(work):,} pairs ({len(table.problems):,} rows left out) on "
            f"{options.workers} worker{'s' if options.workers > 1 else ''}")
     started = time.perf_counter()
-    scored = _score_on_ray(work, options)
+    scored = score_on_ray(work, options)
     missing = len(work) - scored[ROW].nunique()
     if missing:
         raise BatchFailed(f"{missing:,} of {len(work):,} pairs came back without a score; nothing was written")
@@ -120,7 +120,9 @@ def _scoring_rows(table: PairTable, instruction: str | None) -> pd.DataFrame:
     return work.sort_values(["instruction", "query", ROW], kind="stable").reset_index(drop=True)
 
 
-def _score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
+def score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
+    """`work`'s rows (ROW, query, document, instruction) scored on Ray Data: ROW with score, logit, tokens,
+    truncated and model; BatchFailed when Ray cannot start or a worker fails."""
     import ray
 
     try:
@@ -193,3 +195,31 @@ def _ranks(merged: pd.DataFrame) -> list[int]:
         for document in ranked:
             ranks[positions[document.index]] = document.rank
     return ranks
+
+
+class RayBackend(RerankBackend):
+    """Pairs scored on Ray Data as the batch command scores them, behind the backend interface (the evaluate
+    command's `--ray`): one judge_many starts the workers, each loading the backend `options` names."""
+
+    def __init__(self, options: BatchOptions) -> None:
+        self.options = replace(options, backend=options.backend or resolve_model(None))
+        self.model_name = self.options.backend if not is_server(self.options.backend) else "(on a server)"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities("Ray Data", f"Ray at {self.options.ray_address or 'a local Ray'}")
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        rows = [(q.query, d, resolve_instruction(q.instruction)) for q in queries for d in q.documents]
+        work = pd.DataFrame(rows, columns=["query", "document", "instruction"])
+        work.insert(0, ROW, range(len(work)))
+        scored = score_on_ray(work, self.options).set_index(ROW).sort_index()
+        judged = [Judgement(float(r.score), float(r.logit), None if pd.isna(r.tokens) else int(r.tokens),
+                            None if pd.isna(r.truncated) else bool(r.truncated)) for r in scored.itertuples()]
+        if progress is not None:
+            progress(len(judged), len(judged))
+        out, start = [], 0
+        for q in queries:
+            out.append(judged[start:start + len(q.documents)])
+            start += len(q.documents)
+        return out

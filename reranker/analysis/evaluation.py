@@ -1,0 +1,162 @@
+"""Does reranking make a first stage's ranking better, and is the gain real? The first stage's run and the run with
+each query's top K reranked, measured against relevance labels with trec_eval's definitions (through ir-measures
+over pytrec_eval), each measure's per-query values compared by a paired t-test; and which score threshold separates
+relevant documents from the rest.
+
+Reranking keeps trec_eval's reading of the first stage: its top K by score are put in the model's order (ties keep
+their first-stage order), the rest stay below in theirs. The written run's scores fall with its ranks (trec_eval
+sorts by score, not by the rank column).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import ir_measures
+from scipy import stats
+
+from reranker.core.backend import RerankBackend
+from reranker.core.ranking import Judgement, Progress, Query, rank_judgements
+from reranker.formats.retrieval import DatasetError, Qrels, Run
+
+DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "AP")
+"""Always measured; `--measures` adds more, named as ir-measures writes them (P@5, nDCG@20, Success@1, ...)."""
+PerQuery = dict[str, dict[str, float]]
+"""Measure name -> query id -> value."""
+Judge = Callable[[RerankBackend, Sequence[Query], Progress | None], list[list[Judgement]]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A measure of two runs over the queries both answer: their means, and whether the difference is real."""
+
+    before: float
+    after: float
+    p_value: float | None
+    """Two-sided paired t-test over the queries; None with fewer than two queries; 1.0 when no query changed."""
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value is not None and self.p_value < 0.05
+
+
+@dataclass
+class Reranked:
+    """One instruction's reranking of the first stage: the run, its judgements, its measures."""
+
+    instruction: str | None
+    run: Run
+    judged: dict[str, dict[str, Judgement]]
+    """Query id -> document id -> the model's judgement (the top K of the first stage)."""
+    per_query: PerQuery = field(default_factory=dict)
+
+
+def parse_measures(names: Sequence[str]) -> list[ir_measures.Measure]:
+    """DEFAULT_MEASURES and `names`, each once; ValueError naming one ir-measures cannot read."""
+    measures: list[ir_measures.Measure] = []
+    for name in [*DEFAULT_MEASURES, *names]:
+        try:
+            measure = ir_measures.parse_measure(name)
+        except (NameError, ValueError, SyntaxError, TypeError):
+            raise ValueError(f"{name!r} is not a measure ir-measures knows (e.g. nDCG@10, RR@10, R@100, AP, P@5, "
+                             "Success@1)") from None
+        if measure not in measures:
+            measures.append(measure)
+    return measures
+
+
+def measure(qrels: Qrels, run: Run, measures: Sequence[ir_measures.Measure]) -> PerQuery:
+    """Each measure's value per query, for the queries the run ranks and the labels cover (trec_eval's default)."""
+    scored = {qid: {docid: score for docid, score in ranked} for qid, ranked in run.items()}
+    out: PerQuery = {str(m): {} for m in measures}
+    for metric in ir_measures.iter_calc(list(measures), qrels, scored):
+        out[str(metric.measure)][metric.query_id] = float(metric.value)
+    return out
+
+
+def means(per_query: PerQuery) -> dict[str, float]:
+    return {name: sum(values.values()) / len(values) if values else 0.0 for name, values in per_query.items()}
+
+
+def compare(before: PerQuery, after: PerQuery) -> dict[str, Comparison]:
+    """Each measure's means before and after, and a paired t-test over the queries both have."""
+    out = {}
+    for name, was in before.items():
+        now = after[name]
+        common = sorted(set(was) & set(now))
+        a, b = [was[q] for q in common], [now[q] for q in common]
+        if len(common) < 2:
+            p_value = None
+        elif all(x == y for x, y in zip(a, b)):
+            p_value = 1.0
+        else:
+            p_value = float(stats.ttest_rel(b, a).pvalue)
+            p_value = 1.0 if math.isnan(p_value) else p_value
+        out[name] = Comparison(sum(a) / len(a) if a else 0.0, sum(b) / len(b) if b else 0.0, p_value)
+    return out
+
+
+def check_run(run: Run, queries: Mapping[str, str], run_name: str) -> None:
+    """Every query the run ranks has a text."""
+    missing = sorted(set(run) - set(queries))
+    if missing:
+        raise DatasetError(f"{run_name}: {len(missing)} quer{'ies' if len(missing) > 1 else 'y'} of the run "
+                           f"{'are' if len(missing) > 1 else 'is'} not among the queries: {', '.join(missing[:5])}"
+                           f"{' ...' if len(missing) > 5 else ''}")
+
+
+def rerank_run(backend: RerankBackend, first: Run, queries: Mapping[str, str], texts: Mapping[str, str], top_k: int,
+               instruction: str | None, judge: Judge, progress: Progress | None = None) -> Reranked:
+    """Each query's top `top_k` of `first` put in the model's order, the rest below in theirs."""
+    qids = list(first)
+    asked = [Query(queries[q], [texts[d] for d, _ in first[q][:top_k]], instruction) for q in qids]
+    verdicts = judge(backend, asked, progress)
+    run: Run = {}
+    judged: dict[str, dict[str, Judgement]] = {}
+    for qid, q, judgements in zip(qids, asked, verdicts):
+        top = first[qid][:top_k]
+        order = [top[d.index][0] for d in rank_judgements(q.documents, judgements)]
+        ranked = order + [docid for docid, _ in first[qid][top_k:]]
+        run[qid] = [(docid, float(len(ranked) - n)) for n, docid in enumerate(ranked)]
+        judged[qid] = {docid: j for (docid, _), j in zip(top, judgements)}
+    return Reranked(instruction, run, judged)
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    threshold: float
+    """P("yes") at or above which a document is called relevant."""
+    logit: float
+    precision: float
+    recall: float
+    f1: float
+
+
+def threshold_table(judged: Mapping[str, Mapping[str, Judgement]], qrels: Qrels) -> list[ThresholdRow]:
+    """Precision, recall and F1 of "score >= t" over every labelled (query, document) pair the model judged, one row
+    per distinct score, highest first. Relevant: a label above 0; an unlabelled pair is not relevant."""
+    pairs = sorted(((j.score, j.logit, qrels.get(qid, {}).get(docid, 0) > 0)
+                    for qid, docs in judged.items() for docid, j in docs.items()), key=lambda p: -p[0])
+    relevant = sum(r for _, _, r in pairs)
+    rows: list[ThresholdRow] = []
+    hits = taken = 0
+    for n, (score, logit, is_relevant) in enumerate(pairs):
+        taken, hits = taken + 1, hits + is_relevant
+        if n + 1 < len(pairs) and pairs[n + 1][0] == score:
+            continue
+        precision = hits / taken
+        recall = hits / relevant if relevant else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append(ThresholdRow(score, logit, precision, recall, f1))
+    return rows
+
+
+def best_f1(rows: Sequence[ThresholdRow]) -> ThresholdRow | None:
+    return max(rows, key=lambda r: (r.f1, r.threshold), default=None)
+
+
+def for_precision(rows: Sequence[ThresholdRow], target: float) -> ThresholdRow | None:
+    """The lowest threshold (most recall) whose precision still reaches `target`."""
+    return min((r for r in rows if r.precision >= target), key=lambda r: r.threshold, default=None)

@@ -1,0 +1,234 @@
+"""`python -m reranker evaluate DATASET`: a first stage's run reranked by the model, measured before and after with
+trec_eval's definitions, the difference tested; the reranked run and the figures written out (docs/EVALUATE.md).
+
+DATASET is a BEIR folder; `--queries`/`--qrels` name TSV topics or TREC qrels instead of its own. Pairs are scored
+through any backend (a model here, a server) or on Ray, and kept in a judgement store on disk, so a run that stops is
+resumed without scoring again what was scored, and a second evaluation of the same pairs costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reranker.analysis.evaluation import (
+    Reranked,
+    best_f1,
+    check_run,
+    compare,
+    for_precision,
+    means,
+    measure,
+    parse_measures,
+    rerank_run,
+    threshold_table,
+)
+from reranker.analysis.judgement_store import CHUNK_PAIRS, JudgementStore
+from reranker.backends import open_backend
+from reranker.core.backend import RerankBackend
+from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import Judgement, Progress, Query
+from reranker.formats.retrieval import (
+    Dataset,
+    DatasetError,
+    Run,
+    beir_files,
+    read_documents,
+    read_qrels,
+    read_queries,
+    read_run,
+    write_run,
+)
+
+RAY_CHUNK_PAIRS = 200_000
+"""On Ray every call starts its workers and loads the model in each: one call for all the pairs not yet stored."""
+PRECISION_TARGET = 0.9
+"""The precision the threshold finder reports a threshold for, beside the one of best F1."""
+
+
+@dataclass
+class EvaluateOptions:
+    dataset: Path
+    run: Path | None = None
+    """The first stage's TREC run; None: BM25 over the corpus."""
+    top_k: int = 100
+    instructions: list[str | None] = field(default_factory=lambda: [None])
+    measures: list[str] = field(default_factory=list)
+    backend: str | None = None
+    key: str | None = None
+    ray_address: str | None = None
+    """Score the pairs on this Ray ("local": a Ray on this machine); None: in this process or on the server."""
+    queries: Path | None = None
+    qrels: Path | None = None
+    store: Path | None = None
+    """The judgement store; None: `judgements.sqlite3` in the data folder ($RERANKER_DATA_DIR, else ./data)."""
+
+
+@dataclass
+class Outcome:
+    first: Run
+    before: dict[str, dict[str, float]]
+    reranked: list[Reranked]
+    summary: dict
+    """What METRICS.json holds."""
+
+
+def load(options: EvaluateOptions) -> tuple[Dataset, Run, dict[str, str]]:
+    """The dataset, the first stage's run (read, or made with BM25) and the texts of its top K."""
+    corpus, queries_file, qrels_file = beir_files(options.dataset, options.queries, options.qrels)
+    dataset = Dataset(corpus, read_queries(queries_file), read_qrels(qrels_file))
+    if options.run is not None:
+        first = read_run(options.run)
+        check_run(first, dataset.queries, str(options.run))
+        wanted = {docid for ranked in first.values() for docid, _ in ranked[:options.top_k]}
+        return dataset, first, read_documents(corpus, wanted)
+    from reranker.analysis.first_stage import bm25_run
+
+    documents = read_documents(corpus)
+    first = bm25_run({q: t for q, t in dataset.queries.items() if q in dataset.qrels}, documents,
+                     depth=max(options.top_k, 100))
+    return dataset, first, documents
+
+
+def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda line: None,
+             progress: Progress | None = None) -> Outcome:
+    if options.top_k < 1:
+        raise ValueError("--top-k must be at least 1")
+    measures = parse_measures(options.measures)
+    dataset, first, texts = load(options)
+    if options.ray_address:
+        from reranker.cli.ray_batch import BatchOptions, RayBackend
+
+        backend: RerankBackend = RayBackend(BatchOptions(backend=options.backend, key=options.key, ray_address=None
+                                                         if options.ray_address == "local" else options.ray_address))
+    else:
+        backend = open_backend(options.backend, options.key)
+    before = measure(dataset.qrels, first, measures)
+    store = JudgementStore(options.store or Path(os.environ.get("RERANKER_DATA_DIR") or "data") / "judgements.sqlite3")
+    pairs = sum(min(len(r), options.top_k) for r in first.values())
+    report(f"{len(first):,} queries, top {options.top_k} of the first stage: {pairs:,} pairs per instruction, "
+           f"scored by {backend.model_name} ({backend.capabilities.where})")
+    chunk = RAY_CHUNK_PAIRS if options.ray_address else CHUNK_PAIRS
+
+    def judge(backend: RerankBackend, queries: Sequence[Query], progress: Progress | None) -> list[list[Judgement]]:
+        return store.judge_many(backend, queries, progress, chunk)
+
+    reranked = []
+    try:
+        for instruction in options.instructions:
+            started, scored_before = time.perf_counter(), store.scored
+            result = rerank_run(backend, first, dataset.queries, texts, options.top_k, instruction, judge, progress)
+            result.per_query = measure(dataset.qrels, result.run, measures)
+            reranked.append(result)
+            report(f"instruction {resolve_instruction(instruction)!r}: {store.scored - scored_before:,} pairs scored "
+                   f"now ({pairs - (store.scored - scored_before):,} from the store) in "
+                   f"{time.perf_counter() - started:.1f} s")
+    finally:
+        store.close()
+    return Outcome(first, before, reranked, summary(options, backend.model_name, before, reranked, dataset))
+
+
+def summary(options: EvaluateOptions, model: str, before: dict[str, dict[str, float]], reranked: Sequence[Reranked],
+            dataset: Dataset) -> dict:
+    """METRICS.json: the first instruction's figures at the top (`before`, `after`, `significance`), every
+    instruction's under `instructions`, with per-query values and the threshold finder."""
+    runs = []
+    for n, result in enumerate(reranked):
+        tested = compare(before, result.per_query)
+        rows = threshold_table(result.judged, dataset.qrels)
+        best, precise = best_f1(rows), for_precision(rows, PRECISION_TARGET)
+        runs.append({
+            "instruction": resolve_instruction(result.instruction),
+            "after": means(result.per_query),
+            "significance": {name: {"test": "paired t-test, two-sided", "p_value": c.p_value,
+                                    "after_minus_before": c.after - c.before, "significant_at_0.05": c.significant}
+                             for name, c in tested.items()},
+            "against_first_instruction": None if n == 0 else {
+                name: {"test": "paired t-test, two-sided", "p_value": c.p_value, "difference": c.after - c.before}
+                for name, c in compare(reranked[0].per_query, result.per_query).items()},
+            "per_query": result.per_query,
+            "threshold": {"best_f1": _row(best), f"precision_{PRECISION_TARGET:g}": _row(precise)},
+        })
+    first = runs[0]
+    return {"dataset": str(options.dataset), "first_stage": str(options.run) if options.run else "BM25 (bm25s)",
+            "model": model, "top_k": options.top_k, "queries": len(next(iter(before.values()), {})),
+            "before": means(before), "after": first["after"], "significance": first["significance"],
+            "per_query": {"before": before, "after": first["per_query"]}, "threshold": first["threshold"],
+            "instructions": runs}
+
+
+def _row(row) -> dict | None:
+    if row is None:
+        return None
+    return {"score": row.threshold, "logit": row.logit if math.isfinite(row.logit) else None,
+            "precision": row.precision, "recall": row.recall, "f1": row.f1}
+
+
+def write_outputs(outcome: Outcome, output: Path | None, metrics: Path | None) -> list[Path]:
+    """OUT.trec (one file per instruction beyond the first: OUT.2.trec, ...) and METRICS.json."""
+    written = []
+    if output is not None:
+        for n, result in enumerate(outcome.reranked):
+            path = output if n == 0 else output.with_name(f"{output.stem}.{n + 1}{output.suffix}")
+            write_run(path, result.run, "qwen3-reranker")
+            written.append(path)
+    if metrics is not None:
+        metrics.write_text(json.dumps(outcome.summary, ensure_ascii=False, indent=1, allow_nan=False),
+                           encoding="utf-8")
+        written.append(metrics)
+    return written
+
+
+def table(summary: dict) -> str:
+    """The before/after figures as people read them."""
+    lines = [f"{summary['queries']} queries, top {summary['top_k']} reranked by {summary['model']}"]
+    for run in summary["instructions"]:
+        lines.append(f"\ninstruction: {run['instruction']}")
+        lines.append(f"{'measure':<10} {'before':>8} {'after':>8} {'change':>8}  p (paired t)")
+        for name, test in run["significance"].items():
+            p = test["p_value"]
+            mark = " *" if test["significant_at_0.05"] else ""
+            lines.append(f"{name:<10} {summary['before'][name]:8.4f} {run['after'][name]:8.4f} "
+                         f"{test['after_minus_before']:+8.4f}  {'n/a' if p is None else f'{p:.3g}'}{mark}")
+        best = run["threshold"]["best_f1"]
+        if best is not None:
+            lines.append(f"threshold of best F1: P(yes) >= {best['score']:.4g} (precision {best['precision']:.3f}, "
+                         f"recall {best['recall']:.3f}, F1 {best['f1']:.3f})")
+    lines.append("\n* significant at 0.05")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """The `evaluate` command (cli/__init__ parses its arguments)."""
+    from reranker.core.backend import BackendError, ModelLoadError, UnsupportedOption
+
+    options = EvaluateOptions(dataset=Path(args.dataset), run=Path(args.run) if args.run else None, top_k=args.top_k,
+                              instructions=args.instruction or [None], measures=args.measures or [],
+                              backend=args.backend, key=args.key, ray_address=args.ray,
+                              queries=Path(args.queries) if args.queries else None,
+                              qrels=Path(args.qrels) if args.qrels else None,
+                              store=Path(args.store) if args.store else None)
+    for path in (args.output, args.json):
+        if path and not Path(path).resolve().parent.is_dir():
+            print(f"error: the folder of {path} does not exist; nothing was scored", file=sys.stderr)
+            return 2
+    try:
+        outcome = evaluate(options, lambda line: print(line, file=sys.stderr, flush=True), _progress_line)
+    except (DatasetError, ValueError, ModelLoadError, BackendError, UnsupportedOption) as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
+    for path in write_outputs(outcome, Path(args.output) if args.output else None,
+                              Path(args.json) if args.json else None):
+        print(f"wrote {path}", file=sys.stderr)
+    print(table(outcome.summary))
+    return 0
+
+
+def _progress_line(done: int, total: int) -> None:
+    print(f"\rscored {done:,} of {total:,} pairs", end="" if done < total else "\n", file=sys.stderr, flush=True)
