@@ -9,7 +9,7 @@ import pytest
 from conftest import LOGIT_TOLERANCE
 from streamlit.testing.v1 import AppTest
 
-from reranker.analysis.ranking_metrics import kendall_tau, ndcg_at_k, top_k_overlap
+from reranker.analysis.ranking_metrics import kendall_tau, label_metrics, top_k_overlap
 from reranker.formats.exports import EXPORT_COLUMNS, export_csv
 from reranker.workbench import frame
 from reranker.workbench.presets import INSTRUCTION_PRESETS, load_sample_sets
@@ -62,7 +62,7 @@ def test_three_instructions_side_by_side_with_labels(page, reranker):
         [top_k_overlap(orders[a], orders[b], 5) for a, b in combinations("ABC", 2)])
 
     metrics = frame_with(at, "best")
-    ndcg = {n: ndcg_at_k([sample.labels[i] for i in orders[n]], 5) for n in "ABC"}
+    ndcg = {n: label_metrics([sample.labels[i] for i in orders[n]], 5)["NDCG@5"] for n in "ABC"}
     assert metrics["NDCG@5"].tolist() == pytest.approx(list(ndcg.values()))
     starred = metrics.loc[metrics["best"] == "★", "run"].tolist()
     assert len(starred) == 1 and ndcg[starred[0]] == max(ndcg.values())

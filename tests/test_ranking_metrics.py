@@ -4,52 +4,35 @@ import math
 
 import pytest
 
-from reranker.analysis.ranking_metrics import (
-    dcg_at_k,
-    hit_at_1,
-    kendall_tau,
-    label_metrics,
-    mean,
-    ndcg_at_k,
-    reciprocal_rank,
-    top_k_overlap,
-)
+from reranker.analysis.ranking_metrics import kendall_tau, label_metrics, mean, top_k_overlap
 
 
-def test_dcg_uses_exponential_gain_and_log2_discount():
-    # (2^2-1)/log2(2) + (2^0-1)/log2(3) + (2^1-1)/log2(4) = 3 + 0 + 0.5
-    assert dcg_at_k([2, 0, 1], 3) == pytest.approx(3.5)
-    assert dcg_at_k([2, 0, 1], 1) == pytest.approx(3.0)
-    assert dcg_at_k([2, 0, 1], 0) == 0.0
-
-
-def test_ndcg_is_one_for_the_ideal_order_and_less_otherwise():
-    assert ndcg_at_k([2, 1, 0, 0], 4) == pytest.approx(1.0)
-    # ideal [2, 1, 0] gives 3 + 1/log2(3)
-    assert ndcg_at_k([2, 0, 1], 3) == pytest.approx(3.5 / (3 + 1 / math.log2(3)))
-    assert ndcg_at_k([0, 0, 2], 2) == 0.0
+def test_ndcg_is_trec_evals_linear_gain_and_log2_discount():
+    # DCG of [2, 0, 1]: 2/log2(2) + 0 + 1/log2(4) = 2.5; the ideal [2, 1, 0]: 2 + 1/log2(3)
+    assert label_metrics([2, 0, 1], 3)["NDCG@3"] == pytest.approx(2.5 / (2 + 1 / math.log2(3)))
+    assert label_metrics([2, 1, 0, 0], 4)["NDCG@4"] == pytest.approx(1.0)
+    assert label_metrics([0, 0, 2], 2)["NDCG@2"] == 0.0
 
 
 def test_ndcg_cut_at_k_compares_with_the_best_k_of_all_labels():
     # the ideal top 1 is the 2, wherever it sits in the ranking
-    assert ndcg_at_k([1, 0, 2], 1) == pytest.approx(1 / 3)
+    assert label_metrics([1, 0, 2], 1)["NDCG@1"] == pytest.approx(1 / 2)
 
 
-def test_ndcg_is_zero_when_nothing_is_relevant():
-    assert ndcg_at_k([0, 0, 0], 3) == 0.0
-    assert ndcg_at_k([], 5) == 0.0
+def test_nothing_relevant_gives_zeros():
+    assert label_metrics([0, 0, 0], 3) == {"NDCG@3": 0.0, "MRR": 0.0, "Hit@1": 0.0}
+    assert label_metrics([], 5) == {"NDCG@5": 0.0, "MRR": 0.0, "Hit@1": 0.0}
 
 
 def test_reciprocal_rank_and_hit_at_1():
-    assert reciprocal_rank([0, 0, 1, 2]) == pytest.approx(1 / 3)
-    assert reciprocal_rank([0, 0]) == 0.0
-    assert hit_at_1([1, 0]) == 1.0
-    assert hit_at_1([0, 2]) == 0.0
-    assert hit_at_1([]) == 0.0
+    assert label_metrics([0, 0, 1, 2], 4)["MRR"] == pytest.approx(1 / 3)
+    assert label_metrics([1, 0], 2)["Hit@1"] == 1.0 and label_metrics([0, 2], 2)["Hit@1"] == 0.0
+    assert label_metrics([0.4, 0.6], 2)["MRR"] == 0.5  # whole grades, as trec_eval reads them
 
 
 def test_label_metrics_names_its_keys_for_display():
-    assert label_metrics([0, 2, 1], 2) == {"NDCG@2": pytest.approx(ndcg_at_k([0, 2, 1], 2)), "MRR": 0.5,
+    ideal = 2 + 1 / math.log2(3)  # the top 2 of the labels, [2, 1]
+    assert label_metrics([0, 2, 1], 2) == {"NDCG@2": pytest.approx(2 / math.log2(3) / ideal), "MRR": 0.5,
                                            "Hit@1": 0.0}
 
 

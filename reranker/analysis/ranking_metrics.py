@@ -1,7 +1,8 @@
-"""Ranking metrics for judging a ranking against relevance labels, and two rankings against each other.
+"""Ranking metrics for judging a ranking against relevance labels (trec_eval's definitions, through ir-measures,
+the same the evaluate command reports), and two rankings against each other.
 
-Labels are graded (0 = not relevant, 1, 2, ... = more relevant); a label above 0 counts as relevant.
-Functions that take `ranked_labels` want the labels in ranked order, best-ranked document first.
+Labels are graded (0 = not relevant, 1, 2, ... = more relevant); a label above 0 counts as relevant. trec_eval
+reads whole grades: a fractional label is rounded to the nearest (0.5 up).
 """
 
 from __future__ import annotations
@@ -9,36 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-
-def dcg_at_k(ranked_labels: Sequence[float], k: int) -> float:
-    """Discounted cumulative gain with exponential gain 2^label - 1 and a log2(rank + 1) discount."""
-    return sum((2.0 ** label - 1.0) / math.log2(rank + 1)
-               for rank, label in enumerate(ranked_labels[: max(k, 0)], start=1))
-
-
-def ndcg_at_k(ranked_labels: Sequence[float], k: int) -> float:
-    """DCG@k over the DCG@k of the ideal order of the same labels; 0.0 when no document is relevant."""
-    ideal = dcg_at_k(sorted(ranked_labels, reverse=True), k)
-    return dcg_at_k(ranked_labels, k) / ideal if ideal > 0 else 0.0
-
-
-def reciprocal_rank(ranked_labels: Sequence[float]) -> float:
-    """1 / rank of the first relevant document; 0.0 when none is. Its mean over queries is MRR."""
-    for rank, label in enumerate(ranked_labels, start=1):
-        if label > 0:
-            return 1.0 / rank
-    return 0.0
-
-
-def hit_at_1(ranked_labels: Sequence[float]) -> float:
-    """1.0 when the top-ranked document is relevant, else 0.0."""
-    return 1.0 if len(ranked_labels) > 0 and ranked_labels[0] > 0 else 0.0
+import ir_measures
+from ir_measures import RR, Success, nDCG
 
 
 def label_metrics(ranked_labels: Sequence[float], k: int) -> dict[str, float]:
-    """NDCG@k, MRR (this query's reciprocal rank) and Hit@1, keyed by their display names."""
-    return {f"NDCG@{k}": ndcg_at_k(ranked_labels, k), "MRR": reciprocal_rank(ranked_labels),
-            "Hit@1": hit_at_1(ranked_labels)}
+    """NDCG@k, MRR (this query's reciprocal rank) and Hit@1 of one ranking, given its documents' labels in ranked
+    order (best-ranked first), keyed by their display names. NDCG's gain is the label itself, as trec_eval's
+    ndcg_cut has it; 0.0 when nothing is relevant."""
+    measures = {f"NDCG@{k}": nDCG @ max(k, 1), "MRR": RR, "Hit@1": Success @ 1}
+    if not ranked_labels:
+        return dict.fromkeys(measures, 0.0)
+    qrels = {"q": {str(n): math.floor(float(label) + 0.5) for n, label in enumerate(ranked_labels)}}
+    run = {"q": {str(n): float(len(ranked_labels) - n) for n in range(len(ranked_labels))}}
+    found = ir_measures.calc_aggregate(list(measures.values()), qrels, run)
+    return {name: float(found.get(measure, 0.0)) for name, measure in measures.items()}
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
