@@ -13,6 +13,7 @@ page = st.navigation([
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare_instructions"),
     st.Page("views/csv_batches.py", title="CSV batches", icon=":material/table:"),
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
     st.Page("views/sidecar_jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ])
 draw_frame(page.title)

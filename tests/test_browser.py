@@ -163,6 +163,29 @@ def test_a_csv_job_runs_in_the_workbenchs_own_process_and_its_api_sees_it(workbe
     assert listed["status"] == "done" and listed["filename"] == "pairs.csv"
 
 
+def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
+    """The sample evaluated in a real browser: the table, the charts, the threshold; drawn at 1440 and 390 px."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1440, "height": 3400})  # tall: the page scrolls inside itself
+    page.goto(f"{workbench_url}/evaluate")
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    page.get_by_role("button", name="Evaluate", exact=True).click()
+    expect(page.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text(re.compile(r"\d+ queries gained, \d+ lost"))).to_be_visible()
+    expect(page.get_by_role("button", name="Threshold (JSON)")).to_be_visible()
+    settled(page)
+    page.wait_for_timeout(1000)  # the grids and charts draw after they appear
+    page.screenshot(path=str(output_dir / "evaluate-1440.png"), full_page=True)
+    phone = browser.new_page(viewport={"width": 390, "height": 5200})
+    phone.goto(f"{workbench_url}/evaluate")
+    phone.get_by_role("button", name="Evaluate", exact=True).click()
+    expect(phone.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
+    settled(phone)
+    phone.wait_for_timeout(1000)
+    phone.screenshot(path=str(output_dir / "evaluate-390.png"), full_page=True)
+
+
 def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, output_dir):
     from playwright.sync_api import expect
 

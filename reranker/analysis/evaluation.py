@@ -13,15 +13,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import ir_measures
 from scipy import stats
 
 from reranker.core.backend import RerankBackend
+from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query, rank_judgements
-from reranker.formats.retrieval import DatasetError, Qrels, Run
+from reranker.formats.retrieval import (
+    Dataset,
+    DatasetError,
+    Qrels,
+    Run,
+    beir_files,
+    read_documents,
+    read_qrels,
+    read_queries,
+    read_run,
+)
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "AP")
+PRECISION_TARGET = 0.9
+"""The precision the threshold finder reports a threshold for, beside the one of best F1."""
 """Always measured; `--measures` adds more, named as ir-measures writes them (P@5, nDCG@20, Success@1, ...)."""
 PerQuery = dict[str, dict[str, float]]
 """Measure name -> query id -> value."""
@@ -51,6 +65,8 @@ class Reranked:
     judged: dict[str, dict[str, Judgement]]
     """Query id -> document id -> the model's judgement (the top K of the first stage)."""
     per_query: PerQuery = field(default_factory=dict)
+    model: str = ""
+    """The model that judged it."""
 
 
 def parse_measures(names: Sequence[str]) -> list[ir_measures.Measure]:
@@ -121,7 +137,7 @@ def rerank_run(backend: RerankBackend, first: Run, queries: Mapping[str, str], t
         ranked = order + [docid for docid, _ in first[qid][top_k:]]
         run[qid] = [(docid, float(len(ranked) - n)) for n, docid in enumerate(ranked)]
         judged[qid] = {docid: j for (docid, _), j in zip(top, judgements)}
-    return Reranked(instruction, run, judged)
+    return Reranked(instruction, run, judged, model=backend.model_name)
 
 
 @dataclass(frozen=True)
@@ -160,3 +176,59 @@ def best_f1(rows: Sequence[ThresholdRow]) -> ThresholdRow | None:
 def for_precision(rows: Sequence[ThresholdRow], target: float) -> ThresholdRow | None:
     """The lowest threshold (most recall) whose precision still reaches `target`."""
     return min((r for r in rows if r.precision >= target), key=lambda r: r.threshold, default=None)
+
+
+def load_evaluation(folder: Path, run: Path | None, top_k: int, queries: Path | None = None,
+                    qrels: Path | None = None) -> tuple[Dataset, Run, dict[str, str]]:
+    """The dataset of a BEIR folder (`queries`, `qrels`: files that stand for its own), the first stage's run (read
+    from `run`, or made with BM25 over the corpus) and the texts of each query's top K."""
+    corpus, queries_file, qrels_file = beir_files(folder, queries, qrels)
+    dataset = Dataset(corpus, read_queries(queries_file), read_qrels(qrels_file))
+    if run is not None:
+        first = read_run(run)
+        check_run(first, dataset.queries, str(run))
+        wanted = {docid for ranked in first.values() for docid, _ in ranked[:top_k]}
+        return dataset, first, read_documents(corpus, wanted)
+    from reranker.analysis.first_stage import bm25_run
+
+    documents = read_documents(corpus)
+    first = bm25_run({q: t for q, t in dataset.queries.items() if q in dataset.qrels}, documents,
+                     depth=max(top_k, 100))
+    return dataset, first, documents
+
+
+def metrics_document(dataset_name: str, first_stage: str, model: str, top_k: int, before: PerQuery,
+                     reranked: Sequence[Reranked], qrels: Qrels) -> dict:
+    """METRICS.json (and the Evaluate page's JSON): the first run's figures at the top (`before`, `after`,
+    `significance`), every run's under `instructions`, with per-query values and the threshold finder."""
+    runs = []
+    for n, result in enumerate(reranked):
+        tested = compare(before, result.per_query)
+        rows = threshold_table(result.judged, qrels)
+        best, precise = best_f1(rows), for_precision(rows, PRECISION_TARGET)
+        runs.append({
+            "instruction": resolve_instruction(result.instruction),
+            "model": result.model or model,
+            "after": means(result.per_query),
+            "significance": {name: {"test": "paired t-test, two-sided", "p_value": c.p_value,
+                                    "after_minus_before": c.after - c.before, "significant_at_0.05": c.significant}
+                             for name, c in tested.items()},
+            "against_first_instruction": None if n == 0 else {
+                name: {"test": "paired t-test, two-sided", "p_value": c.p_value, "difference": c.after - c.before}
+                for name, c in compare(reranked[0].per_query, result.per_query).items()},
+            "per_query": result.per_query,
+            "threshold": {"best_f1": _row(best), f"precision_{PRECISION_TARGET:g}": _row(precise)},
+        })
+    first = runs[0]
+    return {"dataset": dataset_name, "first_stage": first_stage, "model": model, "top_k": top_k,
+            "queries": len(next(iter(before.values()), {})),
+            "before": means(before), "after": first["after"], "significance": first["significance"],
+            "per_query": {"before": before, "after": first["per_query"]}, "threshold": first["threshold"],
+            "instructions": runs}
+
+
+def _row(row: ThresholdRow | None) -> dict | None:
+    if row is None:
+        return None
+    return {"score": row.threshold, "logit": row.logit if math.isfinite(row.logit) else None,
+            "precision": row.precision, "recall": row.recall, "f1": row.f1}

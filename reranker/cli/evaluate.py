@@ -9,7 +9,6 @@ resumed without scoring again what was scored, and a second evaluation of the sa
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -19,37 +18,21 @@ from pathlib import Path
 
 from reranker.analysis.evaluation import (
     Reranked,
-    best_f1,
-    check_run,
-    compare,
-    for_precision,
-    means,
+    load_evaluation,
     measure,
+    metrics_document,
     parse_measures,
     rerank_run,
-    threshold_table,
 )
 from reranker.analysis.judgement_store import CHUNK_PAIRS, JudgementStore
 from reranker.backends import open_backend
 from reranker.core.backend import RerankBackend
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
-from reranker.formats.retrieval import (
-    Dataset,
-    DatasetError,
-    Run,
-    beir_files,
-    read_documents,
-    read_qrels,
-    read_queries,
-    read_run,
-    write_run,
-)
+from reranker.formats.retrieval import DatasetError, Run, write_run
 
 RAY_CHUNK_PAIRS = 200_000
 """On Ray every call starts its workers and loads the model in each: one call for all the pairs not yet stored."""
-PRECISION_TARGET = 0.9
-"""The precision the threshold finder reports a threshold for, beside the one of best F1."""
 
 
 @dataclass
@@ -79,29 +62,13 @@ class Outcome:
     """What METRICS.json holds."""
 
 
-def load(options: EvaluateOptions) -> tuple[Dataset, Run, dict[str, str]]:
-    """The dataset, the first stage's run (read, or made with BM25) and the texts of its top K."""
-    corpus, queries_file, qrels_file = beir_files(options.dataset, options.queries, options.qrels)
-    dataset = Dataset(corpus, read_queries(queries_file), read_qrels(qrels_file))
-    if options.run is not None:
-        first = read_run(options.run)
-        check_run(first, dataset.queries, str(options.run))
-        wanted = {docid for ranked in first.values() for docid, _ in ranked[:options.top_k]}
-        return dataset, first, read_documents(corpus, wanted)
-    from reranker.analysis.first_stage import bm25_run
-
-    documents = read_documents(corpus)
-    first = bm25_run({q: t for q, t in dataset.queries.items() if q in dataset.qrels}, documents,
-                     depth=max(options.top_k, 100))
-    return dataset, first, documents
-
-
 def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda line: None,
              progress: Progress | None = None) -> Outcome:
     if options.top_k < 1:
         raise ValueError("--top-k must be at least 1")
     measures = parse_measures(options.measures)
-    dataset, first, texts = load(options)
+    dataset, first, texts = load_evaluation(options.dataset, options.run, options.top_k, options.queries,
+                                            options.qrels)
     if options.ray_address:
         from reranker.cli.ray_batch import BatchOptions, RayBackend
 
@@ -131,43 +98,9 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
                    f"{time.perf_counter() - started:.1f} s")
     finally:
         store.close()
-    return Outcome(first, before, reranked, summary(options, backend.model_name, before, reranked, dataset))
-
-
-def summary(options: EvaluateOptions, model: str, before: dict[str, dict[str, float]], reranked: Sequence[Reranked],
-            dataset: Dataset) -> dict:
-    """METRICS.json: the first instruction's figures at the top (`before`, `after`, `significance`), every
-    instruction's under `instructions`, with per-query values and the threshold finder."""
-    runs = []
-    for n, result in enumerate(reranked):
-        tested = compare(before, result.per_query)
-        rows = threshold_table(result.judged, dataset.qrels)
-        best, precise = best_f1(rows), for_precision(rows, PRECISION_TARGET)
-        runs.append({
-            "instruction": resolve_instruction(result.instruction),
-            "after": means(result.per_query),
-            "significance": {name: {"test": "paired t-test, two-sided", "p_value": c.p_value,
-                                    "after_minus_before": c.after - c.before, "significant_at_0.05": c.significant}
-                             for name, c in tested.items()},
-            "against_first_instruction": None if n == 0 else {
-                name: {"test": "paired t-test, two-sided", "p_value": c.p_value, "difference": c.after - c.before}
-                for name, c in compare(reranked[0].per_query, result.per_query).items()},
-            "per_query": result.per_query,
-            "threshold": {"best_f1": _row(best), f"precision_{PRECISION_TARGET:g}": _row(precise)},
-        })
-    first = runs[0]
-    return {"dataset": str(options.dataset), "first_stage": str(options.run) if options.run else "BM25 (bm25s)",
-            "model": model, "top_k": options.top_k, "queries": len(next(iter(before.values()), {})),
-            "before": means(before), "after": first["after"], "significance": first["significance"],
-            "per_query": {"before": before, "after": first["per_query"]}, "threshold": first["threshold"],
-            "instructions": runs}
-
-
-def _row(row) -> dict | None:
-    if row is None:
-        return None
-    return {"score": row.threshold, "logit": row.logit if math.isfinite(row.logit) else None,
-            "precision": row.precision, "recall": row.recall, "f1": row.f1}
+    document = metrics_document(str(options.dataset), str(options.run) if options.run else "BM25 (bm25s)",
+                                backend.model_name, options.top_k, before, reranked, dataset.qrels)
+    return Outcome(first, before, reranked, document)
 
 
 def write_outputs(outcome: Outcome, output: Path | None, metrics: Path | None) -> list[Path]:

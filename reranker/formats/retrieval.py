@@ -182,14 +182,17 @@ def trec_order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(by_id, key=lambda item: -item[1])  # stable: ties keep the id order
 
 
-def write_run(path: Path, run: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> None:
+def run_text(run: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> str:
     """A TREC run of each query's documents in the order given; scores as given (they must fall with rank)."""
+    return "".join(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n"
+                   for qid, ranked in run.items() for rank, (docid, score) in enumerate(ranked, start=1))
+
+
+def write_run(path: Path, run: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> None:
+    """run_text written whole to `path`, or not at all."""
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
-    with partial.open("w", encoding="utf-8") as out:
-        for qid, ranked in run.items():
-            for rank, (docid, score) in enumerate(ranked, start=1):
-                out.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+    partial.write_text(run_text(run, tag), encoding="utf-8")
     partial.replace(target)
 
 

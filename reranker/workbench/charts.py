@@ -49,7 +49,7 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
     ranks = list(range(1, len(values) + 1))
     fig = go.Figure(go.Scatter(
         x=ranks, y=list(values), mode="lines+markers", name=value_name, line={"color": DEEP_BLUE, "width": 2},
-        text=_plain(hover_texts) if hover_texts is not None else None,
+        text=plain_labels(hover_texts) if hover_texts is not None else None,
         hovertemplate=f"rank %{{x}}<br>{value_name} %{{y:.4f}}" + ("<br>%{text}" if hover_texts else "")
         + "<extra></extra>"))
     cliff = find_cliff(values)
@@ -78,7 +78,7 @@ def scatter_figure(x_name: str, x_logits: Sequence[float], y_name: str, y_logits
         go.Scatter(x=[low, high], y=[low, high], mode="lines", line={"color": "#9aa5b1", "dash": "dot"},
                    hoverinfo="skip"),
         go.Scatter(x=list(x_logits), y=list(y_logits), mode="markers", marker={"color": DEEP_BLUE, "size": 9},
-                   customdata=_plain(hover_texts),
+                   customdata=plain_labels(hover_texts),
                    hovertemplate=f"%{{customdata}}<br>{x_name}: %{{x:+.3f}}<br>{y_name}: %{{y:+.3f}}<extra></extra>")])
     fig.update_layout(xaxis_title=f"log-odds in run {x_name}", yaxis_title=f"log-odds in run {y_name}",
                       showlegend=False, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})
@@ -96,8 +96,8 @@ def bump_figure(ranks: Mapping[str, Sequence[int]], names: Sequence[str], hover_
     columns = list(ranks)
     fig = go.Figure()
     marked = set(highlight)
-    names = _plain(names)
-    hovers = _plain(hover_texts) if hover_texts is not None else names
+    names = plain_labels(names)
+    hovers = plain_labels(hover_texts) if hover_texts is not None else names
     for i, name in enumerate(names):
         strong = not marked or i in marked
         fig.add_trace(go.Scatter(
@@ -110,6 +110,6 @@ def bump_figure(ranks: Mapping[str, Sequence[int]], names: Sequence[str], hover_
     return fig
 
 
-def _plain(texts: Sequence[str], limit: int = 80) -> list[str]:
+def plain_labels(texts: Sequence[str], limit: int = 80) -> list[str]:
     """User text for plotly labels, which read a few HTML tags: cut short and escaped, so it shows as typed."""
     return [html.escape(t if len(t) <= limit else t[: limit - 1] + "…") for t in texts]

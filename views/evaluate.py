@@ -1,0 +1,189 @@
+"""Does reranking improve a first stage's ranking on labelled queries, with which model and instruction, and is the
+gain real? The same evaluation as `python -m reranker evaluate` (docs/EVALUATE.md), from uploads or the sample:
+before and after with significance, each query's win or loss, the scores of relevant and other documents, and the
+threshold to pick."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from reranker.analysis.evaluation import (
+    PRECISION_TARGET,
+    best_f1,
+    for_precision,
+    load_evaluation,
+    measure,
+    metrics_document,
+    parse_measures,
+    rerank_run,
+    threshold_table,
+)
+from reranker.formats.retrieval import DatasetError, run_text
+from reranker.workbench import ASSETS, frame, widgets
+from reranker.workbench.evaluation_view import (
+    EvaluationShown,
+    comparison_table,
+    in_their_words,
+    metrics_csv,
+    query_rankings,
+    save_uploads,
+    score_distribution_figure,
+    threshold_figure,
+    threshold_frame,
+    threshold_json,
+    wins_losses_figure,
+)
+from reranker.workbench.presets import INSTRUCTION_PRESETS
+from reranker.workbench.run_models import run_model
+from reranker.workbench.scoring_steps import judge_in_steps
+
+SAMPLE = ASSETS / "eval_sample"
+NAMES = ("A", "B", "C")
+SAMPLE_CHOICE = "The sample: 30 queries, English and Chinese"
+UPLOAD_CHOICE = "My own files"
+
+backend = frame.backend()
+
+st.title("Evaluate")
+st.caption("On labelled queries: does reranking the first stage's top K improve the ranking, with which model and "
+           "instruction, and is the gain real? Measured with trec_eval's definitions; the same as "
+           "`python -m reranker evaluate`.")
+
+source = st.radio("Data", [SAMPLE_CHOICE, UPLOAD_CHOICE], horizontal=True, key="eval_source", persist_state="session")
+names: dict[str, str] = {}
+if source == SAMPLE_CHOICE:
+    folder, run_file = SAMPLE, SAMPLE / "bm25.trec"
+    st.caption("The sample was written for this project (assets/eval_sample, with a BM25 run). With random or tiny "
+               "weights the figures mean nothing: real evaluation needs the real weights.")
+else:
+    uploads = st.file_uploader("A BEIR folder's files (corpus.jsonl, queries.jsonl, qrels/test.tsv) and, if you "
+                               "have one, the first stage's run (.trec); or one .zip of them",
+                               type=["jsonl", "tsv", "trec", "txt", "zip"], accept_multiple_files=True,
+                               key="eval_files")
+    if "eval_folder" not in st.session_state:
+        st.session_state.eval_folder = tempfile.mkdtemp(prefix="reranker-evaluate-")
+    folder = Path(st.session_state.eval_folder)
+    try:
+        names = save_uploads([(u.name, u.getvalue()) for u in uploads or []], folder)
+    except ValueError as e:
+        st.error(widgets.plain_markdown(str(e)), title="These files cannot be used")
+        st.stop()
+    missing = [need for need in ("corpus.jsonl", "qrels/test.tsv") if need not in names]
+    if not any(n.startswith("queries.") for n in names):
+        missing.insert(1, "queries.jsonl (or TSV topics)")
+    if missing:
+        st.info(f"Still needed: {', '.join(missing)}. A run (.trec) is optional: without one BM25 makes the first "
+                "stage.", icon=":material/upload_file:")
+        st.stop()
+    run_file = folder / "run.trec" if "run.trec" in names else None
+    st.caption("Files: " + widgets.plain_markdown(", ".join(f"{given} as {saved}" for saved, given in names.items())))
+if run_file is None:
+    st.caption("No run given: BM25 over the corpus makes the first stage (words, and character bigrams for Chinese).")
+
+top_column, count_column = st.columns(2)
+top_k = int(top_column.number_input("Rerank each query's top K", min_value=1, max_value=1000, value=10,
+                                    key="eval_top_k", persist_state="session"))
+count = count_column.radio("Runs", (1, 2, 3), horizontal=True, key="eval_count", persist_state="session",
+                           help="Each run is a model and an instruction; they are compared with the first stage and "
+                                "with each other.")
+presets = list(INSTRUCTION_PRESETS)
+chosen = []
+for i, column in enumerate(st.columns(count)):
+    with column:
+        st.markdown(f"**Run {NAMES[i]}**")
+        model = run_model(f"eval_{NAMES[i]}_model", backend)
+        chosen.append((model, widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"eval_{NAMES[i]}",
+                                                          preset=presets[i])))
+
+ready = all(model is not None for model, _ in chosen)
+pressed = st.button("Evaluate", type="primary", disabled=not ready, key="evaluate")
+widgets.cancel_notice("evaluate", "press Evaluate to score the rest.")
+if pressed and ready:
+    try:
+        dataset, first, texts = load_evaluation(folder, run_file, top_k)
+    except DatasetError as e:
+        st.error(widgets.plain_markdown(in_their_words(str(e), folder, names)), title="The data cannot be used")
+        st.stop()
+    measures = parse_measures([])
+    before = measure(dataset.qrels, first, measures)
+    with widgets.scoring_errors_shown(), widgets.scoring_run("evaluate") as show_progress:
+        def judge(model, queries, _progress):
+            return judge_in_steps(widgets.score_cache(), model, queries, show_progress)
+
+        results = []
+        for model, instruction in chosen:
+            result = rerank_run(model, first, dataset.queries, texts, top_k, instruction, judge)
+            result.per_query = measure(dataset.qrels, result.run, measures)
+            results.append(result)
+        document = metrics_document("sample" if source == SAMPLE_CHOICE else ", ".join(names.values()),
+                                    str(names.get("run.trec", "bm25.trec")) if run_file else "BM25 (bm25s)",
+                                    chosen[0][0].model_name, top_k, before, results, dataset.qrels)
+        st.session_state.evaluation = EvaluationShown(document, first, results, dataset.qrels, dataset.queries,
+                                                      texts, list(NAMES[:len(results)]))
+
+shown: EvaluationShown | None = st.session_state.get("evaluation")
+if shown is None:
+    st.info("Choose the data, K and the runs, then press **Evaluate**.")
+    st.stop()
+
+document = shown.document
+st.divider()
+st.subheader("Before and after")
+st.caption(f"{document['queries']} queries; each one's top {document['top_k']} of the first stage "
+           f"({widgets.plain_markdown(document['first_stage'])}) reranked. ★: the change is significant at 0.05 "
+           "(paired t-test over the queries).")
+for name, run in zip(shown.names, document["instructions"]):
+    st.markdown(f"**{name}**: {widgets.plain_markdown(run['model'])} · {widgets.plain_markdown(run['instruction'])}")
+st.dataframe(comparison_table(document, shown.names), hide_index=True, key="eval_table")
+
+st.subheader("Query by query")
+pick_column, measure_column = st.columns(2)
+picked = pick_column.selectbox("Run", shown.names, key="eval_run_pick") if len(shown.names) > 1 else shown.names[0]
+result = shown.reranked[shown.names.index(picked)]
+measure_name = measure_column.selectbox("Measure", list(document["before"]), key="eval_measure")
+before_pq, after_pq = document["per_query"]["before"][measure_name], result.per_query[measure_name]
+st.plotly_chart(wins_losses_figure(before_pq, after_pq, measure_name, shown.queries), key="eval_wins")
+gains = sum(after_pq[q] > before_pq[q] for q in after_pq if q in before_pq)
+losses = sum(after_pq[q] < before_pq[q] for q in after_pq if q in before_pq)
+st.caption(f"{gains} queries gained, {losses} lost, {len(after_pq) - gains - losses} unchanged.")
+change = {q: after_pq[q] - before_pq.get(q, 0.0) for q in after_pq}
+qid = st.selectbox("Open a query", sorted(change, key=lambda q: (change[q], q)), key="eval_query",
+                   format_func=lambda q: f"{change[q]:+.3f} · {q}: {shown.queries.get(q, '')}")
+st.dataframe(query_rankings(shown, result, qid, max(document["top_k"], 10)), hide_index=True, key="eval_query_table",
+             column_config={"before: document": st.column_config.TextColumn(width="medium"),
+                            "after: document": st.column_config.TextColumn(width="medium"),
+                            "after: score": st.column_config.NumberColumn(format="%.4f")})
+
+st.subheader("Scores of relevant and other documents")
+st.plotly_chart(score_distribution_figure(result.judged, shown.qrels), key="eval_distribution")
+
+st.subheader("Threshold")
+rows = threshold_table(result.judged, shown.qrels)
+target = st.number_input("Target precision", min_value=0.0, max_value=1.0, value=PRECISION_TARGET, step=0.05,
+                         key="eval_target", persist_state="session")
+chosen_row, best = for_precision(rows, target), best_f1(rows)
+if best is not None:
+    st.markdown(f"**Best F1**: P(yes) ≥ {best.threshold:.4g} (log-odds ≥ {best.logit:+.2f}): precision "
+                f"{best.precision:.3f}, recall {best.recall:.3f}, F1 {best.f1:.3f}.")
+if chosen_row is not None:
+    st.markdown(f"**Precision ≥ {target:g}**: P(yes) ≥ {chosen_row.threshold:.4g} (log-odds ≥ "
+                f"{chosen_row.logit:+.2f}) keeps recall {chosen_row.recall:.3f}.")
+else:
+    st.warning(f"No threshold reaches a precision of {target:g} on these labels.")
+st.plotly_chart(threshold_figure(rows, chosen_row or best), key="eval_threshold")
+with st.expander("Every threshold"):
+    st.dataframe(threshold_frame(rows), hide_index=True, key="eval_threshold_table")
+
+st.subheader("Downloads")
+run_entry = document["instructions"][shown.names.index(picked)]
+downloads = st.container(horizontal=True)
+downloads.download_button(f"Run {picked} (TREC)", run_text(result.run, "qwen3-reranker"), f"reranked-{picked}.trec",
+                          "text/plain", key="eval_run_download", on_click="ignore")
+downloads.download_button("Metrics (JSON)", json.dumps(document, ensure_ascii=False, indent=1), "metrics.json",
+                          "application/json", key="eval_json", on_click="ignore")
+downloads.download_button("Metrics (CSV)", metrics_csv(document, shown.names), "metrics.csv", "text/csv",
+                          key="eval_csv", on_click="ignore")
+downloads.download_button("Threshold (JSON)", threshold_json(run_entry, chosen_row, target), "threshold.json",
+                          "application/json", key="eval_threshold_json", on_click="ignore")
