@@ -151,3 +151,13 @@ def other_tiny_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
     dest = tmp_path_factory.mktemp("models") / "other-tiny-qwen3-reranker"
     return build_random_model(dest, tokenizer_dir=Path(tokenizer) if tokenizer else None, seed=1, init_std=0.5,
                               **TINY_SHAPE)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray for every test that scores on Ray (the batch command, evaluate --ray)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20)
+    yield ray
+    ray.shutdown()

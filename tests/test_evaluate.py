@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import ir_measures
@@ -15,6 +16,8 @@ import pytest
 from conftest import SCORE_TOLERANCE
 
 from reranker import Qwen3Reranker
+from reranker.cli.evaluate import EvaluateOptions
+from reranker.cli.evaluate import evaluate as evaluate_here
 from reranker.formats.retrieval import DatasetError, read_documents, read_queries, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +81,15 @@ def test_the_command_reranks_exactly_and_its_figures_are_trec_evals(tiny_model_d
     assert json.loads((tmp_path / "again.json").read_text())["after"]["nDCG@10"] == pytest.approx(
         metrics["after"]["nDCG@10"], abs=SCORE_TOLERANCE)
     assert "P@5" in json.loads((tmp_path / "again.json").read_text())["after"]
+
+
+def test_on_ray_the_figures_are_the_same(local_ray, tiny_model_dir: Path, tmp_path: Path) -> None:
+    options = EvaluateOptions(dataset=SAMPLE, run=SAMPLE / "bm25.trec", top_k=3, backend=str(tiny_model_dir),
+                              ray_address="local", store=tmp_path / "ray.sqlite3")
+    on_ray = evaluate_here(options).summary
+    here = evaluate_here(replace(options, ray_address=None, store=tmp_path / "here.sqlite3")).summary
+    assert on_ray["after"] == pytest.approx(here["after"], abs=SCORE_TOLERANCE)
+    assert on_ray["before"] == here["before"]
 
 
 def test_without_a_run_bm25_makes_the_first_stage(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -32,15 +32,6 @@ CSV = (
 )
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20)
-    yield ray
-    ray.shutdown()
-
-
 def expected(reranker: Qwen3Reranker, rows: pd.DataFrame) -> list[float]:
     return [reranker.judge_many([Query(q, [d], i)])[0][0].score
             for q, d, i in zip(rows["query"], rows["document"], rows["instruction"])]
