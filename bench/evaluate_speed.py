@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reranker.cli.evaluate import EvaluateOptions, evaluate
+from reranker.cli.evaluate_command import EvaluateOptions, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assets" / "eval_sample"

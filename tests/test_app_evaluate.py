@@ -11,7 +11,7 @@ import pytest
 from conftest import SCORE_TOLERANCE
 from streamlit.testing.v1 import AppTest
 
-from reranker.cli.evaluate import EvaluateOptions, evaluate
+from reranker.cli.evaluate_command import EvaluateOptions, evaluate
 from reranker.workbench.presets import INSTRUCTION_PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,6 +16,7 @@ import requests
 from reranker.testing.sidecar_process import SidecarProcess
 from reranker.testing.workbench_process import workbench_process
 
+ROOT = Path(__file__).resolve().parent.parent
 QUERY = "What is the capital of China?"
 ATTACK = "<img src=x onerror=alert(1)>"
 DOCUMENTS = ["Shanghai is the largest city in China.", ATTACK, "The capital of China is Beijing.",
@@ -179,6 +180,11 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     page.screenshot(path=str(output_dir / "evaluate-1440.png"), full_page=True)
     phone = browser.new_page(viewport={"width": 390, "height": 5200})
     phone.goto(f"{workbench_url}/evaluate")
+    phone.get_by_text("My own files").click()  # the same data, uploaded as a person would
+    sample = ROOT / "assets" / "eval_sample"
+    phone.locator('input[type="file"]').set_input_files([str(sample / "corpus.jsonl"), str(sample / "queries.jsonl"),
+                                                        str(sample / "qrels" / "test.tsv"), str(sample / "bm25.trec")])
+    expect(phone.get_by_text(re.compile("Files: .*bm25.trec as run.trec"))).to_be_visible(timeout=30_000)
     phone.get_by_role("button", name="Evaluate", exact=True).click()
     expect(phone.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
     settled(phone)

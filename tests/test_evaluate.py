@@ -16,8 +16,8 @@ import pytest
 from conftest import SCORE_TOLERANCE
 
 from reranker import Qwen3Reranker
-from reranker.cli.evaluate import EvaluateOptions
-from reranker.cli.evaluate import evaluate as evaluate_here
+from reranker.cli.evaluate_command import EvaluateOptions
+from reranker.cli.evaluate_command import evaluate as evaluate_here
 from reranker.formats.retrieval import DatasetError, read_documents, read_queries, read_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "batch":
         return _batch(args)
     if args.command == "evaluate":
-        from reranker.cli.evaluate import main as evaluate_main
+        from reranker.cli.evaluate_command import main as evaluate_main
 
         args.backend, args.key = _backend_spec(args.model, args.server)
         return evaluate_main(args)
