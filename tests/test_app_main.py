@@ -242,3 +242,29 @@ def test_a_workbench_open_to_the_network_asks_for_its_key_first(workbench_model,
     assert not at.exception and "query" in [t.key for t in at.text_input]
     monkeypatch.setenv("RERANKER_HOST", "127.0.0.1")  # on loopback the pages stay open, key or not
     assert "query" in [t.key for t in AppTest.from_file(str(APP), default_timeout=60).run().text_input]
+
+
+LONG = " ".join(f"Sentence {n} says something about the weather in a far away town." for n in range(30)) + \
+    " The capital of China is Beijing, its seat of government."
+
+
+def test_long_documents_read_as_passages_mark_their_best_one(page, reranker):
+    from reranker import Query
+
+    at = page.number_input(key="passage_tokens").set_value(128).run()
+    at = rerank(at, QUERY, ["Gravity pulls things down.", LONG])
+    assert not at.exception and not at.error
+    [judged] = reranker.judge_many([Query(QUERY, ["Gravity pulls things down.", LONG], passage_tokens=128)])
+    best = judged[1].best_passage()
+    html_cards = cards(at)
+    assert 'class="passage-strip"' in html_cards and 'id="passage-1"' in html_cards
+    assert f"best passage: characters {best.start:,}–{best.end:,} of {len(LONG):,}" in html_cards
+    assert html_cards.count('class="band') == len(judged[1].passages)
+    table = at.dataframe[0].value
+    assert "best passage" in table.columns
+    ranking = at.session_state["ranking"]
+    assert ranking.passage_tokens == 128
+    assert [d.score for d in sorted(ranking.ranked, key=lambda d: d.index)] == pytest.approx(
+        [j.score for j in judged], abs=1e-5)
+    at = at.number_input(key="passage_tokens").set_value(0).run()
+    assert any("changed since this ranking" in c.value for c in at.caption)

@@ -49,9 +49,11 @@ for i, column in enumerate(st.columns(count)):
         model = run_model(f"compare_{NAMES[i]}_model", backend)
         chosen.append((model, widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
                                                           preset=presets[i])))
-k_column, _ = st.columns([1, 3])
+k_column, passage_column = st.columns([1, 3])
 k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
                               key="compare_k", persist_state="session"))
+with passage_column:
+    passages = widgets.passage_setting("compare_passage_tokens")
 
 ready = all(model is not None for model, _ in chosen)
 compare = st.button("Compare", type="primary", disabled=not ready, key="compare")
@@ -66,11 +68,12 @@ elif compare and ready:
         for model in {id(m): m for m, _ in chosen}.values():  # each model scores its runs in shared passes
             mine = [i for i, (m, _) in enumerate(chosen) if m is model]
             answers = rank_in_steps(widgets.score_cache(), model,
-                                    [Query(query, parsed.documents, chosen[i][1]) for i in mine], show_progress)
+                                    [Query(query, parsed.documents, chosen[i][1], passage_tokens=passages)
+                                     for i in mine], show_progress)
             ranked.update(zip(mine, answers))
         runs = [CompareRun(NAMES[i], resolve_instruction(instruction), ranked[i], model.model_name)
                 for i, (model, instruction) in enumerate(chosen)]
-        st.session_state.comparison = Comparison(query, parsed, runs)
+        st.session_state.comparison = Comparison(query, parsed, runs, passages)
 
 comparison: Comparison | None = st.session_state.get("comparison")
 if comparison is None:
@@ -78,7 +81,7 @@ if comparison is None:
     st.stop()
 
 st.divider()
-if ready and not comparison.asked([(m.model_name, i) for m, i in chosen], query, parsed):
+if ready and not comparison.asked([(m.model_name, i) for m, i in chosen], query, parsed, passages):
     st.warning("The query, documents, models or instructions changed since this comparison, which still shows the "
                "old ones: press **Compare** to update it.", icon=":material/update:")
 st.markdown(f"**Compared for the query:** {widgets.plain_markdown(comparison.query)}  \n"

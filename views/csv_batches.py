@@ -17,7 +17,7 @@ NONE = "(none)"
 ALL_QUERIES = "(all queries)"
 BIG_BATCH_PAIRS = 1_000
 # The results table's columns: the document in view, the instruction shown once above it.
-BATCH_TABLE = ["rank", "score", "logit", "label", "document", "query", "index", "tokens", "truncated"]
+BATCH_TABLE = ["rank", "score", "logit", "label", "document", "passage", "query", "index", "tokens", "truncated"]
 
 backend = frame.backend()
 
@@ -74,6 +74,7 @@ mapping = {"query": query_name, "document": document_name,
            "label": None if label_name == NONE else label_name,
            "instruction": None if instruction_name == NONE else instruction_name}
 instruction = widgets.instruction_picker("Instruction for rows without one", key="batch_instruction")
+passages = widgets.passage_setting("batch_passage_tokens")
 if query_name == document_name:
     st.error("The query and the document need different columns.")
     st.stop()
@@ -97,7 +98,7 @@ st.dataframe(table.head(50), hide_index=True, key="batch_preview")
 k_column, _ = st.columns([1, 3])
 k = int(k_column.number_input("k for NDCG@k", min_value=1, max_value=100, value=10, key="batch_k",
                               persist_state="session"))
-run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction,
+run_key = (hashlib.sha256(data).hexdigest(), tuple(mapping.items()), instruction, passages,
            backend.model_name if backend is not None else None)
 sidecar = frame.job_service()
 if len(rows) > BIG_BATCH_PAIRS:
@@ -112,7 +113,7 @@ widgets.cancel_notice("batch", "press Score to score the rest.")
 if score and backend is not None:
     started = time.perf_counter()
     with widgets.scoring_errors_shown(), widgets.scoring_run("batch") as show_progress:
-        results = run_batch(widgets.score_cache(), backend, rows, instruction, show_progress)
+        results = run_batch(widgets.score_cache(), backend, rows, instruction, show_progress, passages)
         st.session_state.batch = {"key": run_key, "results": results, "seconds": time.perf_counter() - started}
 
 batch = st.session_state.get("batch")
@@ -169,7 +170,7 @@ if sidecar is not None:
                "survives a reload or a restart; the Jobs page follows it and offers its results.")
     if st.button("Run as a background job", key="sidecar_send"):
         try:
-            job_id = sidecar.submit_table(upload.name, data, mapping, instruction)["id"]
+            job_id = sidecar.submit_table(upload.name, data, mapping, instruction, passages)["id"]
             st.session_state.sidecar_job = (run_key[0], job_id)  # said for this file only
             job_panel.pick_job(job_id)
         except (BackendError, ValueError, KeyError) as e:

@@ -41,6 +41,7 @@ with controls:
     widgets.sample_buttons("query", "documents", "instruction_preset")
     query = st.text_input("Query", key="query", persist_state="session")
     instruction = widgets.instruction_picker("Instruction", key="instruction")
+    passages = widgets.passage_setting("passage_tokens")
     documents_text = st.text_area(
         "Documents (one per line)", key="documents", height=200, persist_state="session",
         placeholder="One candidate per line. A tab and a digit (0/1/2) at the end of a line is its relevance label.")
@@ -56,9 +57,9 @@ with controls:
     widgets.cancel_notice("rerank", "press Rerank to score the rest.")
     if rerank and backend is not None:
         with widgets.scoring_errors_shown(), widgets.scoring_run("rerank") as show_progress:
-            [ranked] = rank_in_steps(widgets.score_cache(), backend, [Query(query, parsed.documents, instruction)],
-                                     show_progress, "documents")
-            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed, ranked)
+            asked = Query(query, parsed.documents, instruction, passage_tokens=passages)
+            [ranked] = rank_in_steps(widgets.score_cache(), backend, [asked], show_progress, "documents")
+            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed, ranked, passages)
             st.session_state.why_open = None
 
 with output:
@@ -68,7 +69,7 @@ with output:
         session_panel.session_panel(None)
         st.stop()
     session_panel.restored_note(ranking)
-    if backend is not None and not ranking.asked(backend.model_name, query, instruction, parsed):
+    if backend is not None and not ranking.asked(backend.model_name, query, instruction, parsed, passages):
         st.caption("The inputs or the model changed since this ranking: press Rerank to update it.")
     top_k_column, mode_column, threshold_column = st.columns(3)
     top_k = int(top_k_column.number_input(

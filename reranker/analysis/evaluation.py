@@ -124,10 +124,13 @@ def check_run(run: Run, queries: Mapping[str, str], run_name: str) -> None:
 
 
 def rerank_run(backend: RerankBackend, first: Run, queries: Mapping[str, str], texts: Mapping[str, str], top_k: int,
-               instruction: str | None, judge: Judge, progress: Progress | None = None) -> Reranked:
-    """Each query's top `top_k` of `first` put in the model's order, the rest below in theirs."""
+               instruction: str | None, judge: Judge, progress: Progress | None = None,
+               passage_tokens: int | None = None, max_passages: int | None = None) -> Reranked:
+    """Each query's top `top_k` of `first` put in the model's order, the rest below in theirs; with passage_tokens,
+    each document judged by its best passage."""
     qids = list(first)
-    asked = [Query(queries[q], [texts[d] for d, _ in first[q][:top_k]], instruction) for q in qids]
+    asked = [Query(queries[q], [texts[d] for d, _ in first[q][:top_k]], instruction, passage_tokens=passage_tokens,
+                   max_passages=max_passages) for q in qids]
     verdicts = judge(backend, asked, progress)
     run: Run = {}
     judged: dict[str, dict[str, Judgement]] = {}

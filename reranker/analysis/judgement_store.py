@@ -77,4 +77,6 @@ class JudgementStore:
 
 def _key(model: str, q: Query, document: str) -> str:
     what = [model, resolve_instruction(q.instruction), q.query, document, q.document_tokens, q.keep_document_end]
+    if q.passage_tokens is not None:  # keys of judgements without passages stay as they were
+        what += [q.passage_tokens, q.max_passages]
     return hashlib.sha256(json.dumps(what, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     rank.add_argument("--instruction", default=None, help="task instruction (default: web search)")
     rank.add_argument("--top-k", type=int, default=None)
     rank.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _passage_options(rank)
     _engine_options(rank)
 
     batch = commands.add_parser(
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--ray", default=None, metavar="ADDRESS", help="join this Ray cluster (default: a local Ray)")
     batch.add_argument("--workers", type=int, default=1)
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
+    _passage_options(batch)
 
     evaluate = commands.add_parser(
         "evaluate", help="rerank a first stage's run on a labelled dataset and measure before and after",
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--qrels", default=None, help="TREC qrels instead of qrels/test.tsv")
     evaluate.add_argument("--ray", default=None, metavar="ADDRESS", help="score on Ray ('local', or a cluster's "
                                                                           "address)")
+    _passage_options(evaluate)
     evaluate.add_argument("--store", default=None, metavar="FILE", help="where scores are kept between runs "
                                                                         "(default: data/judgements.sqlite3)")
     evaluate_where = evaluate.add_mutually_exclusive_group()
@@ -145,6 +148,13 @@ def _workbench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--passage-tokens", type=int, default=None, metavar="N",
+                        help="read each document as passages of at most N tokens; the best passage stands for it")
+    parser.add_argument("--max-passages", type=int, default=None, metavar="M",
+                        help="with --passage-tokens: read at most M passages of a document")
+
+
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--model", default=None, help="hub id or local folder (default: $RERANKER_MODEL or 0.6B)")
@@ -158,6 +168,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 def _rank(args: argparse.Namespace) -> int:
     from reranker.backends import open_backend
     from reranker.core.backend import BackendError, ModelLoadError, UnsupportedOption
+    from reranker.core.ranking import Query
     from reranker.formats.exports import export_csv, export_json, export_records
 
     try:
@@ -175,7 +186,8 @@ def _rank(args: argparse.Namespace) -> int:
     spec, key = _backend_spec(args.model, args.server)
     try:
         backend = open_backend(spec, key, device=args.device, dtype=args.dtype, max_length=args.max_length)
-        ranked = backend.rank(args.query, documents, args.instruction, args.top_k)
+        [ranked] = backend.rank_many([Query(args.query, documents, args.instruction, passage_tokens=args.passage_tokens,
+                                            max_passages=args.max_passages)], args.top_k)
     except (ModelLoadError, BackendError, UnsupportedOption, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -189,7 +201,8 @@ def _rank(args: argparse.Namespace) -> int:
         for r in records:
             text = r["document"] if len(r["document"]) <= 80 else r["document"][:77] + "..."
             cut = " [truncated]" if r["truncated"] else ""
-            print(f"{r['rank']:>4}  {r['score']:.4f}  {r['logit']:+8.3f}  #{r['index']:<4} {text}{cut}")
+            where = f" [best passage {r['passage_start']}-{r['passage_end']}]" if r["passage_start"] is not None else ""
+            print(f"{r['rank']:>4}  {r['score']:.4f}  {r['logit']:+8.3f}  #{r['index']:<4} {text}{cut}{where}")
     return 0
 
 
@@ -213,7 +226,8 @@ def _batch(args: argparse.Namespace) -> int:
         return 2
     spec, key = _backend_spec(args.model, args.server)
     options = BatchOptions(backend=spec, key=key, instruction=args.instruction, ray_address=args.ray,
-                           workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+                           workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                           passage_tokens=args.passage_tokens, max_passages=args.max_passages)
     try:
         run_batch_file(args.input, args.output, options)
     except (TableError, BatchFailed) as e:

@@ -49,6 +49,9 @@ class EvaluateOptions:
     """Score the pairs on this Ray ("local": a Ray on this machine); None: in this process or on the server."""
     queries: Path | None = None
     qrels: Path | None = None
+    passage_tokens: int | None = None
+    """Judge each document by its best passage of at most this many tokens (long documents)."""
+    max_passages: int | None = None
     store: Path | None = None
     """The judgement store; None: `judgements.sqlite3` in the data folder ($RERANKER_DATA_DIR, else ./data)."""
 
@@ -90,7 +93,8 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     try:
         for instruction in options.instructions:
             started, scored_before = time.perf_counter(), store.scored
-            result = rerank_run(backend, first, dataset.queries, texts, options.top_k, instruction, judge, progress)
+            result = rerank_run(backend, first, dataset.queries, texts, options.top_k, instruction, judge, progress,
+                                options.passage_tokens, options.max_passages)
             result.per_query = measure(dataset.qrels, result.run, measures)
             reranked.append(result)
             report(f"instruction {resolve_instruction(instruction)!r}: {store.scored - scored_before:,} pairs scored "
@@ -146,7 +150,8 @@ def main(args) -> int:
                               backend=args.backend, key=args.key, ray_address=args.ray,
                               queries=Path(args.queries) if args.queries else None,
                               qrels=Path(args.qrels) if args.qrels else None,
-                              store=Path(args.store) if args.store else None)
+                              store=Path(args.store) if args.store else None, passage_tokens=args.passage_tokens,
+                              max_passages=args.max_passages)
     for path in (args.output, args.json):
         if path and not Path(path).resolve().parent.is_dir():
             print(f"error: the folder of {path} does not exist; nothing was scored", file=sys.stderr)

@@ -22,11 +22,9 @@ from reranker.core.addresses import is_server
 from reranker.core.backend import BackendError, Capabilities, RerankBackend
 from reranker.core.model_names import resolve_model
 from reranker.core.prompt import resolve_instruction
-from reranker.core.ranking import Judgement, Progress, Query, in_pair_order, queries_of, rank_each
-from reranker.formats.exports import EXPORT_COLUMNS, label_value, with_input_columns
+from reranker.core.ranking import Judgement, Passage, Progress, Query, in_pair_order, queries_of, rank_each
+from reranker.formats.exports import EXPORT_COLUMNS, PASSAGE_COLUMNS, label_value, with_input_columns
 from reranker.formats.pair_files import ROW, PairTable, file_format, read_pairs, write_table
-
-SCORED = ["score", "logit", "tokens", "truncated"]
 
 
 class BatchFailed(RuntimeError):
@@ -46,12 +44,17 @@ class BatchOptions:
     workers: int = 1
     gpus_per_worker: float = 0.0
     rows_per_batch: int = 256
+    passage_tokens: int | None = None
+    """Read each document as passages of at most this many tokens (core/passages.py)."""
+    max_passages: int | None = None
 
 
 class PairScorer:
     """A Ray Data actor: opens its backend once, then judges batches of rows grouped by (instruction, query)."""
 
-    def __init__(self, backend: str | None, key: str | None, threads: int | None = None) -> None:
+    def __init__(self, backend: str | None, key: str | None, threads: int | None = None,
+                 passage_tokens: int | None = None, max_passages: int | None = None) -> None:
+        self.passages = {"passage_tokens": passage_tokens, "max_passages": max_passages}
         if threads is not None:
             import torch
 
@@ -60,10 +63,13 @@ class PairScorer:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         groups = queries_of(zip(batch["query"], batch["document"], batch["instruction"], strict=True))
-        judged = in_pair_order(groups, self.backend.judge_many([q for q, _ in groups]))
+        judged = in_pair_order(groups, self.backend.judge_many([replace(q, **self.passages) for q, _ in groups]))
         out = pd.DataFrame({ROW: batch[ROW].to_numpy()})
-        for name in SCORED:
+        best = [j.best_passage() for j in judged]
+        for name in ("score", "logit", "tokens", "truncated"):
             out[name] = [getattr(judgement, name) for judgement in judged]
+        out["passage_start"] = [p.start if p else None for p in best]
+        out["passage_end"] = [p.end if p else None for p in best]
         out["model"] = self.backend.model_name
         return out
 
@@ -137,7 +143,9 @@ def score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
     dataset = ray.data.from_pandas([work.iloc[i:i + step] for i in range(0, len(work), step)])
     cpus, threads = _cpus_per_worker(options)
     scored = dataset.map_batches(
-        PairScorer, fn_constructor_kwargs={"backend": options.backend, "key": options.key, "threads": threads},
+        PairScorer, fn_constructor_kwargs={"backend": options.backend, "key": options.key, "threads": threads,
+                                           "passage_tokens": options.passage_tokens,
+                                           "max_passages": options.max_passages},
         batch_size=step, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=options.workers),
         num_gpus=options.gpus_per_worker or None, num_cpus=cpus)
     try:
@@ -180,7 +188,12 @@ def _ranked(table: PairTable, work: pd.DataFrame, scored: pd.DataFrame) -> pd.Da
     source = table.rows.set_index(ROW).loc[merged[ROW]].reset_index(drop=True)
     if roles["label"]:
         merged["label"] = pd.Series([label_value(v) for v in source[roles["label"]]], dtype=object)
-    columns = [c for c in EXPORT_COLUMNS if c in merged.columns]
+    if merged["passage_start"].notna().any():
+        merged["passage"] = [d[int(a):int(b)] if pd.notna(a) else None
+                             for d, a, b in zip(merged["document"], merged["passage_start"], merged["passage_end"])]
+    else:
+        merged = merged.drop(columns=["passage_start", "passage_end"])
+    columns = [c for c in (*EXPORT_COLUMNS, *PASSAGE_COLUMNS) if c in merged.columns]
     used = {roles[r] for r in ("query", "document", "label", "instruction") if roles[r]}
     return with_input_columns(merged[columns], source, used)
 
@@ -199,7 +212,8 @@ def _ranks(merged: pd.DataFrame) -> list[int]:
 
 class RayBackend(RerankBackend):
     """Pairs scored on Ray Data as the batch command scores them, behind the backend interface (the evaluate
-    command's `--ray`): one judge_many starts the workers, each loading the backend `options` names."""
+    command's `--ray`): one judge_many starts the workers, each loading the backend `options` names. The queries of
+    one call share their passage options (the first query's)."""
 
     def __init__(self, options: BatchOptions) -> None:
         self.options = replace(options, backend=options.backend or resolve_model(None))
@@ -213,9 +227,14 @@ class RayBackend(RerankBackend):
         rows = [(q.query, d, resolve_instruction(q.instruction)) for q in queries for d in q.documents]
         work = pd.DataFrame(rows, columns=["query", "document", "instruction"])
         work.insert(0, ROW, range(len(work)))
-        scored = score_on_ray(work, self.options).set_index(ROW).sort_index()
+        first = queries[0] if queries else Query("", [])
+        options = replace(self.options, passage_tokens=first.passage_tokens, max_passages=first.max_passages)
+        scored = score_on_ray(work, options).set_index(ROW).sort_index()
         judged = [Judgement(float(r.score), float(r.logit), None if pd.isna(r.tokens) else int(r.tokens),
-                            None if pd.isna(r.truncated) else bool(r.truncated)) for r in scored.itertuples()]
+                            None if pd.isna(r.truncated) else bool(r.truncated),
+                            None if pd.isna(r.passage_start) else (Passage(int(r.passage_start), int(r.passage_end),
+                                                                           float(r.score), float(r.logit)),))
+                  for r in scored.itertuples()]
         if progress is not None:
             progress(len(judged), len(judged))
         out, start = [], 0

@@ -15,8 +15,10 @@ from typing import Any, Protocol
 
 from reranker.core.ranking import Judgement, Progress, Query, RankedDocument, rank_each
 
-QUERY_OPTIONS = frozenset({"document_tokens", "keep_document_end", "refuse_truncation"})
-"""The Query fields that say how to fit a document that is too long; a backend honours some or all of them."""
+QUERY_OPTIONS = frozenset({"document_tokens", "keep_document_end", "refuse_truncation", "passage_tokens",
+                           "max_passages"})
+"""The Query fields that say how to fit a document that is too long; a backend honours some or all of them (one
+that does not read passages itself has them made on the client: RemoteBackend)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class JobService(Protocol):
     """Where the jobs run, as pages show it: the server's address, or "this workbench"."""
 
     def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None],
-                     instruction: str | None = None) -> dict[str, Any]: ...
+                     instruction: str | None = None, passage_tokens: int | None = None,
+                     max_passages: int | None = None) -> dict[str, Any]: ...
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]: ...
     def job(self, job_id: str) -> dict[str, Any]: ...
     def cancel(self, job_id: str) -> dict[str, Any]: ...

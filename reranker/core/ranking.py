@@ -23,6 +23,22 @@ class Query:
     """When a document must be cut (to `document_tokens`, or to fit max_length), keep its end, not its start."""
     refuse_truncation: bool = False
     """Refuse (PromptTooLong) a prompt that does not fit max_length, instead of cutting it."""
+    passage_tokens: int | None = None
+    """Judge each document as passages of at most this many of its tokens, the best passage standing for it
+    (core/passages.py); None: the document whole, as one window."""
+    max_passages: int | None = None
+    """With passage_tokens: read at most this many passages of a document (the rest is not read: truncated)."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A part of a document judged on its own: its text is `document[start:end]`."""
+
+    start: int
+    """Character offset in the document."""
+    end: int
+    score: float
+    logit: float
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,17 @@ class Judgement:
     """Prompt tokens the model read; None when the backend does not say (a vLLM or Cohere-style server)."""
     truncated: bool | None
     """The document (or query) was cut to fit max_length; None when the backend does not say."""
+    passages: tuple[Passage, ...] | None = None
+    """When the query asked for passages: each one judged, in document order; the score and logit above are the best
+    passage's, and `tokens` the prompt tokens read for all of them."""
+
+    def best_passage(self) -> Passage | None:
+        return best_of(self.passages)
+
+
+def best_of(passages: Sequence[Passage] | None) -> Passage | None:
+    """The passage with the highest logit (the first of equals); None for none."""
+    return max(passages, key=lambda p: p.logit, default=None) if passages else None
 
 
 @dataclass(frozen=True)
@@ -50,11 +77,16 @@ class RankedDocument:
     """1 for the best."""
     tokens: int | None
     truncated: bool | None
+    passages: tuple[Passage, ...] | None = None
 
     def record(self) -> dict[str, object]:
-        """The one dict form of a ranked document, which every export and API answer starts from."""
+        """The one dict form of a ranked document, which every export and API answer starts from; with passages,
+        the best one's offsets and text (`passage_start`, `passage_end`, `passage`)."""
+        best = best_of(self.passages)
         return {"rank": self.rank, "index": self.index, "score": self.score, "logit": self.logit,
-                "tokens": self.tokens, "truncated": self.truncated, "document": self.document}
+                "tokens": self.tokens, "truncated": self.truncated, "document": self.document,
+                "passage_start": best.start if best else None, "passage_end": best.end if best else None,
+                "passage": self.document[best.start:best.end] if best else None}
 
 
 def total_tokens(judgements: Iterable[Judgement]) -> int | None:
@@ -72,7 +104,7 @@ def rank_judgements(
         order = order[: max(top_k, 0)]
     return [
         RankedDocument(i, documents[i], judgements[i].score, judgements[i].logit, r, judgements[i].tokens,
-                       judgements[i].truncated)
+                       judgements[i].truncated, judgements[i].passages)
         for r, i in enumerate(order, start=1)
     ]
 

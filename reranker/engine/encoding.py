@@ -81,7 +81,7 @@ class PromptEncoder:
         """Each document cut to its first (or last) `tokens` tokens, at a token boundary of the text; and
         whether it was cut. Counted on the document alone, so in the prompt it may differ by a token."""
         out, cut = list(documents), [False] * len(documents)
-        for i, (text, (ids, spans)) in enumerate(zip(documents, self._tokens_and_offsets(documents))):
+        for i, (text, (ids, spans)) in enumerate(zip(documents, self.tokens_and_offsets(documents))):
             if len(ids) <= tokens:
                 continue
             cut[i] = True
@@ -94,8 +94,9 @@ class PromptEncoder:
                 out[i] = text[spans[len(ids) - tokens][0]:] if keep_end else text[:spans[tokens - 1][1]]
         return out, cut
 
-    def _tokens_and_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]] | None]]:
-        """Each text's plain-text token ids and their character spans (None with a slow tokenizer), in one pass."""
+    def tokens_and_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]] | None]]:
+        """Each text's plain-text token ids and their character spans (None with a slow tokenizer, which no
+        Qwen3-Reranker has), in one pass."""
         if self._plain is None or not texts:
             return [(ids, None) for ids in self.tokenize_text(texts)]
         return [(e.ids, e.offsets) for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]

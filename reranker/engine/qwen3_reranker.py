@@ -22,6 +22,7 @@ from transformers import DynamicCache
 
 from reranker.core.backend import Capabilities, PromptTooLong, RerankBackend
 from reranker.core.model_names import resolve_model
+from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.engine.encoding import EncodedPair, PromptEncoder, common_prefix_length
 from reranker.engine.loading import load_model, resolve_device, resolve_dtype
@@ -87,7 +88,11 @@ class Qwen3Reranker(RerankBackend):
         self._recent_prefixes: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
-        """Judge several queries' documents in shared forward passes (jobs, CSV batches, concurrent requests)."""
+        """Judge several queries' documents in shared forward passes (jobs, CSV batches, concurrent requests); a query
+        with passage_tokens has its documents judged as passages (core/passages.py), in the same passes."""
+        if any(q.passage_tokens is not None or q.max_passages is not None for q in queries):
+            return judge_in_passages(queries, lambda plain: self.judge_many(plain, progress), self._spans,
+                                     self.encoder.user_budget)
         for q in queries:
             _check_text("query", q.query)
             if q.instruction is not None:
@@ -110,6 +115,11 @@ class Qwen3Reranker(RerankBackend):
              for (score, logit), pair in zip(group, pairs)]
             for group, pairs in zip(verdicts, encoded)
         ]
+
+    def _spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Each text's plain-text tokens as character spans."""
+        return [spans if spans is not None else estimated_spans(text)
+                for text, (_, spans) in zip(texts, self.encoder.tokens_and_offsets(texts))]
 
     @property
     def capabilities(self) -> Capabilities:

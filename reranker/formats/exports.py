@@ -2,7 +2,8 @@
 the sidecar's job CSV, the CLI's JSON and CSV and the batch command's output.
 
 A row is one (query, document) pair; its columns are EXPORT_COLUMNS in that order, `label` only where there is
-one. CSV and JSON carry the same rows: JSON is a list of objects with those keys.
+one and the best passage's (`passage_start`, `passage_end`, `passage`) only where documents were read as passages.
+CSV and JSON carry the same rows: JSON is a list of objects with those keys.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ EXPORT_COLUMNS = ("query", "document", "instruction", "model", "rank", "index", 
                   "truncated", "label")
 """`index`: the pair's 0-based position in the input (the document's line among the documents, or the row of an
 uploaded table); `rank`: 1 for the best within its query; `instruction`: the one the model read (the default
-spelled out); `tokens` and `truncated` are empty when the backend does not report them."""
+spelled out); `tokens` and `truncated` are empty when the backend does not report them; `passage_start`,
+`passage_end` (character offsets) and `passage` (its text): the best passage, whose score is the document's."""
+PASSAGE_COLUMNS = ("passage_start", "passage_end", "passage")
+"""After EXPORT_COLUMNS where documents were read as passages."""
+_COLUMNS = (*EXPORT_COLUMNS, *PASSAGE_COLUMNS)
+OPTIONAL_COLUMNS = ("label", *PASSAGE_COLUMNS)
+"""Left out of a table (and JSON's keys) when no row has a value."""
 
 Record = dict[str, object]
 
@@ -34,7 +41,7 @@ def export_record(doc: RankedDocument, query: str, instruction: str | None, mode
     if index is not None:
         record["index"] = index
     record["label"] = label_value(label)
-    return {column: record[column] for column in EXPORT_COLUMNS}
+    return {column: record[column] for column in _COLUMNS}
 
 
 def export_records(ranked: Sequence[RankedDocument], query: str, instruction: str | None, model: str,
@@ -54,14 +61,12 @@ def records_of_job(results: dict, model: str) -> list[Record]:
 
 
 def export_frame(records: Iterable[Record]) -> pd.DataFrame:
-    """The rows as a table in EXPORT_COLUMNS order; without `label` when no row has one."""
+    """The rows as a table in EXPORT_COLUMNS order; without the OPTIONAL_COLUMNS no row has."""
     rows = [_normalised(r) for r in records]
-    frame = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
-    for column in ("tokens", "truncated", "label"):  # whole numbers and flags stay so beside empty cells
+    frame = pd.DataFrame(rows, columns=list(_COLUMNS))
+    for column in ("tokens", "truncated", "label", "passage_start", "passage_end"):  # whole numbers, flags stay so
         frame[column] = pd.Series([r[column] for r in rows], index=frame.index, dtype=object)
-    if frame["label"].isna().all():
-        return frame.drop(columns="label")
-    return frame
+    return frame.drop(columns=[c for c in OPTIONAL_COLUMNS if frame[c].isna().all()])
 
 
 def with_input_columns(frame: pd.DataFrame, rows: pd.DataFrame, used: set[str]) -> pd.DataFrame:
@@ -87,21 +92,24 @@ def export_csv(records: Iterable[Record]) -> bytes:
 
 
 def export_json(records: Iterable[Record]) -> str:
-    """The same rows as a JSON list, Chinese kept readable; no `label` key when no row has one."""
+    """The same rows as a JSON list, Chinese kept readable; no key of the OPTIONAL_COLUMNS no row has."""
     rows = [_normalised(r) for r in records]
-    if all(r["label"] is None for r in rows):
-        rows = [{k: v for k, v in r.items() if k != "label"} for r in rows]
-    return json.dumps(rows, ensure_ascii=False, indent=2, allow_nan=False)
+    absent = {c for c in OPTIONAL_COLUMNS if all(r[c] is None for r in rows)}
+    return json.dumps([{k: v for k, v in r.items() if k not in absent} for r in rows], ensure_ascii=False, indent=2,
+                      allow_nan=False)
 
 
 def _normalised(record: Record) -> Record:
     """A row as written: the schema's columns in order, an empty cell (None, or NaN from a table) as None, token
     counts as whole numbers, labels as people wrote them."""
-    row = {column: _empty_as_none(record.get(column)) for column in EXPORT_COLUMNS}
+    row = {column: _empty_as_none(record.get(column)) for column in _COLUMNS}
     if row["tokens"] is not None:
         row["tokens"] = int(row["tokens"])  # type: ignore[call-overload]
     if row["truncated"] is not None:
         row["truncated"] = bool(row["truncated"])
+    for column in ("passage_start", "passage_end"):
+        if row[column] is not None:
+            row[column] = int(row[column])  # type: ignore[call-overload]
     row["label"] = label_value(row["label"])
     return row
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from reranker.core.backend import Capabilities, RequestTooBig, RerankBackend, UnsupportedOption
+from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.prompt import DEFAULT_INSTRUCTION, resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.remote.connection import ServerConnection
@@ -54,6 +55,11 @@ class RemoteBackend(RerankBackend):
         return Capabilities(self.kind, f"server {self.connection.shown}")
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        wants_passages = any(q.passage_tokens is not None or q.max_passages is not None for q in queries)
+        if wants_passages and "passage_tokens" not in self.capabilities.query_options:
+            # made here and sent as documents; with no tokenizer here, N tokens are estimated (core/passages.py)
+            return judge_in_passages(queries, lambda plain: self.judge_many(plain, progress),
+                                     lambda texts: [estimated_spans(t) for t in texts])
         for q in queries:
             self.check_options(q)
         results: list[list[Judgement | None]] = [[None] * len(q.documents) for q in queries]
@@ -135,7 +141,7 @@ class RemoteBackend(RerankBackend):
 
         for number, q in enumerate(queries):
             q_signature = (resolve_instruction(q.instruction), q.document_tokens, q.keep_document_end,
-                           q.refuse_truncation)
+                           q.refuse_truncation, q.passage_tokens, q.max_passages)
             if q_signature != signature or not self.several_queries:
                 close()
                 signature = q_signature

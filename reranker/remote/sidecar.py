@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reranker.core.backend import Capabilities, RerankBackend
-from reranker.core.ranking import Judgement, Query
+from reranker.core.ranking import Judgement, Passage, Query
 from reranker.formats.columns import COLUMN_FIELDS
 from reranker.remote.connection import ServerConnection
 from reranker.remote.remote_backend import RemoteBackend
@@ -36,7 +36,7 @@ class SidecarBackend(RemoteBackend):
             "queries": [q.query for q in queries], "documents": [list(q.documents) for q in queries],
             "instruction": first.instruction, "document_tokens": first.document_tokens,
             "keep_document_end": first.keep_document_end, "refuse_truncation": first.refuse_truncation,
-            "model": self.model_name}
+            "passage_tokens": first.passage_tokens, "max_passages": first.max_passages, "model": self.model_name}
         answer = self.connection.post("/api/rerank", body)
         ranked_lists = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(ranked_lists, list) or len(ranked_lists) != len(queries):
@@ -66,12 +66,16 @@ class SidecarJobs:
         self.shown = connection.shown
 
     def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None],
-                     instruction: str | None = None) -> dict[str, Any]:
+                     instruction: str | None = None, passage_tokens: int | None = None,
+                     max_passages: int | None = None) -> dict[str, Any]:
         """Start a job on an uploaded table; columns maps query/document/label/instruction to a header (or None);
         `instruction` is for rows without one of their own."""
         form = {COLUMN_FIELDS[role]: name or "" for role, name in columns.items()}
         if instruction:
             form["instruction"] = instruction
+        for field, value in (("passage_tokens", passage_tokens), ("max_passages", max_passages)):
+            if value is not None:
+                form[field] = str(value)
         return self.connection.call("POST", "/api/jobs", files={"file": (filename, data, "text/csv")}, data=form)
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -106,4 +110,8 @@ def _job_path(job_id: str, rest: str = "") -> str:
 
 
 def _judgement(item: dict) -> Judgement:
-    return Judgement(float(item["score"]), float(item["logit"]), item.get("tokens"), item.get("truncated"))
+    """An answered item; with passages, the best one (the sidecar answers its offsets, not every passage's)."""
+    score, logit = float(item["score"]), float(item["logit"])
+    start, end = item.get("passage_start"), item.get("passage_end")
+    best = (Passage(int(start), int(end), score, logit),) if start is not None and end is not None else None
+    return Judgement(score, logit, item.get("tokens"), item.get("truncated"), best)

@@ -77,9 +77,10 @@ class LocalJobs:
         self.service = service
 
     def submit_table(self, filename: str, data: bytes, columns: Mapping[str, str | None],
-                     instruction: str | None = None) -> dict[str, Any]:
-        created = _told(lambda: asyncio.run(self.service.create_table_job(filename, data, dict(columns),
-                                                                           instruction or None)))
+                     instruction: str | None = None, passage_tokens: int | None = None,
+                     max_passages: int | None = None) -> dict[str, Any]:
+        created = _told(lambda: asyncio.run(self.service.create_table_job(
+            filename, data, dict(columns), instruction or None, passage_tokens, max_passages)))
         return created.model_dump()
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reranker.core.progress import seconds_left
-from reranker.core.ranking import Judgement, RankedDocument, rank_judgements
+from reranker.core.ranking import Judgement, Passage, RankedDocument, rank_judgements
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS job_pairs (
 CREATE INDEX IF NOT EXISTS job_pairs_pending ON job_pairs (job_id, pnum) WHERE scored_at IS NULL;
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (status, created_at);
 """
+_ADDED_COLUMNS = {"jobs": ("passage_tokens INTEGER", "max_passages INTEGER"),
+                  "job_pairs": ("passage_start INTEGER", "passage_end INTEGER")}
+"""Columns added since the first schema: a store made before gets them when opened (its jobs read passages as none)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class JobRecord:
     columns: dict[str, str | None] | None
     run_started_at: float | None
     run_done_at_start: int | None
+    passage_tokens: int | None = None
+    """Documents judged as passages of at most this many tokens (None: whole)."""
+    max_passages: int | None = None
 
     def eta_seconds(self, now: float | None = None) -> float | None:
         """Seconds left at the pace of the current run; None before the pace is known or once finished."""
@@ -130,6 +136,11 @@ class JobStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._db().executescript(_SCHEMA)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {r["name"] for r in self._db().execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in have:
+                    self._db().execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -167,15 +178,16 @@ class JobStore:
 
     def create(self, kind: str, queries: Sequence[tuple[str, str | None]], pairs: Sequence[NewPair],
                top_n: int | None = None, filename: str | None = None, upload: bytes | None = None,
-               columns: dict[str, str | None] | None = None) -> JobRecord:
+               columns: dict[str, str | None] | None = None, passage_tokens: int | None = None,
+               max_passages: int | None = None) -> JobRecord:
         """Commit a queued job with all its pairs; once this returns, the job survives any crash."""
         job_id = uuid.uuid4().hex
         with self._tx() as db:
             db.execute(
-                "INSERT INTO jobs (id, status, kind, created_at, total_pairs, top_n, filename, upload, columns) "
-                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, kind, created_at, total_pairs, top_n, filename, upload, columns, "
+                "passage_tokens, max_passages) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, kind, time.time(), len(pairs), top_n, filename, upload,
-                 json.dumps(columns) if columns is not None else None))
+                 json.dumps(columns) if columns is not None else None, passage_tokens, max_passages))
             db.executemany("INSERT INTO job_queries (job_id, qnum, query, instruction) VALUES (?, ?, ?, ?)",
                            ((job_id, n, q, i) for n, (q, i) in enumerate(queries)))
             db.executemany(
@@ -189,7 +201,8 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord | None:
         row = self._db().execute(
             "SELECT id, status, kind, created_at, started_at, finished_at, total_pairs, done_pairs, top_n, error, "
-            "filename, columns, run_started_at, run_done_at_start FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            "filename, columns, run_started_at, run_done_at_start, passage_tokens, max_passages FROM jobs WHERE id = ?",
+            (job_id,)).fetchone()
         if row is None:
             return None
         fields = dict(row)
@@ -252,9 +265,10 @@ class JobStore:
         now = time.time()
         with self._tx() as db:
             db.executemany(
-                "UPDATE job_pairs SET score = ?, logit = ?, tokens = ?, truncated = ?, scored_at = ? "
-                "WHERE job_id = ? AND pnum = ? AND scored_at IS NULL",
-                ((j.score, j.logit, j.tokens, None if j.truncated is None else int(j.truncated), now, job_id,
+                "UPDATE job_pairs SET score = ?, logit = ?, tokens = ?, truncated = ?, passage_start = ?, "
+                "passage_end = ?, scored_at = ? WHERE job_id = ? AND pnum = ? AND scored_at IS NULL",
+                ((j.score, j.logit, j.tokens, None if j.truncated is None else int(j.truncated),
+                  best.start if (best := j.best_passage()) else None, best.end if best else None, now, job_id,
                   p.pnum) for p, j in scored))
             db.execute("UPDATE jobs SET done_pairs = (SELECT COUNT(*) FROM job_pairs WHERE job_id = ? "
                        "AND scored_at IS NOT NULL) WHERE id = ?", (job_id, job_id))
@@ -289,15 +303,19 @@ class JobStore:
         queries = db.execute("SELECT qnum, query, instruction FROM job_queries WHERE job_id = ? ORDER BY qnum",
                              (job_id,)).fetchall()
         grouped: dict[int, list[sqlite3.Row]] = {q["qnum"]: [] for q in queries}
-        for r in db.execute("SELECT qnum, doc_index, row, document, label, score, logit, tokens, truncated "
-                            "FROM job_pairs WHERE job_id = ? AND scored_at IS NOT NULL ORDER BY pnum", (job_id,)):
+        for r in db.execute("SELECT qnum, doc_index, row, document, label, score, logit, tokens, truncated, "
+                            "passage_start, passage_end FROM job_pairs WHERE job_id = ? AND scored_at IS NOT NULL "
+                            "ORDER BY pnum", (job_id,)):
             grouped[r["qnum"]].append(r)
         out: list[ScoredQuery] = []
         for q in queries:
             rows = sorted(grouped[q["qnum"]], key=lambda r: r["doc_index"])
             documents = [r["document"] for r in rows]
             judgements = [Judgement(r["score"], r["logit"], r["tokens"],
-                                  None if r["truncated"] is None else bool(r["truncated"])) for r in rows]
+                                    None if r["truncated"] is None else bool(r["truncated"]),
+                                    None if r["passage_start"] is None else
+                                    (Passage(r["passage_start"], r["passage_end"], r["score"], r["logit"]),))
+                          for r in rows]
             ranked = rank_judgements(documents, judgements, top_n)
             out.append(ScoredQuery(q["query"], q["instruction"], ranked, [r["row"] for r in rows],
                                    [r["label"] for r in rows]))

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 
 from reranker.core.ranking import Judgement, Query, in_pair_order, queries_of
 from reranker.sidecar.job_store import JobStore
@@ -58,6 +59,8 @@ class JobWorker:
     def _run(self, job_id: str) -> None:
         if not self.store.mark_running(job_id):
             return
+        job = self.store.get(job_id)
+        passages = {"passage_tokens": job.passage_tokens, "max_passages": job.max_passages} if job else {}
         while not self._stop.is_set():
             if self.store.status(job_id) != "running":
                 return
@@ -67,7 +70,7 @@ class JobWorker:
                 return
             groups = queries_of((queries[p.qnum][0], p.document, queries[p.qnum][1]) for p in pairs)
             try:
-                verdicts = self.submit([q for q, _ in groups]).result()
+                verdicts = self.submit([replace(q, **passages) for q, _ in groups]).result()
             except Exception as e:  # noqa: BLE001 - the job records why it failed
                 if self._stop.is_set():
                     return

@@ -44,6 +44,10 @@ class MultiQueryRerankRequest(BaseModel):
     model: str | None = Field(None, description="One of the sidecar's extra models (RERANKER_EXTRA_MODELS) to score "
                                                 "with; anything else is answered by its own model.")
     top_n: int | None = Field(None, ge=1, description="Keep only the best top_n documents of each query.")
+    passage_tokens: int | None = Field(None, ge=1, description="Judge each document as passages of at most this many "
+                                       "tokens, the best passage standing for it (its offsets come back).")
+    max_passages: int | None = Field(None, ge=1, description="With passage_tokens: read at most this many passages "
+                                     "of a document.")
 
     @model_validator(mode="after")
     def _one_list_per_query(self) -> MultiQueryRerankRequest:
@@ -73,6 +77,9 @@ class RankedItem(BaseModel):
     rank: int
     tokens: int | None = Field(description="Prompt tokens read; null when the backend does not count them.")
     truncated: bool | None = Field(description="The document was cut; null when the backend does not say.")
+    passage_start: int | None = Field(None, description="With passages: where the best passage starts in the "
+                                      "document (a character offset); its score is the document's.")
+    passage_end: int | None = Field(None, description="With passages: where the best passage ends.")
 
 
 class MultiQueryRerankResponse(BaseModel):

@@ -15,6 +15,7 @@ from reranker.core.backend import (
     ServerBusy,
     UnsupportedOption,
 )
+from reranker.core.passages import check_passage_options
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Query, RankedDocument, queries_of, rank_each, total_tokens
 from reranker.formats.columns import COLUMN_FIELDS, guess_columns
@@ -101,8 +102,8 @@ class SidecarService:
         return rank_each(queries, verdicts, top_n), total_tokens(j for group in verdicts for j in group)
 
     async def rerank_queries(self, body: RerankQueriesRequest) -> MultiQueryRerankResponse:
-        queries = [Query(q, d, body.instruction, body.document_tokens, body.keep_document_end, body.refuse_truncation)
-                   for q, d in zip(body.queries, body.texts())]
+        queries = [Query(q, d, body.instruction, body.document_tokens, body.keep_document_end, body.refuse_truncation,
+                         body.passage_tokens, body.max_passages) for q, d in zip(body.queries, body.texts())]
         ranked, tokens = await self.rank(queries, body.top_n, several_queries=True, model=body.model)
         return MultiQueryRerankResponse(model=self.answering(body.model), usage=usage_of(tokens),
                                         results=[[RankedItem(**r.record()) for r in query] for query in ranked])
@@ -116,21 +117,27 @@ class SidecarService:
                              several_queries=True)
         queries = [(q, body.instruction) for q in body.queries]
         pairs = [NewPair(qnum, d, text) for qnum, docs in enumerate(texts) for d, text in enumerate(docs)]
-        job = await asyncio.to_thread(self.store.create, "json", queries, pairs, body.top_n)
+        _check_passages(body.passage_tokens, body.max_passages)
+        job = await asyncio.to_thread(self.store.create, "json", queries, pairs, body.top_n,
+                                      passage_tokens=body.passage_tokens, max_passages=body.max_passages)
         return self._accepted(job)
 
     async def create_table_job(self, filename: str, data: bytes, columns: dict[str, str | None],
-                               instruction: str | None = None) -> JobCreated:
+                               instruction: str | None = None, passage_tokens: int | None = None,
+                               max_passages: int | None = None) -> JobCreated:
         """A job over an uploaded CSV or TSV; `columns` names the column of some roles (None: no such column),
-        the others are guessed from the header; `instruction` is for rows without one of their own."""
+        the others are guessed from the header; `instruction` is for rows without one of their own; with
+        passage_tokens each document is judged by its best passage."""
         if instruction is not None:
             limits.check_text(self.settings, "instruction", instruction)
+        _check_passages(passage_tokens, max_passages)
         try:
             mapping, queries, pairs = await asyncio.to_thread(self._pairs_from_table, data, filename, columns,
                                                               instruction)
         except TableError as e:
             raise InvalidInput(str(e)) from None
-        job = await asyncio.to_thread(self.store.create, "csv", queries, pairs, None, filename, data, mapping)
+        job = await asyncio.to_thread(self.store.create, "csv", queries, pairs, None, filename, data, mapping,
+                                      passage_tokens, max_passages)
         return self._accepted(job)
 
     def jobs(self, limit: int) -> list[JobStatus]:
@@ -221,6 +228,13 @@ class SidecarService:
             pairs.extend(NewPair(qnum, d, rows[p].document, rows[p].row, rows[p].label)
                          for d, p in enumerate(positions))
         return columns, queries, pairs
+
+
+def _check_passages(passage_tokens: int | None, max_passages: int | None) -> None:
+    try:
+        check_passage_options(Query("", [], passage_tokens=passage_tokens, max_passages=max_passages))
+    except UnsupportedOption as e:
+        raise InvalidInput(str(e)) from None
 
 
 def job_status(job: JobRecord) -> JobStatus:

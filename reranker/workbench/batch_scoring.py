@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pandas as pd
 
@@ -17,15 +18,17 @@ from reranker.workbench.scoring_steps import ScoringProgress, rank_in_steps
 
 
 def run_batch(cache: ScoreCache, backend: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
-              on_progress: Callable[[ScoringProgress], None] | None = None) -> pd.DataFrame:
-    """Score every row; rows without an instruction of their own get `instruction` (blank: the default).
+              on_progress: Callable[[ScoringProgress], None] | None = None,
+              passage_tokens: int | None = None) -> pd.DataFrame:
+    """Score every row; rows without an instruction of their own get `instruction` (blank: the default); with
+    passage_tokens, each document by its best passage.
 
     Returns one exported row per pair (reranker.formats.exports), grouped by query in first-seen order, best first
     within a query; `index` is the row's place in the uploaded table, from 0.
     """
     rows = list(rows)
     groups = queries_of((r.query, r.document, resolve_instruction(r.instruction or instruction)) for r in rows)
-    queries = [q for q, _ in groups]
+    queries = [replace(q, passage_tokens=passage_tokens) for q, _ in groups]
     ranked = rank_in_steps(cache, backend, queries, on_progress)
     records = [export_record(d, q.query, q.instruction, backend.model_name, rows[positions[d.index]].label,
                              index=rows[positions[d.index]].row)

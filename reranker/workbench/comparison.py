@@ -54,11 +54,15 @@ class Comparison:
     query: str
     parsed: ParsedDocuments
     runs: list[CompareRun]
+    passage_tokens: int | None = None
+    """Documents were read as passages of this many tokens (None: whole)."""
 
-    def asked(self, runs: Sequence[tuple[str, str]], query: str, parsed: ParsedDocuments) -> bool:
+    def asked(self, runs: Sequence[tuple[str, str]], query: str, parsed: ParsedDocuments,
+              passage_tokens: int | None = None) -> bool:
         """Whether these inputs, (model, instruction) per run, are the ones this comparison answers."""
-        return (([(m, resolve_instruction(i)) for m, i in runs], query, parsed.documents)
-                == ([(run.model, run.instruction) for run in self.runs], self.query, self.parsed.documents))
+        return (([(m, resolve_instruction(i)) for m, i in runs], query, parsed.documents, passage_tokens)
+                == ([(run.model, run.instruction) for run in self.runs], self.query, self.parsed.documents,
+                    self.passage_tokens))
 
     def records(self) -> list[Record]:
         """Every run's ranking, one after the other, as exported rows (the instruction tells the runs apart)."""

@@ -20,7 +20,7 @@ from reranker.workbench.explanation_view import highlighted
 ScoreMode = Literal["Probability", "Log-odds"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("Probability", "Log-odds")
 _TABLE_NAMES = {"rank": "rank", "score": "score", "document": "text", "logit": "log-odds", "index": "input #",
-                "tokens": "tokens", "truncated": "truncated"}
+                "tokens": "tokens", "truncated": "truncated", "passage": "best passage"}
 """The record's fields as the Table tab names them, in its order (input # counts from 1)."""
 
 
@@ -33,11 +33,14 @@ class Ranking:
     instruction: str
     parsed: ParsedDocuments
     ranked: list[RankedDocument]
+    passage_tokens: int | None = None
+    """Documents were read as passages of this many tokens (None: whole)."""
 
-    def asked(self, model: str, query: str, instruction: str, parsed: ParsedDocuments) -> bool:
+    def asked(self, model: str, query: str, instruction: str, parsed: ParsedDocuments,
+              passage_tokens: int | None = None) -> bool:
         """Whether these inputs are the ones this ranking answers."""
-        return (model, query, instruction, parsed.documents) == (self.model, self.query, self.instruction,
-                                                                 self.parsed.documents)
+        return (model, query, instruction, parsed.documents, passage_tokens) == (
+            self.model, self.query, self.instruction, self.parsed.documents, self.passage_tokens)
 
     def records(self, ranked: Sequence[RankedDocument] | None = None) -> list[Record]:
         """Every document (or those of `ranked`), best first, as exported rows."""
@@ -76,6 +79,17 @@ def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float
         badges.append(f'<span class="badge">duplicate of input #{duplicate_of + 1}</span>')
     if label is not None:
         badges.append(f'<span class="badge label">label {label:g}</span>')
+    best = doc.best_passage() if doc.passages and len(doc.passages) > 1 else None
+    text = highlighted(doc.document, terms)
+    strip = ""
+    if best is not None:
+        badges.append(f'<a class="badge passage" href="#passage-{doc.index}" title="the part of the document that '
+                      f'scores for it; click to see it">best passage: characters {best.start:,}–{best.end:,} of '
+                      f'{len(doc.document):,}</a>')
+        text = (highlighted(doc.document[:best.start], terms) + f'<span class="best-passage" id="passage-{doc.index}">'
+                + highlighted(doc.document[best.start:best.end], terms) + "</span>"
+                + highlighted(doc.document[best.end:], terms))
+        strip = passage_strip(doc)
     width = max(0.0, min(1.0, doc.score)) * 100
     top = " top" if doc.rank == 1 else ""
     return (
@@ -85,9 +99,24 @@ def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float
         f'<span class="meta">log-odds {doc.logit:+.2f} · input #{doc.index + 1}'
         f'{"" if doc.tokens is None else f" · {doc.tokens} tokens"}</span>'
         f'{arrow}{"".join(badges)}</div>'
-        f'<div class="score-bar"><div style="width:{width:.1f}%"></div></div>'
-        f'<div class="doc-text">{highlighted(doc.document, terms)}</div></div>'
+        f'<div class="score-bar"><div style="width:{width:.1f}%"></div></div>{strip}'
+        f'<div class="doc-text">{text}</div></div>'
     )
+
+
+def passage_strip(doc: RankedDocument) -> str:
+    """Every passage's score along the document: a band per passage, where it lies in the text, darker for a higher
+    score; the best one outlined. Hovering one tells its characters and score."""
+    length = max(len(doc.document), 1)
+    best = doc.best_passage()
+    bands = []
+    for p in doc.passages or ():
+        edge = " best" if p == best else ""
+        bands.append(f'<span class="band{edge}" style="left:{p.start / length * 100:.2f}%;'
+                     f'width:{max((p.end - p.start) / length * 100, 0.5):.2f}%;opacity:{0.15 + 0.85 * p.score:.2f}" '
+                     f'title="characters {p.start:,}–{p.end:,}: score {p.score:.4f}, log-odds {p.logit:+.2f}"></span>')
+    return f'<div class="passage-strip" title="each passage\'s score along the document">{"".join(bands)}</div>'
+
 
 
 def table_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
@@ -95,6 +124,8 @@ def table_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None
     the cards)."""
     frame = pd.DataFrame([d.record() for d in ranked], columns=list(_TABLE_NAMES))
     frame["index"] += 1
+    if frame["passage"].isna().all():
+        frame = frame.drop(columns="passage")
     frame = frame.rename(columns=_TABLE_NAMES)
     if labels is not None:
         frame["label"] = [label_value(labels[d.index]) for d in ranked]

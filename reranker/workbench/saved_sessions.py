@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reranker.core.ranking import Judgement, rank_judgements
+from reranker.core.ranking import Judgement, Passage, rank_judgements
 from reranker.formats.documents import parse_documents
 from reranker.workbench.results import Ranking
 
@@ -48,7 +48,8 @@ def session_json(ranking: Ranking, documents_text: str, saved_at: str | None = N
     """The session as JSON: what was asked, and each input document's judgement in input order."""
     judgements: list[dict[str, object]] = [{}] * len(ranking.parsed.documents)
     for d in ranking.ranked:
-        judgements[d.index] = {"score": d.score, "logit": d.logit, "tokens": d.tokens, "truncated": d.truncated}
+        judgements[d.index] = {"score": d.score, "logit": d.logit, "tokens": d.tokens, "truncated": d.truncated,
+                               "passages": [[p.start, p.end, p.score, p.logit] for p in d.passages or ()] or None}
     return json.dumps({"format": FORMAT, "version": VERSION, "id": id,
                        "saved_at": saved_at or datetime.now(UTC).isoformat(timespec="seconds"),
                        "model": ranking.model, "query": ranking.query, "instruction": ranking.instruction,
@@ -74,7 +75,9 @@ def session_from_json(data: bytes | str) -> SavedSession:
         if not isinstance(judged, list) or len(judged) != parsed.count:
             raise SessionError(f"the session holds {len(judged) if isinstance(judged, list) else 'no'} judgements "
                                f"for {parsed.count} documents")
-        judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"))
+        judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"),
+                                tuple(Passage(int(a), int(b), float(s), float(g)) for a, b, s, g in j["passages"])
+                                if j.get("passages") else None)
                       for j in judged]
         ranking = Ranking(str(body["model"]), str(body["query"]), str(body["instruction"]), parsed,
                           rank_judgements(parsed.documents, judgements))

@@ -14,7 +14,7 @@ from reranker.core.backend import RerankBackend
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Query
 
-PairKey = tuple[str, str, str, str, int | None, bool]
+PairKey = tuple[str, str, str, str, int | None, bool, int | None, int | None]
 
 
 @dataclass
@@ -29,8 +29,10 @@ class ScoreCache:
     """explain() answers per (backend, instruction, query, document)."""
 
     def key(self, model: str, q: Query, document: str) -> PairKey:
-        """What decides a pair's judgement: the model, the instruction, the texts and how the document is cut."""
-        return model, resolve_instruction(q.instruction), q.query, document, q.document_tokens, q.keep_document_end
+        """What decides a pair's judgement: the model, the instruction, the texts, how the document is cut and whether
+        it is read as passages."""
+        return (model, resolve_instruction(q.instruction), q.query, document, q.document_tokens, q.keep_document_end,
+                q.passage_tokens, q.max_passages)
 
     def missing(self, model: str, queries: Sequence[Query]) -> list[Query]:
         """The pairs not cached yet, each once, grouped as engine Queries."""

@@ -36,6 +36,17 @@ def instruction_picker(label: str, key: str, preset: str = "General web search")
     return INSTRUCTION_PRESETS[choice]
 
 
+def passage_setting(key: str) -> int | None:
+    """The long-documents setting: read each document as passages of N tokens, the best standing for it (None: each
+    document whole, cut to the model's window when longer)."""
+    tokens = st.number_input("Long documents: passages of N tokens (0: each document whole)", min_value=0,
+                             max_value=8192, value=0, step=128, key=key, persist_state="session",
+                             help="A document longer than N tokens is read as passages (cut at sentence ends), "
+                                  "each scored alone; its best passage scores for it and is marked on its card. "
+                                  "Nothing is cut away, and the cost grows with the length, not its square.")
+    return int(tokens) or None
+
+
 def sample_buttons(query_key: str, documents_key: str, preset_key: str | None = None) -> None:
     """One button per sample set in assets/samples; a click fills the query, documents (with labels), preset."""
     samples = load_sample_sets()

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from reranker.sidecar.errors import InvalidField, InvalidInput
 from reranker.sidecar.limits import check_unicode
 
+CHUNK_TOKENS = 512
+"""The size of a chunk when a client asks for chunks by number only (Cohere v1's max_chunks_per_doc)."""
 MODEL_FIELD = ("One of the sidecar's extra models (RERANKER_EXTRA_MODELS) to score with; any other name is accepted "
                "for client compatibility and the sidecar's own model answers.")
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reranker.core.ranking import Query
 from reranker.sidecar.dialects import (
+    CHUNK_TOKENS,
     MODEL_FIELD,
     InstructedBody,
     as_object,
@@ -39,6 +40,11 @@ class RerankRequest(InstructedBody):
     rank_fields: list[str] | None = Field(None, description="Object documents: the fields to rank on, in order.")
     truncate_prompt_tokens: int | None = Field(None, ge=-1, description="Cut each document to this many tokens "
                                                                         "(-1: the model's limit).")
+    max_chunks_per_doc: int | None = Field(None, ge=1, description="Cohere v1: read a long document as at most this "
+                                           f"many chunks (passages of {CHUNK_TOKENS} tokens), the best chunk scoring "
+                                           "for the document.")
+    passage_tokens: int | None = Field(None, ge=1, description="The size of those passages, in tokens (default "
+                                       f"{CHUNK_TOKENS} with max_chunks_per_doc).")
     model: str | None = Field(None, description=MODEL_FIELD)
 
 
@@ -46,6 +52,9 @@ class RerankResult(BaseModel):
     index: int = Field(description="Position of the document in the request.")
     relevance_score: float = Field(description='P("yes") from the model, 0 to 1.')
     document: dict[str, Any] | None = Field(None, description="The document as sent ({text} for a string).")
+    passage_start: int | None = Field(None, description="Read as passages: where the best passage starts in the "
+                                      "document's text (a character offset; Cohere clients ignore it).")
+    passage_end: int | None = Field(None, description="Where the best passage ends.")
 
 
 class RerankResponse(BaseModel):
@@ -58,13 +67,16 @@ class RerankResponse(BaseModel):
 async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse:
     texts = [document_text(d, i, body.rank_fields) for i, d in enumerate(body.documents)]
     cap = document_token_cap(body.truncate_prompt_tokens)
-    query = Query(body.query, texts, body.task_instruction(), document_tokens=cap)
+    passages = body.passage_tokens or (CHUNK_TOKENS if body.max_chunks_per_doc is not None else None)
+    query = Query(body.query, texts, body.task_instruction(), document_tokens=cap, passage_tokens=passages,
+                  max_passages=body.max_chunks_per_doc)
     [ranked], tokens = await service.rank([query], top_n_or_all(body.top_n), model=body.model)
     return RerankResponse(
         id=f"rerank-{uuid.uuid4().hex}",
         model=service.answering(body.model),
         results=[RerankResult(index=r.index, relevance_score=r.score,
-                              document=as_object(body.documents[r.index]) if body.return_documents else None)
+                              document=as_object(body.documents[r.index]) if body.return_documents else None,
+                              passage_start=r.record()["passage_start"], passage_end=r.record()["passage_end"])
                  for r in ranked],
         usage=usage_of(tokens),
     )

@@ -34,6 +34,9 @@ _CREATE_BODY = {
                    for role, field in COLUMN_FIELDS.items()},
                 "instruction": {"type": "string", "description": "task instruction for rows without one of their "
                                 "own (blank: the model's default)"},
+                "passage_tokens": {"type": "integer", "description": "judge each document by its best passage of "
+                                   "at most this many tokens"},
+                "max_passages": {"type": "integer", "description": "with passage_tokens: passages read at most"},
             }}},
     },
 }
@@ -54,7 +57,8 @@ async def create_job(request: Request) -> JSONResponse:
         instruction = form.get("instruction")
         instruction = instruction.strip() or None if isinstance(instruction, str) else None
         job = await service.create_table_job(upload.filename or "upload.csv", await upload.read(), columns,
-                                             instruction)
+                                             instruction, _whole_number(form, "passage_tokens"),
+                                             _whole_number(form, "max_passages"))
     elif content_type.startswith("application/json") or not content_type:
         job = await service.create_json_job(parse_body(MultiQueryRerankRequest, await request.body()))
     else:
@@ -94,3 +98,17 @@ def job_results(job_id: str, request: Request,
         return Response(service.results_csv(job_id), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="job-{job_id}-results.csv"'})
     return JSONResponse(service.results(job_id).model_dump(exclude_none=True))
+
+
+def _whole_number(form, field: str) -> int | None:
+    """A form field holding a whole number of at least 1, or absent; InvalidField naming it otherwise."""
+    value = form.get(field)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidField([field], f"{field} is {value[:40]!r}, not a whole number") from None
+    if number < 1:
+        raise InvalidField([field], f"{field} is {number}; it must be at least 1")
+    return number
