@@ -192,6 +192,52 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     phone.screenshot(path=str(output_dir / "evaluate-390.png"), full_page=True)
 
 
+LONG = " ".join(f"Sentence {n} tells of the weather in a far away town." for n in range(60)) + \
+    " The capital of China is Beijing, the seat of its government. " + \
+    " ".join(f"Closing remark {n} adds nothing new." for n in range(40))
+
+
+def test_a_long_documents_best_passage_is_marked_and_one_click_away(workbench_url, browser, reranker, output_dir):
+    """Passages of 128 tokens: the long document's card names its best passage, shades it, draws a band per passage
+    along the document, and the badge scrolls the card's text to the passage; at 1440 and 390 px."""
+    from playwright.sync_api import expect
+
+    from reranker import Query
+
+    [[_, judged]] = reranker.judge_many([Query(QUERY, ["Gravity pulls things down.", LONG], passage_tokens=128)])
+    best = judged.best_passage()
+    for width, height in ((1440, 1100), (390, 1800)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(workbench_url)
+        expect(page.get_by_text("in this process on cpu")).to_be_visible(timeout=90_000)
+        page.get_by_label("Query").fill(QUERY)
+        page.get_by_label("Query").press("Enter")
+        documents = page.get_by_label("Documents (one per line)")
+        documents.fill("Gravity pulls things down.\n" + LONG)
+        documents.press("Control+Enter")
+        expect(page.get_by_text("2 documents")).to_be_visible(timeout=30_000)
+        passages = page.get_by_role("spinbutton", name="Long documents: passages of N tokens (0: each document whole)")
+        passages.fill("128")
+        passages.press("Enter")
+        settled(page)
+        page.get_by_role("button", name="Rerank").click()
+
+        badge = page.get_by_role("link", name=re.compile("best passage: characters"))
+        expect(badge).to_have_text(f"best passage: characters {best.start:,}–{best.end:,} of {len(LONG):,}",
+                                   timeout=60_000)
+        card = page.locator(".rank-card", has=badge)
+        expect(card.locator(".passage-strip .band")).to_have_count(len(judged.passages))
+        shaded = card.locator(".best-passage")
+        expect(shaded).to_have_text(LONG[best.start:best.end])
+        settled(page)
+        badge.click()
+        text_box = card.locator(".doc-text").bounding_box()
+        expect(shaded).to_be_in_viewport()
+        passage_box = shaded.bounding_box()
+        assert text_box["y"] <= passage_box["y"] < text_box["y"] + text_box["height"]  # scrolled into its box
+        page.screenshot(path=str(output_dir / f"rerank-passages-{width}.png"))
+
+
 def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, output_dir):
     from playwright.sync_api import expect
 

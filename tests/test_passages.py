@@ -110,11 +110,13 @@ def test_the_api_reads_long_documents_as_passages(open_sidecar, reranker: Qwen3R
     assert lonely.status_code == 422
 
 
-def test_the_cohere_sdk_asks_for_chunks_and_gets_the_best_chunks_score(open_sidecar, reranker: Qwen3Reranker) -> None:
+def test_the_cohere_sdk_asks_for_chunks_and_gets_the_best_chunks_score(keyed_sidecar,
+                                                                         reranker: Qwen3Reranker) -> None:
     import cohere
+    from conftest import SIDECAR_KEY
 
-    documents = ["Gravity pulls things down.", ENGLISH * 3]
-    answer = cohere.Client(api_key="k", base_url=open_sidecar.url).rerank(
+    documents = ["Gravity pulls things down.", ENGLISH * 3]  # over 2,000 tokens: more than 4 chunks of 512
+    answer = cohere.Client(api_key=SIDECAR_KEY, base_url=keyed_sidecar.url).rerank(
         model="m", query=QUERY, documents=documents, max_chunks_per_doc=4)
     [judged] = reranker.judge_many([Query(QUERY, documents, passage_tokens=512, max_passages=4)])
     assert {r.index: r.relevance_score for r in answer.results} == pytest.approx(

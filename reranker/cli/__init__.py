@@ -201,7 +201,8 @@ def _rank(args: argparse.Namespace) -> int:
         for r in records:
             text = r["document"] if len(r["document"]) <= 80 else r["document"][:77] + "..."
             cut = " [truncated]" if r["truncated"] else ""
-            where = f" [best passage {r['passage_start']}-{r['passage_end']}]" if r["passage_start"] is not None else ""
+            start = r.get("passage_start")
+            where = f" [best passage {start}-{r['passage_end']}]" if start is not None else ""
             print(f"{r['rank']:>4}  {r['score']:.4f}  {r['logit']:+8.3f}  #{r['index']:<4} {text}{cut}{where}")
     return 0
 

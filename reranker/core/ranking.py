@@ -79,10 +79,13 @@ class RankedDocument:
     truncated: bool | None
     passages: tuple[Passage, ...] | None = None
 
+    def best_passage(self) -> Passage | None:
+        return best_of(self.passages)
+
     def record(self) -> dict[str, object]:
         """The one dict form of a ranked document, which every export and API answer starts from; with passages,
         the best one's offsets and text (`passage_start`, `passage_end`, `passage`)."""
-        best = best_of(self.passages)
+        best = self.best_passage()
         return {"rank": self.rank, "index": self.index, "score": self.score, "logit": self.logit,
                 "tokens": self.tokens, "truncated": self.truncated, "document": self.document,
                 "passage_start": best.start if best else None, "passage_end": best.end if best else None,

@@ -41,7 +41,8 @@ def export_record(doc: RankedDocument, query: str, instruction: str | None, mode
     if index is not None:
         record["index"] = index
     record["label"] = label_value(label)
-    return {column: record[column] for column in _COLUMNS}
+    columns = _COLUMNS if record["passage_start"] is not None else EXPORT_COLUMNS
+    return {column: record[column] for column in columns}
 
 
 def export_records(ranked: Sequence[RankedDocument], query: str, instruction: str | None, model: str,
