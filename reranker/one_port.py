@@ -10,22 +10,26 @@ page and the API requests share one queue and its fairness, with no HTTP between
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import IO, Any
 
 import streamlit as st
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reranker.backends import host
 from reranker.core.model_names import resolve_model
 from reranker.sidecar.application import create_app
 from reranker.sidecar.in_process import hosted_backend
 from reranker.sidecar.settings import Settings
+from reranker.workbench.drafts import BROWSER_COOKIE, is_browser_id
 
 PAGES = Path(__file__).resolve().parents[1] / "app.py"
 """The workbench's entry script (it declares the pages); the one-port server runs it from the checkout."""
@@ -52,6 +56,40 @@ class ApiRoutes(BaseRoute):
         raise NoMatchFound(name, path_params)
 
 
+class BrowserCookie:
+    """Gives a browser without one the cookie by which the pages keep its inputs and results across reloads, closed
+    tabs and restarts (workbench.drafts): on a page's HTML, a random id for a year."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_browser_id(_cookies(scope).get(BROWSER_COOKIE)):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    cookie = f"{BROWSER_COOKIE}={secrets.token_hex(16)}; Path=/; Max-Age=31536000; SameSite=Lax; " \
+                             "HttpOnly"
+                    message = {**message, "headers": [*headers, (b"set-cookie", cookie.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
+
+
+def _cookies(scope: Scope) -> dict[str, str]:
+    header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"cookie"), "")
+    parsed = SimpleCookie()
+    try:
+        parsed.load(header)
+    except CookieError:
+        return {}
+    return {name: morsel.value for name, morsel in parsed.items()}
+
+
 def workbench_app(settings: Settings, data_lock: IO[str] | None = None) -> st.App:
     """The pages and the API as one ASGI app; `data_lock`: the data folder's lock, when the caller took it."""
     api = create_app(settings, data_lock=data_lock)
@@ -66,7 +104,7 @@ def workbench_app(settings: Settings, data_lock: IO[str] | None = None) -> st.Ap
         async with api.router.lifespan_context(api):
             yield
 
-    return st.App(PAGES, routes=[ApiRoutes(api)], lifespan=lifespan)
+    return st.App(PAGES, routes=[ApiRoutes(api)], lifespan=lifespan, middleware=[Middleware(BrowserCookie)])
 
 
 def run(app: st.App, address: str, port: int) -> None:

@@ -173,7 +173,7 @@ def test_an_unreachable_server_is_named_and_nothing_can_be_scored(opened_app, mo
     monkeypatch.setenv("RERANKER_SERVER", f"http://127.0.0.1:{port}/")
     at = opened_app()
     assert not at.exception
-    assert at.sidebar.error[0].value == "Engine not loaded"
+    assert at.sidebar.error[0].value == "Server not usable"
     (error,) = at.main.error
     message = error.value.replace("\\", "")
     assert f"127.0.0.1:{port}" in message and "Fix:" in message

@@ -184,3 +184,21 @@ def test_a_run_on_a_server_beside_one_in_this_process(page, open_sidecar):
     a, b = at.session_state["comparison"].runs
     assert a.model == b.model  # the sidecar runs the same tiny model: the same scores, through HTTP
     assert b.logits() == pytest.approx(a.logits(), abs=LOGIT_TOLERANCE)
+
+
+def test_the_scatter_plots_the_runs_of_the_comparison_on_screen(page, reranker):
+    """Compare, change run B's instruction, Compare again: the scatter plots the new run B, not the one before."""
+    import json
+
+    query, documents = "What is the capital of China?", ["Beijing is the capital.", "Paris is in France.", "北京。"]
+    page.text_input(key="compare_query").input(query)
+    page.text_area(key="compare_documents").input("\n".join(documents))
+    page.button(key="compare").click().run()
+    page.selectbox(key="compare_B_preset").set_value(PRESETS[3]).run()
+    at = page.button(key="compare").click().run()
+
+    [scatter] = [c for c in at.get("plotly_chart") if c.key == "scatter_chart"]
+    [points] = [t for t in json.loads(scatter.proto.spec)["data"] if len(t.get("x", ())) == len(documents)]
+    for axis, preset in (("x", PRESETS[0]), ("y", PRESETS[3])):
+        want = [j.logit for j in reranker.judge(query, documents, INSTRUCTION_PRESETS[preset])]
+        assert points[axis] == pytest.approx(want, abs=LOGIT_TOLERANCE)

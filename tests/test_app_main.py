@@ -208,9 +208,9 @@ def test_why_shows_each_sentence_of_a_card_with_the_engines_deltas(page, reranke
         assert f"{span.delta:+.2f}</sup>" in view
     assert "<b>Pandas" not in view and "&lt;b&gt;Pandas" in view  # hostile text stays inert
     assert at.button(key=f"why_{index}").label == "Hide why"
-    calls = at.session_state["score_cache"].explanations
+    scored = at.session_state["score_cache"].pairs_scored
     at.radio(key="score_mode").set_value("Log-odds").run()  # re-rendered from the cache, not scored again
-    assert at.session_state["score_cache"].explanations is calls and len(calls) == 1
+    assert at.session_state["score_cache"].pairs_scored == scored
     at = at.button(key=f"why_{index}").click().run()
     assert not any('class="why"' in h.value for h in at.html)
 
@@ -267,4 +267,4 @@ def test_long_documents_read_as_passages_mark_their_best_one(page, reranker):
     assert [d.score for d in sorted(ranking.ranked, key=lambda d: d.index)] == pytest.approx(
         [j.score for j in judged], abs=1e-5)
     at = at.number_input(key="passage_tokens").set_value(0).run()
-    assert any("changed since this ranking" in c.value for c in at.caption)
+    assert any("changed since this ranking" in w.value for w in at.warning)  # the same yellow notice as Compare

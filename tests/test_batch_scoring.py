@@ -77,6 +77,46 @@ def test_progress_text_and_eta():
     assert "2 min 05 s" in ScoringProgress(1, 2, 125.0).text()
 
 
+class TokenClock:
+    """A clock the model's work moves: each judged document costs time in proportion to its tokens, as on a CPU."""
+
+    def __init__(self, reranker, seconds_per_token: float = 0.01) -> None:
+        self.now, self.reranker, self.per_token = 0.0, reranker, seconds_per_token
+        self.model_name, self.capabilities = reranker.model_name, reranker.capabilities
+
+    def __call__(self) -> float:
+        return self.now
+
+    def cost(self, documents) -> float:
+        from reranker.core.passages import estimated_spans
+        from reranker.workbench.scoring_steps import PAIR_TOKENS
+
+        return sum(len(estimated_spans(d)) + PAIR_TOKENS for d in documents) * self.per_token
+
+    def judge_many(self, queries, progress=None):
+        judged = self.reranker.judge_many(queries, progress)
+        self.now += sum(self.cost(q.documents) for q in queries)
+        return judged
+
+
+def test_time_left_goes_by_the_tokens_still_to_score_not_the_count_of_documents(reranker):
+    """Short documents first, long ones after, some already scored (a Cancel, then Rerank): the time left after the
+    first step is the long documents' cost, where a count of documents would say a fraction of it."""
+    short = [f"Short note {n}." for n in range(12)]
+    long = [f"Long report {n}: " + "the capital of a country is usually its seat of government. " * 30
+            for n in range(12)]
+    clock = TokenClock(reranker)
+    cache = ScoreCache()
+    judge_in_steps(cache, clock, [Query("capital?", long[:6])], clock=clock)  # scored before: cost nothing now
+    seen: list[ScoringProgress] = []
+    judge_in_steps(cache, clock, [Query("capital?", short + long)], seen.append, clock=clock)
+    first = next(p for p in seen if p.eta_seconds is not None)
+    truly_left = clock.cost(short[first.done:] + long[6:])
+    assert first.eta_seconds == pytest.approx(truly_left, rel=0.05)
+    by_count = first.elapsed / first.done * (first.total - first.done)
+    assert by_count < truly_left / 5  # what the old estimate would have said
+
+
 def test_batch_groups_by_query_and_matches_the_engine(reranker):
     table = read_table(TABLE.encode("gbk"), "pairs.csv")
     rows = pairs_from_table(table, "question", "passage", "relevance")

@@ -238,6 +238,41 @@ def test_a_long_documents_best_passage_is_marked_and_one_click_away(workbench_ur
         page.screenshot(path=str(output_dir / f"rerank-passages-{width}.png"))
 
 
+def test_why_on_a_long_document_shows_progress_and_cancels(workbench_url, browser, output_dir):
+    """"Why this rank?" on a 4,500-word document: a progress bar over the versions of the document being scored, and
+    Cancel, which closes the view and keeps what was scored; a second press goes on from there."""
+    from playwright.sync_api import expect
+
+    long = " ".join(f"Sentence {n} of the report describes the weather and the roads of a small town in detail, "
+                    + "with many words that say little about any capital city at all " * 4 + "."
+                    for n in range(60))  # its first 40 sentences are explained, each version read whole
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.goto(workbench_url)
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    page.get_by_label("Query").fill(QUERY)
+    page.get_by_label("Query").press("Enter")
+    documents = page.get_by_label("Documents (one per line)")
+    documents.fill(f"Gravity pulls things down.\n{long}")
+    documents.press("Control+Enter")
+    expect(page.get_by_text("2 documents")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Rerank").click()
+    expect(page.locator(".rank-card")).to_have_count(2, timeout=120_000)
+    settled(page)
+    long_card = [n for n, text in enumerate(page.locator(".rank-card .doc-text").all_inner_texts())
+                 if text.startswith("Sentence 0")][0]
+    page.get_by_role("button", name="Why this rank?").nth(long_card).click()
+    progress = page.get_by_text(re.compile(r"Scored \d+ of 41 versions of the document · .* elapsed"))
+    expect(progress).to_be_visible(timeout=30_000)
+    page.screenshot(path=str(output_dir / "rerank-why-progress-1440.png"))
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text(re.compile(r"Cancelled after \d+ of 41 versions of the document"))).to_be_visible(
+        timeout=30_000)
+    expect(page.get_by_role("button", name="Why this rank?")).to_have_count(2)
+    assert page.locator(".why").count() == 0
+    page.get_by_role("button", name="Why this rank?").nth(long_card).click()  # goes on from what was kept
+    expect(page.locator(".why .why-span").first).to_be_visible(timeout=120_000)
+
+
 def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, output_dir):
     from playwright.sync_api import expect
 
@@ -260,6 +295,71 @@ def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, outpu
     expect(page.get_by_label("Query")).to_have_value(QUERY)
     assert page.get_by_text(re.compile(r"Scored \d+ of")).count() == 0  # no scoring run
     page.screenshot(path=str(output_dir / "rerank-restored-1440.png"))
+
+
+def test_a_reload_or_a_closed_tab_loses_nothing(workbench_url, browser, output_dir, slow_documents):
+    """The inputs and the last ranking come back after a reload and in a new tab of the same browser, even when the
+    reload came in the middle of scoring; Compare's result too; and past rankings can be opened again."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1100})
+    page = context.new_page()
+    page.goto(workbench_url)
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    rerank_a_sample(page)
+    settled(page)
+    ranked = page.locator(".rank-card .doc-text").all_inner_texts()
+    page.reload()
+    expect(page.locator(".rank-card")).to_have_count(len(ranked), timeout=30_000)
+    assert page.locator(".rank-card .doc-text").all_inner_texts() == ranked
+    expect(page.get_by_label("Query")).to_have_value(QUERY)
+    assert page.get_by_text(re.compile(r"Scored \d+ of")).count() == 0  # shown as it was, not scored again
+
+    # a reload in the middle of scoring 80 long documents keeps them (and the ranking before them)
+    page.get_by_label("Query").fill("Which document is the longest?")
+    documents = page.get_by_label("Documents (one per line)")
+    documents.fill("\n".join(slow_documents))
+    documents.press("Control+Enter")
+    expect(page.get_by_text(f"{len(slow_documents)} documents")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Rerank").click()
+    expect(page.get_by_text(re.compile(rf"Scored \d+ of {len(slow_documents)} documents"))).to_be_visible(
+        timeout=10_000)
+    page.reload()
+    expect(page.get_by_text(f"{len(slow_documents)} documents")).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("Query")).to_have_value("Which document is the longest?")
+    expect(page.locator(".rank-card")).to_have_count(len(ranked))
+    expect(page.get_by_text("The inputs or the model changed since this ranking")).to_be_visible()
+    page.close()
+
+    # Compare, then the tab closed: a new tab of the same browser has both pages as they were
+    page = context.new_page()
+    page.goto(f"{workbench_url}/compare_instructions")
+    expect(page.get_by_text("in this process on cpu")).to_be_visible(timeout=30_000)
+    settled(page)
+    page.get_by_role("button", name="中文 · 睡眠质量").click()
+    expect(page.get_by_label("Query")).to_have_value("如何提高睡眠质量？", timeout=10_000)
+    settled(page)
+    page.wait_for_timeout(500)  # as in rerank_a_sample: a click on a button being redrawn can be lost
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.get_by_role("heading", name="Agreement")).to_be_visible(timeout=60_000)
+    settled(page)
+    page.close()
+    page = context.new_page()
+    page.goto(f"{workbench_url}/compare_instructions")
+    expect(page.get_by_role("heading", name="Agreement")).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("Query")).to_have_value("如何提高睡眠质量？")
+    page.goto(workbench_url)
+    expect(page.get_by_label("Query")).to_have_value("Which document is the longest?", timeout=30_000)
+
+    # the history: the first ranking opened again, unscored
+    page.get_by_text(re.compile(r"Recent rankings in this browser \(1\)")).click()
+    page.get_by_role("button", name="Open it again").click()
+    expect(page.get_by_label("Query")).to_have_value(QUERY, timeout=30_000)
+    expect(page.locator(".rank-card")).to_have_count(len(ranked))
+    assert page.locator(".rank-card .doc-text").all_inner_texts() == ranked
+    settled(page)
+    page.screenshot(path=str(output_dir / "rerank-history-1440.png"), full_page=True)
+    context.close()
 
 
 def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, browser, output_dir,

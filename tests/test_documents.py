@@ -58,3 +58,11 @@ def test_format_documents_parses_back():
     parsed = parse_documents(format_documents(docs, labels))
     assert parsed.documents == docs and parsed.labels == labels
     assert parse_documents(format_documents(docs)).documents == docs
+
+
+def test_a_line_with_nothing_visible_is_blank_and_the_drop_is_told():
+    parsed = parse_documents("Beijing is the capital.\n\u200b\n \u2060\ufeff \nParis\u200b is in France.\n\n北京。")
+    assert parsed.documents == ["Beijing is the capital.", "Paris\u200b is in France.", "北京。"]
+    assert parsed.line_numbers == [1, 4, 6]
+    (note,) = parsed.warnings()
+    assert note.startswith("2 lines with nothing visible in them")

@@ -4,7 +4,8 @@ import pytest
 from conftest import LOGIT_TOLERANCE
 
 from reranker import Span, explain
-from reranker.analysis.explanations import looks_like_code, sentence_spans
+from reranker.analysis.explanations import sentence_spans
+from reranker.core.sentences import looks_like_code
 from reranker.workbench.explanation_view import explanation_html, highlighted, query_terms
 
 QUERY = "What is the capital of China?"

@@ -82,9 +82,9 @@ def test_without_a_sidecar_the_page_says_how_to_start_one(workbench_model, monke
     assert "On a server" in message and not at.dataframe and not at.button
 
 
-def test_a_server_that_runs_no_jobs_says_a_sidecar_is_needed(monkeypatch):
-    # an address ending in /v1/rerank is taken for a Cohere-style API without asking it: nothing needs to listen
-    at = jobs_page(monkeypatch, server="http://127.0.0.1:9/v1/rerank")
+def test_a_server_that_runs_no_jobs_says_a_sidecar_is_needed(open_sidecar, monkeypatch):
+    # a sidecar's /v1/rerank address, spoken to as any Cohere-style API: it scores, and runs no jobs that way
+    at = jobs_page(monkeypatch, server=f"{open_sidecar.url}/v1/rerank")
     assert not at.exception and not at.main.error
     (info,) = at.main.info
     assert "does not run jobs" in info.value and "./start.sh" in info.value.replace("\\", "")

@@ -93,6 +93,14 @@ def test_cliff_caption_says_something_true_wherever_the_drop_is():
     assert cliff_caption([0.5, 0.5]) is None and cliff_caption([0.5]) is None
 
 
+def test_a_drop_about_the_size_of_the_next_is_no_cliff():
+    scores = [0.19, 0.17, 0.16, 0.107, 0.058, 0.05, 0.04]  # all below 0.2; the largest drop 0.053, the next 0.049
+    caption = cliff_caption(scores)
+    assert caption.startswith("No clear cliff") and "stand" not in caption
+    assert not any("cliff" in (a.text or "") for a in decay_figure(scores).layout.annotations)
+    assert [d.name for d in decay_figure(scores).data] == ["score"]
+
+
 def test_find_cliff_is_the_largest_drop_between_neighbours():
     cliff = find_cliff([0.99, 0.97, 0.40, 0.35, 0.01])
     assert cliff.after_rank == 2 and cliff.drop == pytest.approx(0.57)

@@ -8,9 +8,9 @@ import streamlit as st
 from reranker import Query
 from reranker.analysis.ranking_metrics import metric_text
 from reranker.core.prompt import resolve_instruction
-from reranker.formats.documents import parse_documents
+from reranker.formats.documents import format_documents, parse_documents
 from reranker.formats.exports import export_csv, export_json
-from reranker.workbench import frame, widgets
+from reranker.workbench import draft_panel, frame, widgets
 from reranker.workbench.charts import bump_figure, scatter_figure
 from reranker.workbench.comparison import (
     CompareRun,
@@ -20,13 +20,39 @@ from reranker.workbench.comparison import (
     metrics_table,
     rank_table,
 )
-from reranker.workbench.presets import INSTRUCTION_PRESETS
+from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS
 from reranker.workbench.run_models import run_model
+from reranker.workbench.saved_sessions import comparison_from_json, comparison_json
 from reranker.workbench.scoring_steps import rank_in_steps
 
 NAMES = ("A", "B", "C", "D")
 
+# the inputs a reload brings back (workbench.drafts)
+INPUTS = ("compare_query", "compare_documents", "compare_count", "compare_k", "compare_passage_tokens",
+          *(f"compare_{n}_{part}" for n in NAMES for part in ("model", "model_other", "preset", "text")))
+
+
+def show_last(body: str) -> None:
+    st.session_state.comparison = comparison_from_json(body)
+
+
+def open_past(body: str) -> None:
+    """A past comparison back in the page: its result, and its query, documents and instructions in the inputs."""
+    comparison = comparison_from_json(body)
+    st.session_state.comparison = comparison
+    st.session_state.compare_query = comparison.query
+    st.session_state.compare_documents = format_documents(comparison.parsed.documents, comparison.parsed.labels)
+    st.session_state.compare_count = len(comparison.runs)
+    st.session_state.compare_passage_tokens = comparison.passage_tokens or 0
+    for run in comparison.runs:
+        preset = next((name for name, text in INSTRUCTION_PRESETS.items() if text == run.instruction), None)
+        st.session_state[f"compare_{run.name}_preset"] = preset or CUSTOM
+        if preset is None:
+            st.session_state[f"compare_{run.name}_text"] = run.instruction
+
+
 backend = frame.backend()
+draft_panel.restore("compare", INPUTS, show_last)
 
 st.title("Compare")
 st.caption("One query, one set of documents, 2 to 4 runs, each a model and an instruction. Documents with a tab "
@@ -54,6 +80,7 @@ k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, m
                               key="compare_k", persist_state="session"))
 with passage_column:
     passages = widgets.passage_setting("compare_passage_tokens")
+draft_panel.keep_inputs("compare", INPUTS)
 
 ready = all(model is not None for model, _ in chosen)
 compare = st.button("Compare", type="primary", disabled=not ready, key="compare")
@@ -73,11 +100,16 @@ elif compare and ready:
             ranked.update(zip(mine, answers))
         runs = [CompareRun(NAMES[i], resolve_instruction(instruction), ranked[i], model.model_name)
                 for i, (model, instruction) in enumerate(chosen)]
-        st.session_state.comparison = Comparison(query, parsed, runs, passages)
+        comparison = Comparison(query, parsed, runs, passages)
+        st.session_state.comparison = comparison
+        draft_panel.keep_result("compare", draft_panel.title_of(
+            query, parsed.count, " · ".join(dict.fromkeys(run.model.rstrip("/").rsplit("/", 1)[-1] for run in runs))),
+            comparison_json(comparison, documents_text))
 
 comparison: Comparison | None = st.session_state.get("comparison")
 if comparison is None:
     st.info("Pick the models and instructions, then press **Compare**.")
+    draft_panel.history("compare", "comparisons", open_past)
     st.stop()
 
 st.divider()
@@ -107,8 +139,10 @@ if highlight:
 
 if len(comparison.parsed.documents) > 1:
     st.subheader("Scores against each other")
-    a, b = st.selectbox("Runs", list(combinations(comparison.runs, 2)), key="compare_scatter",
-                        format_func=lambda pair: f"{pair[0].name} vs {pair[1].name}", label_visibility="collapsed")
+    names = {run.name: run for run in comparison.runs}
+    pair = st.selectbox("Runs", [f"{a} vs {b}" for a, b in combinations(names, 2)], key="compare_scatter",
+                        label_visibility="collapsed")
+    a, b = (names[name] for name in pair.split(" vs "))
     st.plotly_chart(scatter_figure(a.name, a.logits(), b.name, b.logits(),
                                    [f"#{i + 1}: {d}" for i, d in enumerate(comparison.parsed.documents)]),
                     key="scatter_chart")
@@ -137,3 +171,4 @@ json_column.download_button("Download JSON", export_json(records), "compared.jso
                             key="compare_json", on_click="ignore", width="stretch")
 st.caption(f"Downloads hold every document in each of the {len(comparison.runs)} runs, best first within each; "
            "the model and instruction columns tell the runs apart.")
+draft_panel.history("compare", "comparisons", open_past)

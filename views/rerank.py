@@ -7,11 +7,15 @@ from reranker import Query
 from reranker.analysis.ranking_metrics import label_metrics, metric_text
 from reranker.formats.documents import parse_documents
 from reranker.formats.exports import export_csv, export_json
-from reranker.workbench import frame, session_panel, widgets
+from reranker.workbench import draft_panel, frame, session_panel, widgets
 from reranker.workbench.charts import cliff_caption, decay_figure
 from reranker.workbench.explanation_view import explanation_html, query_terms
 from reranker.workbench.results import SCORE_MODES, Ranking, card_html, shown_value, table_frame
-from reranker.workbench.scoring_steps import rank_in_steps
+from reranker.workbench.saved_sessions import session_from_json, session_json
+from reranker.workbench.scoring_steps import explain_in_steps, rank_in_steps
+
+# the inputs a reload brings back (workbench.drafts)
+INPUTS = ("query", "instruction_preset", "instruction_text", "passage_tokens", "documents")
 
 backend = frame.backend()
 
@@ -26,16 +30,28 @@ def why_view(document: str) -> None:
     if backend is None or backend.model_name != ranking.model:
         st.info("Explaining needs the model that made this ranking; it is not the one in use now.")
         return
-    with widgets.scoring_errors_shown(), st.spinner("Scoring the document without each of its sentences…"):
-        spans = widgets.score_cache().explanation(backend, ranking.query, document, ranking.instruction)
+    with widgets.scoring_errors_shown(), widgets.scoring_run("why") as show_progress:
+        spans = explain_in_steps(widgets.score_cache(), backend, ranking.query, document, ranking.instruction,
+                                 show_progress)
         st.html(explanation_html(document, spans, query_terms(ranking.query)))
 
 
+def show_last(body: str) -> None:
+    st.session_state.ranking = session_from_json(body).ranking
+
+
+def open_past(body: str) -> None:
+    session_panel.put_in_page(session_from_json(body))
+
+
+if not session_panel.address_session():
+    draft_panel.restore("rerank", INPUTS, show_last)
 session_panel.restore_from_address()
 st.title("Qwen-Ranker Pro")
 st.caption("Paste a query and candidate documents; Qwen3-Reranker orders them by how likely it answers “yes”.")
 
 controls, output = st.columns([2, 3], gap="large")
+progress_place = output.container()  # the run's progress at the top of the results, in view however long the inputs
 
 with controls:
     widgets.sample_buttons("query", "documents", "instruction_preset")
@@ -47,6 +63,7 @@ with controls:
         placeholder="One candidate per line. A tab and a digit (0/1/2) at the end of a line is its relevance label.")
     parsed = parse_documents(documents_text)
     widgets.documents_summary(parsed)
+    draft_panel.keep_inputs("rerank", INPUTS)
     rerank = st.button("Rerank", type="primary", disabled=backend is None, key="rerank", width="stretch")
     if rerank and not query.strip():
         st.error("Type a query first.")
@@ -56,21 +73,26 @@ with controls:
         rerank = False
     widgets.cancel_notice("rerank", "press Rerank to score the rest.")
     if rerank and backend is not None:
-        with widgets.scoring_errors_shown(), widgets.scoring_run("rerank") as show_progress:
+        with widgets.scoring_errors_shown(), widgets.scoring_run("rerank", progress_place) as show_progress:
             asked = Query(query, parsed.documents, instruction, passage_tokens=passages)
             [ranked] = rank_in_steps(widgets.score_cache(), backend, [asked], show_progress, "documents")
-            st.session_state.ranking = Ranking(backend.model_name, query, instruction, parsed, ranked, passages)
+            ranking = Ranking(backend.model_name, query, instruction, parsed, ranked, passages)
+            st.session_state.ranking = ranking
             st.session_state.why_open = None
+            draft_panel.keep_result("rerank", draft_panel.title_of(query, parsed.count, backend.model_name),
+                                    session_json(ranking, documents_text))
 
 with output:
     ranking: Ranking | None = st.session_state.get("ranking")
     if ranking is None:
         st.info("Type a query and documents (or pick a sample), then press **Rerank**.")
         session_panel.session_panel(None)
+        draft_panel.history("rerank", "rankings", open_past)
         st.stop()
     session_panel.restored_note(ranking)
     if backend is not None and not ranking.asked(backend.model_name, query, instruction, parsed, passages):
-        st.caption("The inputs or the model changed since this ranking: press Rerank to update it.")
+        st.warning("The inputs or the model changed since this ranking, which still shows the old ones: press "
+                   "**Rerank** to update it.", icon=":material/update:")
     top_k_column, mode_column, threshold_column = st.columns(3)
     top_k = int(top_k_column.number_input(
         "Cards shown (top k)", min_value=1, max_value=1000, value=10, key="top_k", persist_state="session",
@@ -97,14 +119,20 @@ with output:
             st.caption(f"Only the {len(kept)} of {len(ranking.ranked)} documents with {score_mode.lower()} "
                        f"≥ {threshold:g}.")
         terms = query_terms(ranking.query)
+        cards = st.container(gap="medium")  # cards apart; each card's own Why? close under it
         for doc in shown:
-            st.html(card_html(doc, score_mode, labels[doc.index] if labels is not None else None,
-                              ranking.parsed.duplicate_of.get(doc.index), terms))
-            opened = st.session_state.get("why_open") == doc.index
-            st.button("Hide why" if opened else "Why this rank?", key=f"why_{doc.index}", type="tertiary",
-                      icon=":material/psychology_alt:", on_click=toggle_why, args=(doc.index,))
-            if opened:
-                why_view(doc.document)
+            card = cards.container(gap="xxsmall")
+            card.html(card_html(doc, score_mode, labels[doc.index] if labels is not None else None,
+                                ranking.parsed.duplicate_of.get(doc.index), terms))
+            with card:
+                if st.session_state.get("why_open") == doc.index and st.session_state.get("why_cancelled"):
+                    st.session_state.why_open = None
+                    widgets.cancel_notice("why", "press **Why this rank?** to go on.")
+                opened = st.session_state.get("why_open") == doc.index
+                st.button("Hide why" if opened else "Why this rank?", key=f"why_{doc.index}", type="tertiary",
+                          icon=":material/psychology_alt:", on_click=toggle_why, args=(doc.index,))
+                if opened:
+                    why_view(doc.document)
         if len(kept) > top_k:
             st.caption(f"Showing the top {top_k} of {len(kept)}.")
 
@@ -143,3 +171,4 @@ with output:
             st.caption(caption)
 
     session_panel.session_panel(ranking)
+    draft_panel.history("rerank", "rankings", open_past)

@@ -12,14 +12,11 @@ import re
 from dataclasses import dataclass
 
 from reranker.core.backend import RerankBackend
-from reranker.core.ranking import Query
+from reranker.core.ranking import Judgement, Progress, Query
+from reranker.core.sentences import SENTENCE_END, looks_like_code
 
 MAX_SPANS = 40
 """Longer documents are explained by their first this many sentences (the last span then ends before the text)."""
-
-_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？；…]+|\n")
-_CODE_LINE = re.compile(r"^(\s{2,}|\t)|[{};:)]\s*$|^\s*(def|class|return|import|from|if|for|while|function|const|let|"
-                        r"var|public|private|#include)\b")
 
 
 @dataclass(frozen=True)
@@ -34,15 +31,28 @@ class Span:
 
 
 def explain(backend: RerankBackend, query: str, document: str, instruction: str | None = None,
-            max_spans: int = MAX_SPANS) -> list[Span]:
+            max_spans: int = MAX_SPANS, progress: Progress | None = None) -> list[Span]:
     """The document's sentences (lines, for code) in order, each with its delta; [] for a blank document.
 
     Spans do not overlap and together cover every non-blank character, up to the first `max_spans` sentences."""
-    bounds = sentence_spans(document)[:max_spans]
+    bounds, asked = explanation_query(query, document, instruction, max_spans)
     if not bounds:
         return []
+    [judged] = backend.judge_many([asked], progress)
+    return spans_of(document, bounds, judged)
+
+
+def explanation_query(query: str, document: str, instruction: str | None = None,
+                      max_spans: int = MAX_SPANS) -> tuple[list[tuple[int, int]], Query]:
+    """The sentences' (start, end), and the Query whose documents are the document and then the document without
+    each sentence: what `explain` judges (the workbench judges it in steps, through its cache)."""
+    bounds = sentence_spans(document)[:max_spans]
     variants = [document, *(document[:start] + document[end:] for start, end in bounds)]
-    [judged] = backend.judge_many([Query(query, variants, instruction)])
+    return bounds, Query(query, variants, instruction)
+
+
+def spans_of(document: str, bounds: list[tuple[int, int]], judged: list[Judgement]) -> list[Span]:
+    """Each sentence with its delta, from the judgements of explanation_query's documents."""
     whole = judged[0].logit
     return [Span(start, end, document[start:end], whole - without.logit)
             for (start, end), without in zip(bounds, judged[1:])]
@@ -51,19 +61,13 @@ def explain(backend: RerankBackend, query: str, document: str, instruction: str 
 def sentence_spans(document: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence, its surrounding blanks left out: English and Chinese sentence ends and line
     breaks cut; a document that looks like code is cut into lines only."""
-    cut = re.compile(r"\n") if looks_like_code(document) else _SENTENCE_END
+    cut = re.compile(r"\n") if looks_like_code(document) else SENTENCE_END
     spans, start = [], 0
     for match in cut.finditer(document):
         spans.append((start, match.end()))
         start = match.end()
     spans.append((start, len(document)))
     return [trimmed for s, e in spans if (trimmed := _trim(document, s, e)) is not None]
-
-
-def looks_like_code(document: str) -> bool:
-    """Several lines, at least a third of them indented or ending as code does (braces, semicolons, colons)."""
-    lines = [line for line in document.splitlines() if line.strip()]
-    return len(lines) >= 2 and sum(bool(_CODE_LINE.search(line)) for line in lines) * 3 >= len(lines)
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:

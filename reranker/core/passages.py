@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from reranker.core.backend import UnsupportedOption
 from reranker.core.ranking import Judgement, Passage, Query, best_of
+from reranker.core.sentences import SENTENCE_END, looks_like_code
 
 OVERLAP_SHARE = 0.125
 """How much of N a passage shares with the one before it (at most; it starts at a sentence start)."""
@@ -28,9 +29,6 @@ window (then it ends after N tokens, mid-sentence)."""
 
 Spans = list[tuple[int, int]]
 """A text's tokens as (start, end) character offsets, in order."""
-_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？；…]|\n")
-_CODE_LINE = re.compile(r"^(\s{2,}|\t)|[{};:)]\s*$|^\s*(def|class|return|import|from|if|for|while|function|const|let|"
-                        r"var|public|private|#include)\b")
 _WORD = re.compile(r"[0-9A-Za-z\u00c0-\u024f]+|\S")
 
 
@@ -48,12 +46,6 @@ def check_passage_options(q: Query, window_tokens: int | None = None) -> None:
                                 "fewer")
     if q.max_passages is not None and q.max_passages < 1:
         raise UnsupportedOption(f"max_passages is {q.max_passages}; read at least 1 passage of each document")
-
-
-def looks_like_code(text: str) -> bool:
-    """Several lines, at least a third of them indented or ending as code does (braces, semicolons, colons)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return len(lines) >= 2 and sum(bool(_CODE_LINE.search(line)) for line in lines) * 3 >= len(lines)
 
 
 def passage_bounds(text: str, spans: Spans, tokens: int, max_passages: int | None = None,
@@ -90,7 +82,7 @@ def _break_after(text: str, spans: Spans, code: bool) -> list[bool]:
     for k, (start, _) in enumerate(spans):
         gap_end = spans[k + 1][0] if k + 1 < len(spans) else len(text)
         piece = text[start:gap_end]
-        out.append("\n" in piece if code else bool(_SENTENCE_END.search(piece + " ")))
+        out.append("\n" in piece if code else bool(SENTENCE_END.search(piece + " ")))
     return out
 
 

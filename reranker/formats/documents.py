@@ -9,6 +9,7 @@ says why the labels were not used.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ class ParsedDocuments:
     """Document index -> index of the first document with the same text."""
     labelled_lines: int = 0
     """Lines that ended in a tab and a digit (all of them when `labels` is set)."""
+    invisible_lines: int = 0
+    """Lines dropped as blank though not empty: nothing in them shows (zero-width spaces and the like)."""
 
     @property
     def count(self) -> int:
@@ -40,6 +43,11 @@ class ParsedDocuments:
             more = len(self.duplicate_of) - 5
             notes.append(f"{len(self.duplicate_of)} duplicate document{'s' if len(self.duplicate_of) > 1 else ''}: "
                          f"{pairs}{f' and {more} more' if more > 0 else ''}. They get the same score.")
+        if self.invisible_lines:
+            lines = "line" if self.invisible_lines == 1 else "lines"
+            notes.append(f"{self.invisible_lines:,} {lines} with nothing visible in them (only zero-width or other "
+                         f"invisible characters) {'was' if self.invisible_lines == 1 else 'were'} left out, as "
+                         "blank lines are.")
         if self.labels is None and self.labelled_lines:
             notes.append(f"{self.labelled_lines} of {self.count} lines end in a tab and a relevance label; labels "
                          "are used only when every line has one, so these lines were kept whole.")
@@ -47,9 +55,20 @@ class ParsedDocuments:
 
 
 def document_lines(text: str) -> list[tuple[int, str]]:
-    """The one "one document per line" rule: (line number from 1, the line stripped), blank lines dropped."""
+    """The one "one document per line" rule: (line number from 1, the line stripped), blank lines dropped; a line
+    with no visible character (only spaces, zero-width spaces or other invisible marks) is blank."""
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
-    return [(n, line) for n, line in lines if line]
+    return [(n, line) for n, line in lines if is_visible(line)]
+
+
+def invisible_lines(text: str) -> int:
+    """Lines that look like text to the eye of the pasting program but show nothing (e.g. only U+200B)."""
+    return sum(1 for line in text.splitlines() if line.strip() and not is_visible(line))
+
+
+def is_visible(text: str) -> bool:
+    """Whether the text has a character that shows: not a space, a control or a format mark (Unicode Z*, Cc, Cf)."""
+    return any(unicodedata.category(c)[0] != "Z" and unicodedata.category(c) not in ("Cc", "Cf") for c in text)
 
 
 def parse_documents(text: str) -> ParsedDocuments:
@@ -69,7 +88,7 @@ def parse_documents(text: str) -> ParsedDocuments:
             duplicate_of[i] = first_seen[doc]
         else:
             first_seen[doc] = i
-    return ParsedDocuments(documents, labels, [n for n, _ in lines], duplicate_of, labelled)
+    return ParsedDocuments(documents, labels, [n for n, _ in lines], duplicate_of, labelled, invisible_lines(text))
 
 
 def format_documents(documents: Sequence[str], labels: Sequence[float] | None = None) -> str:

@@ -23,9 +23,21 @@ from reranker.remote.vllm_server import VllmScoreBackend, open_vllm
 __all__ = ["SidecarBackend", "RerankApiBackend", "VllmScoreBackend", "open_server"]
 
 
+PROBE = ("Is this server ready to score?", "A one-line probe from Qwen-Ranker Pro.")
+"""The pair scored when a server is opened."""
+
+
 def open_server(url: str, key: str | None = None, timeout: float = 120.0, model: str | None = None) -> RerankBackend:
-    """The backend for the server at `url`. model: the name sent to servers that want one ($RERANKER_SERVER_MODEL;
-    a vLLM server's own is asked for, a Cohere-style server gets the 0.6B model's id)."""
+    """The backend for the server at `url`, once it has scored a probe pair (PROBE): a server that answers but cannot
+    score (a wrong path, a missing or wrong key, a model it does not serve) is told now, not at the first rerank.
+    model: the name sent to servers that want one ($RERANKER_SERVER_MODEL; a vLLM server's own is asked for, a
+    Cohere-style server gets the 0.6B model's id)."""
+    backend = _backend_for(url, key, timeout, model)
+    backend.judge(PROBE[0], [PROBE[1]])
+    return backend
+
+
+def _backend_for(url: str, key: str | None, timeout: float, model: str | None) -> RerankBackend:
     url = url.strip().rstrip("/")
     model = model or os.environ.get("RERANKER_SERVER_MODEL") or None
     for suffix in ("/v1/score", "/score"):
@@ -36,7 +48,7 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
         if _is_vllm(ServerConnection(base, key, timeout, retries=0)):
             return open_vllm(base, key, timeout, model)
         return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
-                                path="")
+                                path="", model_named=bool(model))
     probe = ServerConnection(url, key, timeout, retries=0)
     _, health = probe.probe("/health")  # a sidecar says so while loading (503) too
     if isinstance(health, dict) and health.get("server") == SERVER_NAME:
@@ -48,7 +60,8 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
         return SidecarBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
     if _is_vllm(probe):
         return open_vllm(url, key, timeout, model)
-    return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL)
+    return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
+                            model_named=bool(model))
 
 
 def _is_vllm(probe: ServerConnection) -> bool:

@@ -18,9 +18,18 @@ class RerankApiBackend(RemoteBackend):
     kind = "rerank server (Cohere / Jina API)"
     several_queries = False
 
-    def __init__(self, connection: ServerConnection, model_name: str, path: str = "/v1/rerank", **kwargs: int) -> None:
+    def __init__(self, connection: ServerConnection, model_name: str, path: str = "/v1/rerank",
+                 model_named: bool = True, **kwargs: int) -> None:
+        """model_named: whether `model_name` was given (else it is only the name sent, the server not saying)."""
         super().__init__(connection, model_name, **kwargs)
         self.path = path
+        self.model_named = model_named
+
+    def describe(self) -> dict[str, object]:
+        described = super().describe()
+        if not self.model_named:
+            described["model"] = f"not told by the server (sent as {self.model_name})"
+        return described
 
     @property
     def capabilities(self) -> Capabilities:

@@ -17,6 +17,16 @@ class Cliff:
     after_rank: int
     """The drop is between this rank and the next."""
     drop: float
+    next_drop: float = 0.0
+    """The second largest drop between neighbours (0 with only one)."""
+
+    @property
+    def clear(self) -> bool:
+        """The drop stands out: at least CLEAR_RATIO times any other, so it says something about the list."""
+        return self.drop > 0 and self.drop >= CLEAR_RATIO * self.next_drop
+
+
+CLEAR_RATIO = 2.0
 
 
 def find_cliff(values: Sequence[float]) -> Cliff | None:
@@ -25,7 +35,7 @@ def find_cliff(values: Sequence[float]) -> Cliff | None:
         return None
     drops = [values[i] - values[i + 1] for i in range(len(values) - 1)]
     i = max(range(len(drops)), key=lambda j: (drops[j], -j))
-    return Cliff(after_rank=i + 1, drop=drops[i])
+    return Cliff(after_rank=i + 1, drop=drops[i], next_drop=max((d for j, d in enumerate(drops) if j != i), default=0))
 
 
 def cliff_caption(values: Sequence[float]) -> str | None:
@@ -34,7 +44,10 @@ def cliff_caption(values: Sequence[float]) -> str | None:
     cliff = find_cliff(values)
     if cliff is None or cliff.drop <= 0:
         return None
-    where = f"Largest drop: {cliff.drop:.3f}, between rank {cliff.after_rank} and {cliff.after_rank + 1}"
+    where = f"Largest drop: {cliff.drop:.3f}, between rank {cliff.after_rank:,} and {cliff.after_rank + 1:,}"
+    if not cliff.clear:
+        return (f"No clear cliff: the largest drop ({cliff.drop:.3f}, after rank {cliff.after_rank:,}) is about the "
+                f"size of the next ({cliff.next_drop:.3f}); the scores fall without a break.")
     below = len(values) - cliff.after_rank
     if cliff.after_rank <= below:
         who = "the top document stands" if cliff.after_rank == 1 else f"the top {cliff.after_rank} stand"
@@ -53,10 +66,10 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
         hovertemplate=f"rank %{{x}}<br>{value_name} %{{y:.4f}}" + ("<br>%{text}" if hover_texts else "")
         + "<extra></extra>"))
     cliff = find_cliff(values)
-    if cliff is not None and cliff.drop > 0:
+    if cliff is not None and cliff.clear:
         fig.add_vrect(x0=cliff.after_rank, x1=cliff.after_rank + 1, fillcolor=CLIFF_RED, opacity=0.12,
                       line_width=0, annotation_text=f"cliff: a drop of {cliff.drop:.3f} after rank {cliff.after_rank}",
-                      annotation_position="bottom left")
+                      annotation_position="top right" if cliff.after_rank <= len(values) / 2 else "top left")
         fig.add_trace(go.Scatter(
             x=[cliff.after_rank, cliff.after_rank + 1], y=[values[cliff.after_rank - 1], values[cliff.after_rank]],
             mode="lines+markers", name="cliff", line={"color": CLIFF_RED, "width": 4}, hoverinfo="skip"))

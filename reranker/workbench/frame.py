@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -122,12 +123,13 @@ def backend_sidebar() -> Spec | None:
     opening = openings().get(spec, retry_failure_after=SERVER_RETRY_SECONDS if on_server else None)
     opening.wait(READY_AT_ONCE_SECONDS)
     if not opening.done:
-        waiting = f"Asking {address}" if on_server else f"Loading {address} (a hub model downloads the first time)"
+        waiting = (f"Asking {address}" if on_server else f"Loading {address}" if Path(address).is_dir()
+                   else f"Loading {address} (a hub model downloads the first time)")
         status.info(plain_markdown(waiting + "…"), icon=":material/hourglass_top:")
         opening_notice(spec, waiting)
         return spec
     if opening.backend is None:
-        status.error("Engine not loaded")
+        status.error("Server not usable" if on_server else "Engine not loaded")
         st.sidebar.button("Try again", key="backend_retry", on_click=openings().forget, args=(spec,),
                           icon=":material/refresh:")
         st.error(plain_markdown(opening.error or "it stopped without saying why"),
@@ -190,6 +192,9 @@ def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str |
         st.info("Type the server's address, e.g. http://127.0.0.1:8502.")
         return None
     if not is_server(url):
-        st.error("The address starts with http:// or https://.")
-        return None
+        if "://" in url or " " in url:
+            st.error("A server's address starts with http:// or https://.")
+            return None
+        url = f"http://{url}"
+        st.caption(plain_markdown(f"Taken as {url}."))
     return url, key or (env_key if url == env_url else None)

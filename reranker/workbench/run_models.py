@@ -45,11 +45,14 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
                          help="A server costs nothing here; it is asked what it is, as in the sidebar.").strip()
     if not name:
         return None
+    if choice == SERVER and not is_server(name):
+        if "://" in name or " " in name:
+            st.error("A server's address starts with http:// or https://.")
+            return None
+        name = f"http://{name}"
+        st.caption(plain_markdown(f"Taken as {name}."))
     if is_server(name):
         return _opened(name, None)
-    if choice == SERVER:
-        st.error("A server's address starts with http:// or https://.")
-        return None
     return sidebar if name == sidebar.model_name else _opened(name, _bytes_per_parameter(sidebar))
 
 

@@ -1,5 +1,5 @@
 """A Rerank result kept on disk or in a file: the inputs, the model and every document's judgement, so opening it
-shows the ranking again without scoring.
+shows the ranking again without scoring; and a Compare result as JSON, for the page's history (workbench.drafts).
 
 Saved sessions live in `<data folder>/sessions/<id>.json` (the data folder is RERANKER_DATA_DIR, the sidecar's,
 default ./data); the same JSON is what the page downloads and uploads.
@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reranker.core.ranking import Judgement, Passage, rank_judgements
-from reranker.formats.documents import parse_documents
+from reranker.core.ranking import Judgement, Passage, RankedDocument, rank_judgements
+from reranker.formats.documents import ParsedDocuments, parse_documents
+from reranker.workbench.comparison import CompareRun, Comparison
 from reranker.workbench.results import Ranking
 
 FORMAT = "qwen-ranker-pro session"
+COMPARISON_FORMAT = "qwen-ranker-pro comparison"
 VERSION = 1
 MAX_SESSION_BYTES = 50 * 1024 * 1024
 _SESSION_ID = re.compile(r"[0-9a-f]{16}")
@@ -46,14 +48,10 @@ def data_folder() -> Path:
 
 def session_json(ranking: Ranking, documents_text: str, saved_at: str | None = None, id: str | None = None) -> str:
     """The session as JSON: what was asked, and each input document's judgement in input order."""
-    judgements: list[dict[str, object]] = [{}] * len(ranking.parsed.documents)
-    for d in ranking.ranked:
-        judgements[d.index] = {"score": d.score, "logit": d.logit, "tokens": d.tokens, "truncated": d.truncated,
-                               "passages": [[p.start, p.end, p.score, p.logit] for p in d.passages or ()] or None}
-    return json.dumps({"format": FORMAT, "version": VERSION, "id": id,
-                       "saved_at": saved_at or datetime.now(UTC).isoformat(timespec="seconds"),
+    return json.dumps({"format": FORMAT, "version": VERSION, "id": id, "saved_at": saved_at or _now(),
                        "model": ranking.model, "query": ranking.query, "instruction": ranking.instruction,
-                       "documents_text": documents_text, "judgements": judgements}, ensure_ascii=False, indent=1)
+                       "documents_text": documents_text, "passage_tokens": ranking.passage_tokens,
+                       "judgements": _judgements_json(ranking.ranked)}, ensure_ascii=False, indent=1)
 
 
 def session_from_json(data: bytes | str) -> SavedSession:
@@ -70,22 +68,67 @@ def session_from_json(data: bytes | str) -> SavedSession:
         raise SessionError(f"this session was saved by another version of the workbench (version "
                            f"{body.get('version')!r}; this one reads {VERSION})")
     try:
-        documents_text, judged = str(body["documents_text"]), body["judgements"]
+        documents_text = str(body["documents_text"])
         parsed = parse_documents(documents_text)
-        if not isinstance(judged, list) or len(judged) != parsed.count:
-            raise SessionError(f"the session holds {len(judged) if isinstance(judged, list) else 'no'} judgements "
-                               f"for {parsed.count} documents")
-        judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"),
-                                tuple(Passage(int(a), int(b), float(s), float(g)) for a, b, s, g in j["passages"])
-                                if j.get("passages") else None)
-                      for j in judged]
+        passages = int(body["passage_tokens"]) if body.get("passage_tokens") else None
         ranking = Ranking(str(body["model"]), str(body["query"]), str(body["instruction"]), parsed,
-                          rank_judgements(parsed.documents, judgements))
+                          _ranked(parsed, body["judgements"]), passages)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, SessionError):
             raise
         raise SessionError(f"the session is incomplete or damaged ({type(e).__name__}: {e})") from None
     return SavedSession(ranking, documents_text, str(body.get("saved_at") or "an unknown time"), body.get("id"))
+
+
+def comparison_json(comparison: Comparison, documents_text: str) -> str:
+    """A Compare result as JSON: what was asked, and each run's judgements in input order."""
+    return json.dumps({"format": COMPARISON_FORMAT, "version": VERSION, "saved_at": _now(),
+                       "query": comparison.query, "documents_text": documents_text,
+                       "passage_tokens": comparison.passage_tokens,
+                       "runs": [{"name": run.name, "model": run.model, "instruction": run.instruction,
+                                 "judgements": _judgements_json(run.ranked)} for run in comparison.runs]},
+                      ensure_ascii=False)
+
+
+def comparison_from_json(data: str) -> Comparison:
+    """A Compare result read back; SessionError when it is not one."""
+    try:
+        body = json.loads(data)
+        if body.get("format") != COMPARISON_FORMAT or body.get("version") != VERSION:
+            raise SessionError("this is not a comparison of this version of the workbench")
+        parsed = parse_documents(str(body["documents_text"]))
+        runs = [CompareRun(str(run["name"]), str(run["instruction"]), _ranked(parsed, run["judgements"]),
+                           str(run["model"])) for run in body["runs"]]
+        passages = int(body["passage_tokens"]) if body.get("passage_tokens") else None
+        return Comparison(str(body["query"]), parsed, runs, passages)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, SessionError):
+            raise
+        raise SessionError(f"the comparison is incomplete or damaged ({type(e).__name__}: {e})") from None
+
+
+def _judgements_json(ranked: list[RankedDocument]) -> list[dict[str, object]]:
+    """Each document's judgement in input order."""
+    judgements: list[dict[str, object]] = [{}] * len(ranked)
+    for d in ranked:
+        judgements[d.index] = {"score": d.score, "logit": d.logit, "tokens": d.tokens, "truncated": d.truncated,
+                               "passages": [[p.start, p.end, p.score, p.logit] for p in d.passages or ()] or None}
+    return judgements
+
+
+def _ranked(parsed: ParsedDocuments, judged: object) -> list[RankedDocument]:
+    if not isinstance(judged, list) or len(judged) != parsed.count:
+        raise SessionError(f"it holds {len(judged) if isinstance(judged, list) else 'no'} judgements for "
+                           f"{parsed.count} documents")
+    judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"),
+                            tuple(Passage(int(a), int(b), float(s), float(g)) for a, b, s, g in j["passages"])
+                            if j.get("passages") else None)
+                  for j in judged]
+    return rank_judgements(parsed.documents, judgements)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def save_session(ranking: Ranking, documents_text: str, folder: Path | None = None) -> SavedSession:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from reranker.analysis.explanations import Span, explain
 from reranker.core.backend import RerankBackend
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Query
@@ -25,8 +24,6 @@ class ScoreCache:
     backend_calls: int = 0
     """judge_many calls made on the backend; stays put when everything asked for was cached."""
     pairs_scored: int = 0
-    explanations: dict[tuple[str, str, str, str], list[Span]] = field(default_factory=dict)
-    """explain() answers per (backend, instruction, query, document)."""
 
     def key(self, model: str, q: Query, document: str) -> PairKey:
         """What decides a pair's judgement: the model, the instruction, the texts, how the document is cut and whether
@@ -64,14 +61,6 @@ class ScoreCache:
                   for q in queries]
         self._forget_oldest()
         return answer
-
-    def explanation(self, backend: RerankBackend, query: str, document: str,
-                    instruction: str | None = None) -> list[Span]:
-        """explain(backend, query, document, instruction), asked once."""
-        key = (backend_key(backend), resolve_instruction(instruction), query, document)
-        if key not in self.explanations:
-            self.explanations[key] = explain(backend, query, document, instruction)
-        return self.explanations[key]
 
     def _forget_oldest(self) -> None:
         extra = len(self.judgements) - self.max_pairs

@@ -26,14 +26,19 @@ _RESTORED = "session_restored"  # (the restored Ranking, "saved at … with mode
 _PROBLEM = "session_problem"
 
 
+def address_session() -> str | None:
+    """The saved session the page's address names, if any."""
+    return st.query_params.get(ADDRESS_PARAM) or None
+
+
 def restore_from_address() -> None:
     """Before the inputs are drawn: open the session in the address (once), filling the inputs and the ranking."""
-    session_id = st.query_params.get(ADDRESS_PARAM)
+    session_id = address_session()
     if not session_id or st.session_state.get(_OPENED) == session_id:
         return
     st.session_state[_OPENED] = session_id
     try:
-        _put_in_page(open_session(session_id))
+        put_in_page(open_session(session_id))
     except SessionError as e:
         st.error(plain_markdown(str(e)), title="The saved session could not be opened")
 
@@ -79,14 +84,14 @@ def _open_upload() -> None:
     if upload is None:
         return
     try:
-        _put_in_page(session_from_json(upload.getvalue()))
+        put_in_page(session_from_json(upload.getvalue()))
     except SessionError as e:
         st.session_state[_PROBLEM] = (f"{upload.name} could not be opened", str(e))
         return
     st.query_params.pop(ADDRESS_PARAM, None)
 
 
-def _put_in_page(saved: SavedSession) -> None:
+def put_in_page(saved: SavedSession) -> None:
     """The saved inputs into the widgets (before they are drawn) and the saved ranking as the page's result."""
     ranking = saved.ranking
     st.session_state.query = ranking.query
@@ -95,6 +100,7 @@ def _put_in_page(saved: SavedSession) -> None:
     st.session_state.instruction_preset = preset or CUSTOM
     if preset is None:
         st.session_state.instruction_text = ranking.instruction
+    st.session_state.passage_tokens = ranking.passage_tokens or 0
     st.session_state.ranking = ranking
     st.session_state.why_open = None
     st.session_state[_RESTORED] = (ranking, f"Saved at {_local_time(saved.saved_at)} with model {ranking.model}; "

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from reranker.core.backend import BackendError, UnsupportedOption
 from reranker.formats.documents import ParsedDocuments, format_documents
@@ -67,19 +68,19 @@ def sample_buttons(query_key: str, documents_key: str, preset_key: str | None = 
 def documents_summary(parsed: ParsedDocuments, without_labels: str = "") -> None:
     """The count under a documents box, and why duplicates or labels need a look."""
     labels = " · with relevance labels" if parsed.labels is not None else without_labels
-    st.caption(f"{parsed.count} document{'' if parsed.count == 1 else 's'}{labels}")
+    st.caption(f"{parsed.count:,} document{'' if parsed.count == 1 else 's'}{labels}")
     for note in parsed.warnings():
         st.warning(plain_markdown(note))
 
 
 @contextmanager
-def scoring_run(name: str) -> Iterator[Callable[[ScoringProgress], None]]:
-    """A progress bar (done, elapsed, time left) and a Cancel button where this is called, for the run `name`; yields
-    the progress callback for scoring_steps.judge_in_steps.
+def scoring_run(name: str, where: DeltaGenerator | None = None) -> Iterator[Callable[[ScoringProgress], None]]:
+    """A progress bar (done, elapsed, time left) and a Cancel button where this is called (or in `where`, a place
+    kept in view), for the run `name`; yields the progress callback for scoring_steps.judge_in_steps.
 
     Cancel makes Streamlit stop this script at its next progress update and run the page again, so the steps
     already scored stay in the score cache; cancel_notice(name) then says how far it got."""
-    area = st.empty()
+    area = (where or st).empty()
     with area.container():
         bar = st.progress(0.0, text="Starting…")
         st.button("Cancel", key=f"{name}_cancel", on_click=_cancelled, args=(name,), icon=":material/stop_circle:")
