@@ -125,6 +125,23 @@ def test_a_malformed_csv_names_its_line(page):
     assert "line 3" in error.value and "double quotes" in error.value.replace("\\", "")
 
 
+def test_a_ragged_file_can_go_on_without_its_bad_rows_and_says_which_were_left_out(page, reranker):
+    data = (b"query,document\nWhat is the capital?,Beijing.\nWhat is the capital?,Paris, France\n"
+            b"What is the capital?,Rome.\nWhat is the capital?,one,two,three\n")
+    at = upload(page, "ragged.csv", data)
+    (error,) = at.main.error
+    assert "line 3" in error.value and "batch_run" not in [b.key for b in at.button]
+    at = at.checkbox(key="batch_skip_bad").check().run()
+    assert not at.exception
+    (warning,) = [w for w in at.warning if "left out" in w.value]
+    assert warning.value.replace("\\", "").startswith("2 left out (line 3: 3 fields") and "line 5" in warning.value
+    at = at.button(key="batch_run").click().run()
+    results = at.session_state["batch"]["results"]
+    assert sorted(results["document"]) == ["Beijing.", "Rome."]
+    assert results.sort_values("document")["score"].tolist() == pytest.approx(
+        reranker.score("What is the capital?", ["Beijing.", "Rome."]), abs=1e-5)
+
+
 def test_the_upload_limit_is_the_same_everywhere(page):
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES  # what the uploader itself says
@@ -212,7 +229,8 @@ def test_upload_handed_to_a_live_sidecar_is_followed_on_the_jobs_page(opened_app
         at = at.run()
     assert at.selectbox(key="jobs_picker").value == job_id
 
-    csv_bytes, json_bytes = at.session_state["jobs_results"][(keyed_sidecar.url, job_id)]
+    [(csv_bytes, json_bytes, _)] = [kept for (url, kept_id, status, _), kept in at.session_state["jobs_results"].items()
+                                    if (url, kept_id, status) == (keyed_sidecar.url, job_id, "done")]
     table = pd.read_csv(io.BytesIO(csv_bytes), keep_default_na=False)
     assert table.columns.tolist() == list(EXPORT_COLUMNS)  # the upload's columns are all mapped
     assert table["index"].tolist() == list(range(6)) and table["label"].tolist() == [2, 2, 0, 0, 0, 1]

@@ -197,6 +197,7 @@ def test_the_scatter_plots_the_runs_of_the_comparison_on_screen(page, reranker):
     page.selectbox(key="compare_B_preset").set_value(PRESETS[3]).run()
     at = page.button(key="compare").click().run()
 
+    assert sum("in this process" in m.value for m in at.markdown) == 2  # each run says where its model ran
     [scatter] = [c for c in at.get("plotly_chart") if c.key == "scatter_chart"]
     [points] = [t for t in json.loads(scatter.proto.spec)["data"] if len(t.get("x", ())) == len(documents)]
     for axis, preset in (("x", PRESETS[0]), ("y", PRESETS[3])):

@@ -129,7 +129,7 @@ def test_a_done_job_is_listed_with_both_downloads_and_a_hostile_name_stays_text(
     assert at.main.success[0].value.replace("\\", "").startswith("Done: 6 pairs scored in ")
     buttons = {b.label: b for b in at.get("download_button")}
     assert set(buttons) == {"Download CSV", "Download JSON"}
-    csv, data = at.session_state["jobs_results"][(open_sidecar.url, job_id)]
+    csv, data, _ = at.session_state["jobs_results"][(open_sidecar.url, job_id, "done", 6)]
     scored = pd.read_csv(io.BytesIO(csv), encoding="utf-8-sig")
     assert len(scored) == 6 and scored.columns.tolist() == list(EXPORT_COLUMNS[:-1])  # the export schema
     rows = json.loads(data)
@@ -141,6 +141,26 @@ def test_a_done_job_is_listed_with_both_downloads_and_a_hostile_name_stays_text(
     at = at.selectbox(key="jobs_picker").set_value(newer).run()
     assert not at.exception and f"Job {newer[:8]}" in [h.value for h in at.subheader]
     assert at.session_state["jobs_picked"] == newer and at.query_params["job"] == newer
+
+
+def test_a_done_job_with_labels_shows_how_well_it_ranks_them(open_sidecar, monkeypatch, reranker):
+    from reranker.analysis.ranking_metrics import label_metrics
+
+    client = jobs_of(open_sidecar.url)
+    documents = ["The capital of China is Beijing.", "Gravity pulls things down.", "北京是中国的首都。"]
+    labels = [int("Beijing" in d or "北京" in d) for d in documents]
+    table = "query,document,label\n" + "".join(f"What is the capital of China?,{d},{g}\n"
+                                                for d, g in zip(documents, labels))
+    job_id = client.submit_table("labelled.csv", table.encode(), {"query": "query", "document": "document",
+                                                                   "label": "label"})["id"]
+    wait_for(client, job_id, "done")
+    at = jobs_page(monkeypatch, server=open_sidecar.url, job=job_id)
+    assert not at.exception and not at.main.error
+    assert "Against the labels" in [h.value for h in at.subheader]
+    ranked = reranker.rank("What is the capital of China?", documents)
+    want = label_metrics([float(labels[d.index]) for d in ranked], 10)
+    per_query = at.dataframe[-1].value
+    assert per_query["NDCG@10"].tolist() == [want["NDCG@10"]] and per_query["MRR"].tolist() == [want["MRR"]]
 
 
 def test_the_job_picked_on_another_page_is_shown_and_the_address_follows(open_sidecar, monkeypatch):
@@ -167,6 +187,10 @@ def test_a_running_job_can_be_cancelled_and_retried(keyed_sidecar, monkeypatch):
         assert not at.exception and not at.main.error
         assert client.job(job_id)["status"] == "cancelled"
         assert "Cancelled with" in texts(at.main.warning) and "of 40 pairs scored" in texts(at.main.warning)
+        done = client.job(job_id)["progress"]["done"]
+        if done:  # what it had scored can be downloaded
+            assert {b.label for b in at.get("download_button")} == {f"Download the {done:,} scored (CSV)",
+                                                                   f"Download the {done:,} scored (JSON)"}
         at = at.button(key="job_retry").click().run()
         assert not at.exception and not at.main.error
         assert client.job(job_id)["status"] in ("queued", "running", "done")
@@ -185,7 +209,15 @@ def failed_job_panel() -> None:
     from reranker.workbench.job_panel import job_detail
 
     class Sidecar:
-        url = "http://sidecar.invalid"
+        url = shown = "http://sidecar.invalid"
+        scored = [{"index": n, "row": n, "document": f"passage {n}", "score": 0.9 - n / 10, "logit": 2.0 - n,
+                   "rank": n + 1, "label": float(n == 0)} for n in range(4)]
+
+        def results_csv(self, job_id: str) -> bytes:
+            return b"query,document\n" + b"".join(f"q,passage {n}\n".encode() for n in range(4))
+
+        def results_json(self, job_id: str) -> dict:
+            return {"id": job_id, "status": "failed", "queries": [{"query": "q", "results": self.scored}]}
 
         def retry(self, job_id: str) -> dict:
             st.session_state.retried = job_id
@@ -205,7 +237,11 @@ def test_a_failed_job_shows_its_error_as_text_and_can_be_retried():
     assert error.value.replace("\\", "") == ("Failed with 4 of 10 pairs scored. "
                                               "**out of memory** <b>at</b> [chunk](http://x) 3")
     assert "\\*\\*out" in error.value and "\\<b\\>" in error.value  # escaped: shown exactly as the sidecar wrote it
-    assert not at.get("download_button") and "job_cancel" not in [b.key for b in at.button]
+    assert "job_cancel" not in [b.key for b in at.button]
+    assert [b.label for b in at.get("download_button")] == ["Download the 4 scored (CSV)",
+                                                            "Download the 4 scored (JSON)"]
+    assert "Against the labels (the pairs scored so far)" in [h.value for h in at.subheader]
+    assert at.dataframe[0].value["MRR"].tolist() == [1.0]  # the labelled passage ranks first
     at.button(key="job_retry").click().run()
     assert at.session_state["retried"] == "f" * 32
 

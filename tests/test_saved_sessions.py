@@ -34,11 +34,13 @@ def cards(at: AppTest) -> str:
 def test_a_saved_session_opens_from_its_address_without_scoring(workbench_model, opened_app, data_dir):
     at = ranked_page(opened_app)
     ranking = at.session_state["ranking"]
+    at.context["url"] = "http://gpu-box:8501/"  # the address the browser shows
     at = at.button(key="session_save").click().run()
     assert not at.exception and not at.error
     session_id = at.query_params["session"]
     assert (data_dir / "sessions" / f"{session_id}.json").exists()
     assert any(f"Saved as session {session_id}" in c.value for c in at.caption)
+    assert [c.value for c in at.code] == [f"http://gpu-box:8501/?session={session_id}"]  # with a copy button
 
     again = AppTest.from_file(str(APP), default_timeout=120)
     again.query_params["session"] = session_id

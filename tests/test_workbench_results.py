@@ -56,9 +56,9 @@ def test_card_badges_for_labels_and_duplicates():
     assert "label 2" in html and "duplicate of input #1" in html
 
 
-def test_table_frame_keeps_the_text_in_view_best_first():
+def test_table_frame_puts_the_numbers_in_view_then_the_text_best_first():
     frame = table_frame(ranked_docs())
-    assert list(frame.columns) == ["rank", "score", "text", "log-odds", "input #", "tokens", "truncated"]
+    assert list(frame.columns) == ["rank", "score", "log-odds", "input #", "tokens", "truncated", "text"]  # one is cut
     assert frame["rank"].tolist() == [1, 2, 3, 4]
     assert frame["input #"].tolist() == [2, 4, 3, 1]
     assert frame["text"].iloc[0] == ATTACK
@@ -141,6 +141,7 @@ def test_rank_table_has_a_rank_column_per_instruction():
     assert frame["rank A"].tolist() == [1, 2, 3]
     assert frame["rank B"].tolist() == [3, 2, 1]
     assert frame["label"].tolist() == [2, 0, 1]
+    assert list(frame) == ["input #", "label", "rank A", "rank B", "score A", "score B", "text"]  # the text last
 
 
 def test_agreement_and_metrics_tables():
@@ -161,3 +162,9 @@ def test_tied_instructions_are_all_marked_best_and_told():
     assert best_text(metrics, 2).startswith("Tie: runs A and C do equally well")
     assert "Hit@1 yes" in best_text(metrics, 2)
     assert best_text(metrics_table(runs(), labels=[2, 0, 1], k=2), 2).startswith("Best: run A (")
+
+
+def test_the_table_leaves_out_truncated_when_nothing_was_cut_and_puts_labels_before_the_text():
+    whole = [RankedDocument(0, "a", 0.9, 2.2, 1, 5, False), RankedDocument(1, "b", 0.1, -2.2, 2, 5, None)]
+    assert list(table_frame(whole, labels=[1, 0])) == ["rank", "score", "log-odds", "input #", "tokens", "label",
+                                                        "text"]

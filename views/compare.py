@@ -98,8 +98,8 @@ elif compare and ready:
                                     [Query(query, parsed.documents, chosen[i][1], passage_tokens=passages)
                                      for i in mine], show_progress)
             ranked.update(zip(mine, answers))
-        runs = [CompareRun(NAMES[i], resolve_instruction(instruction), ranked[i], model.model_name)
-                for i, (model, instruction) in enumerate(chosen)]
+        runs = [CompareRun(NAMES[i], resolve_instruction(instruction), ranked[i], model.model_name,
+                           model.capabilities.where) for i, (model, instruction) in enumerate(chosen)]
         comparison = Comparison(query, parsed, runs, passages)
         st.session_state.comparison = comparison
         draft_panel.keep_result("compare", draft_panel.title_of(
@@ -117,9 +117,11 @@ if ready and not comparison.asked([(m.model_name, i) for m, i in chosen], query,
     st.warning("The query, documents, models or instructions changed since this comparison, which still shows the "
                "old ones: press **Compare** to update it.", icon=":material/update:")
 st.markdown(f"**Compared for the query:** {widgets.plain_markdown(comparison.query)}  \n"
-            f"{len(comparison.parsed.documents)} documents")
+            f"{len(comparison.parsed.documents):,} documents")
 for run in comparison.runs:
-    st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.model)} · {widgets.plain_markdown(run.instruction)}")
+    where = f" ({run.where})" if run.where else ""
+    st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.model + where)} · "
+                f"{widgets.plain_markdown(run.instruction)}")
 labels = comparison.parsed.labels
 
 st.subheader("Ranks")

@@ -5,13 +5,19 @@ import time
 
 import streamlit as st
 
-from reranker.analysis.ranking_metrics import metric_text
 from reranker.core.backend import BackendError
 from reranker.formats.columns import guess_columns
 from reranker.formats.exports import export_csv, export_json
-from reranker.formats.tables import TableError, pairs_from_table, read_table
+from reranker.formats.tables import (
+    TableError,
+    decode_text,
+    delimiter_of,
+    pairs_from_table,
+    read_table,
+    read_table_skipping,
+)
 from reranker.workbench import ASSETS, frame, job_panel, widgets
-from reranker.workbench.batch_scoring import batch_metrics, overall_metrics, run_batch
+from reranker.workbench.batch_scoring import batch_metrics, run_batch
 
 NONE = "(none)"
 ALL_QUERIES = "(all queries)"
@@ -36,8 +42,23 @@ data = upload.getvalue()
 try:
     table = read_table(data, upload.name)
 except TableError as e:
-    st.error(widgets.plain_markdown(str(e)), title=f"{widgets.plain_markdown(upload.name)} cannot be used")
-    st.stop()
+    if not str(e).startswith(("line ", "this file could not be read as")):  # not a row it could leave out
+        st.error(widgets.plain_markdown(str(e)), title=f"{widgets.plain_markdown(upload.name)} cannot be used")
+        st.stop()
+    st.error(widgets.plain_markdown(str(e)), title=f"{widgets.plain_markdown(upload.name)} has a row that cannot "
+             "be read")
+    if not st.checkbox("Leave out the rows that cannot be read, and go on with the rest", key="batch_skip_bad"):
+        st.stop()
+    try:
+        table, skipped = read_table_skipping(data, upload.name)
+    except TableError as again:
+        st.error(widgets.plain_markdown(str(again)), title=f"{widgets.plain_markdown(upload.name)} cannot be used")
+        st.stop()
+    shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5:,} more" if len(skipped) > 5 else "")
+    st.warning(widgets.plain_markdown(f"{len(skipped):,} left out ({shown}). {len(table):,} rows are used; their "
+                                      "input # counts the rows read."), icon=":material/rule:")
+    # what a background job gets: the rows read, as they were (no cell changed), nothing it would refuse
+    data = table.to_csv(index=False, sep=delimiter_of(decode_text(data), upload.name)).encode("utf-8")
 
 st.subheader("Columns")
 columns = list(table.columns)
@@ -154,11 +175,7 @@ if batch is not None:
     per_query = batch_metrics(results, k)
     if len(per_query):
         st.subheader("Against the labels")
-        overall = overall_metrics(per_query)
-        for column, (name, value) in zip(st.columns(len(overall)), overall.items()):
-            column.metric(f"{name} (mean of {len(per_query)} queries)", metric_text(name, value, len(per_query)))
-        st.dataframe(per_query, hide_index=True, key="batch_metrics",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_query.columns[3:]})
+        widgets.metrics_view(per_query, key="batch_metrics")
     elif mapping["label"]:
         st.caption("No row carries a label, so there are no metrics.")
 

@@ -147,7 +147,7 @@ before_pq, after_pq = document["per_query"]["before"][measure_name], result.per_
 st.plotly_chart(wins_losses_figure(before_pq, after_pq, measure_name, shown.queries), key="eval_wins")
 gains = sum(after_pq[q] > before_pq[q] for q in after_pq if q in before_pq)
 losses = sum(after_pq[q] < before_pq[q] for q in after_pq if q in before_pq)
-st.caption(f"{gains} queries gained, {losses} lost, {len(after_pq) - gains - losses} unchanged.")
+st.caption(f"{gains:,} queries gained, {losses:,} lost, {len(after_pq) - gains - losses:,} unchanged.")
 change = {q: after_pq[q] - before_pq.get(q, 0.0) for q in after_pq}
 qid = st.selectbox("Open a query", sorted(change, key=lambda q: (change[q], q)), key="eval_query",
                    format_func=lambda q: f"{change[q]:+.3f} · {q}: {shown.queries.get(q, '')}")

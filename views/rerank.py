@@ -116,7 +116,7 @@ with output:
             for column, (name, value) in zip(st.columns(len(metrics)), metrics.items()):
                 column.metric(name, metric_text(name, value))
         if only_above:
-            st.caption(f"Only the {len(kept)} of {len(ranking.ranked)} documents with {score_mode.lower()} "
+            st.caption(f"Only the {len(kept):,} of {len(ranking.ranked):,} documents with {score_mode.lower()} "
                        f"≥ {threshold:g}.")
         terms = query_terms(ranking.query)
         cards = st.container(gap="medium")  # cards apart; each card's own Why? close under it
@@ -134,21 +134,23 @@ with output:
                 if opened:
                     why_view(doc.document)
         if len(kept) > top_k:
-            st.caption(f"Showing the top {top_k} of {len(kept)}.")
+            st.caption(f"Showing the top {top_k:,} of {len(kept):,}.")
 
     with table_tab:
-        everyone = "All" if not only_above else f"The {len(kept)} of"
-        st.caption(f"{everyone} {len(ranking.ranked)} documents for the query “{widgets.plain_markdown(ranking.query)}”"
-                   f"{f' with {score_mode.lower()} ≥ {threshold:g}' if only_above else ''}; click a column to sort.")
+        everyone = "All" if not only_above else f"The {len(kept):,} of"
+        above = f" with {score_mode.lower()} ≥ {threshold:g}" if only_above else ""
+        st.caption(f"{everyone} {len(ranking.ranked):,} documents for the query "
+                   f"“{widgets.plain_markdown(ranking.query)}”{above}; click a column to sort.")
         st.dataframe(
             table_frame(kept, labels), hide_index=True, key="results_table",
             column_config={
-                "rank": st.column_config.NumberColumn("rank", width="small"),
+                "rank": st.column_config.NumberColumn("rank", width=50),
                 "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.4f",
-                                                         width="small"),
+                                                         width=105),
+                "log-odds": st.column_config.NumberColumn("log-odds", format="%+.3f", width=70),
+                "input #": st.column_config.NumberColumn("input #", width=60),
+                "tokens": st.column_config.NumberColumn("tokens", width=60),
                 "text": st.column_config.TextColumn("text", width="large"),
-                "log-odds": st.column_config.NumberColumn("log-odds", format="%+.3f", width="small"),
-                "input #": st.column_config.NumberColumn("input #", width="small"),
             })
         records = ranking.records(kept)
         csv_column, json_column = st.columns(2)
@@ -156,7 +158,7 @@ with output:
                                    key="download_csv", on_click="ignore", width="stretch")
         json_column.download_button("Download JSON", export_json(records), "reranked.json", "application/json",
                                     key="download_json", on_click="ignore", width="stretch")
-        st.caption(f"Downloads hold the {len(kept)} documents of the table, best first, with the query, "
+        st.caption(f"Downloads hold the {len(kept):,} documents of the table, best first, with the query, "
                    "instruction and model on each row.")
 
     with decay_tab:

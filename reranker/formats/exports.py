@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from reranker.core.prompt import resolve_instruction
-from reranker.core.ranking import RankedDocument
+from reranker.core.ranking import Passage, RankedDocument
 from reranker.formats.tables import safe_csv_bytes
 
 EXPORT_COLUMNS = ("query", "document", "instruction", "model", "rank", "index", "score", "logit", "tokens",
@@ -56,9 +56,15 @@ def records_of_job(results: dict, model: str) -> list[Record]:
     """A sidecar job's results (its JSON answer: each query with its items best first) as exported rows; a table
     job's `index` is the item's row in the upload."""
     return [export_record(RankedDocument(item["index"], item["document"], item["score"], item["logit"], item["rank"],
-                                         item.get("tokens"), item.get("truncated")),
+                                         item.get("tokens"), item.get("truncated"), _best_passage(item)),
                           q["query"], q.get("instruction"), model, item.get("label"), index=item.get("row"))
             for q in results["queries"] for item in q["results"]]
+
+
+def _best_passage(item: dict) -> tuple[Passage, ...] | None:
+    if item.get("passage_start") is None:
+        return None
+    return (Passage(item["passage_start"], item["passage_end"], item["score"], item["logit"]),)
 
 
 def export_frame(records: Iterable[Record]) -> pd.DataFrame:

@@ -8,8 +8,10 @@ may be UTF-8 (with or without BOM) or GBK/GB18030, line by line.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,3 +222,23 @@ def read_documents(path: Path, wanted: set[str] | None = None) -> dict[str, str]
                            f"{'are' if len(missing) > 1 else 'is'} not in the corpus: {', '.join(missing[:5])}"
                            f"{' ...' if len(missing) > 5 else ''}")
     return texts
+
+
+def labelled_dataset_zip(query: str, documents: Sequence[str], labels: Sequence[float]) -> bytes:
+    """One query's documents and their relevance labels as a zip of a BEIR folder (corpus.jsonl, queries.jsonl,
+    qrels/test.tsv) with the documents' given order as the first stage's run (run.trec): what the Evaluate page and
+    `python -m reranker evaluate` read, to measure a reranking against the order the documents came in. The query is
+    `q1`, the documents `d1`, `d2`, … in their order."""
+    ids = [f"d{n}" for n in range(1, len(documents) + 1)]
+    corpus = "".join(json.dumps({"_id": i, "title": "", "text": d}, ensure_ascii=False) + "\n"
+                     for i, d in zip(ids, documents, strict=True))
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q1\t{i}\t{round(g)}\n"
+                                                     for i, g in zip(ids, labels, strict=True))
+    given_order = {"q1": [(i, float(len(ids) - n)) for n, i in enumerate(ids)]}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("corpus.jsonl", corpus)
+        archive.writestr("queries.jsonl", json.dumps({"_id": "q1", "text": query}, ensure_ascii=False) + "\n")
+        archive.writestr("qrels/test.tsv", qrels)
+        archive.writestr("run.trec", run_text(given_order, "given-order"))
+    return out.getvalue()

@@ -31,6 +31,13 @@ class PairRow:
 def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
     """A CSV or TSV upload as a frame of strings; UTF-8 (with or without BOM) or GBK/GB18030. A bad row refuses the
     whole file (see `delimited_rows`)."""
+    return read_table_skipping(data, filename, max_bytes, skip_bad_rows=False)[0]
+
+
+def read_table_skipping(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTES,
+                        skip_bad_rows: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """read_table, and with `skip_bad_rows` the rows that cannot be read left out instead of refusing the file: the
+    frame and what was left out, by line (what a person chose after seeing the refusal)."""
     if len(data) > max_bytes:
         raise TableError(f"the file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
     if not data.strip():
@@ -38,10 +45,10 @@ def read_table(data: bytes, filename: str = "", max_bytes: int = MAX_UPLOAD_BYTE
     if b"\x00" in data[:4096]:
         raise TableError("this is not a CSV or TSV file (it looks binary: an Excel workbook? Save it as CSV)")
     text = decode_text(data)
-    header, rows, _, _ = delimited_rows(text, delimiter_of(text, filename), skip_bad_rows=False)
+    header, rows, _, problems = delimited_rows(text, delimiter_of(text, filename), skip_bad_rows)
     if not rows:
-        raise TableError("the file has a header but no rows")
-    return pd.DataFrame(rows, columns=header, dtype=str)
+        raise TableError("the file has a header but no rows" + (" that can be read" if problems else ""))
+    return pd.DataFrame(rows, columns=header, dtype=str), problems
 
 
 def delimited_rows(text: str, delimiter: str, skip_bad_rows: bool) -> tuple[list[str], list[list[str]], list[int],

@@ -195,12 +195,12 @@ class SidecarService:
         return job
 
     def _finished(self, job_id: str) -> tuple[JobRecord, list[ScoredQuery]]:
+        """A job that is over and its scored pairs: all of a done job's, what a cancelled or failed one had scored."""
         job = self._job(job_id)
-        if job.status != "done":
+        if job.status in ("queued", "running"):
             state = {"queued": "is waiting to start", "running": f"is running ({job.done_pairs:,} of "
-                     f"{job.total_pairs:,} pairs scored)", "failed": f"failed: {job.error}",
-                     "cancelled": "was cancelled"}[job.status]
-            raise Conflict(f"job {job_id} {state}; results are ready once its status is done")
+                     f"{job.total_pairs:,} pairs scored)"}[job.status]
+            raise Conflict(f"job {job_id} {state}; results are ready once it is done, cancelled or failed")
         return job, self.store.results(job_id, job.top_n if job.kind == "json" else None)
 
     def _pairs_from_table(self, data: bytes, filename: str, given: dict[str, str | None], instruction: str | None

@@ -117,6 +117,7 @@ def bump_figure(ranks: Mapping[str, Sequence[int]], names: Sequence[str], hover_
             x=columns, y=[ranks[c][i] for c in columns], mode="lines+markers+text" if strong else "lines+markers",
             name=name, text=[name if c == columns[-1] else "" for c in columns], textposition="middle right",
             customdata=[hovers[i]] * len(columns), line={"width": 3 if strong else 1}, opacity=1.0 if strong else 0.3,
+            cliponaxis=False,  # the names right of the last column lie in the margin, not the plot
             hovertemplate="%{customdata}<br>%{x}: rank %{y}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="rank", dtick=1 if len(names) <= 30 else None)
     fig.update_layout(showlegend=False, height=max(320, 28 * len(names)), margin={"l": 10, "r": 90, "t": 40, "b": 10})

@@ -28,6 +28,8 @@ class CompareRun:
     ranked: list[RankedDocument]
     """Every document, best first."""
     model: str = ""
+    where: str = ""
+    """Where the model ran: "in this process", or "server <address>" (Capabilities.where)."""
 
     def rank_of(self) -> list[int]:
         """Each document's rank, in input order."""
@@ -76,8 +78,9 @@ class Comparison:
 
 def rank_table(runs: Sequence[CompareRun], documents: Sequence[str],
                labels: Sequence[float] | None = None) -> pd.DataFrame:
-    """One row per document in input order: its rank and score under each instruction."""
-    frame = pd.DataFrame({"input #": range(1, len(documents) + 1), "text": list(documents)})
+    """One row per document in input order: its rank and score under each instruction, then its text (the numbers
+    first, so they stay in view on a narrow screen)."""
+    frame = pd.DataFrame({"input #": range(1, len(documents) + 1)})
     if labels is not None:
         frame["label"] = list(labels)
     for run in runs:
@@ -87,6 +90,7 @@ def rank_table(runs: Sequence[CompareRun], documents: Sequence[str],
         for d in run.ranked:
             scores[d.index] = d.score
         frame[f"score {run.name}"] = scores
+    frame["text"] = list(documents)
     return frame
 
 

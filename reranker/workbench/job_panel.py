@@ -17,8 +17,9 @@ import streamlit as st
 
 from reranker.core.backend import BackendError, JobService, RerankBackend
 from reranker.core.progress import duration_text
-from reranker.formats.exports import export_json, records_of_job
-from reranker.workbench.widgets import plain_markdown
+from reranker.formats.exports import Record, export_json, records_of_job
+from reranker.workbench.batch_scoring import batch_metrics
+from reranker.workbench.widgets import metrics_view, plain_markdown
 
 T = TypeVar("T")
 Job = dict[str, Any]
@@ -33,8 +34,10 @@ POLL_SECONDS = 2.0
 _PICKED = "jobs_picked"  # session: the id of the job picked on the Jobs page
 _PICKER = "jobs_picker"  # the picker's widget key
 _LISTED = "jobs_listed"  # session: the list fetched by this full run, handed to the fragment's first run
-_RESULTS = "jobs_results"  # session: {(sidecar url, job id): (csv bytes, json bytes)} of done jobs shown
+_RESULTS = "jobs_results"  # session: {(sidecar url, job id, status, done): (csv, json, rows)} of jobs shown
 _KEPT_RESULTS = 2
+METRICS_K = 10
+"""The cut-off of a job's NDCG@k."""
 _JOB_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
@@ -94,12 +97,12 @@ def _live_jobs(sidecar: JobService, model: str, polling: bool) -> None:
             return
     if not jobs or any(job["status"] in ACTIVE for job in jobs) != polling:
         st.rerun()
-    top = st.container(horizontal=True, vertical_alignment="center")
+    top = st.container(horizontal=True, vertical_alignment="center", wrap=True)
+    if not polling:  # first, so a narrow screen wraps the caption under it rather than clipping it
+        top.button("Refresh", key="jobs_refresh", type="tertiary", icon=":material/refresh:")
     listed = f"The {len(jobs)} most recent jobs on {{}}, newest first" if len(jobs) > 1 else "The one job on {}"
     top.caption(listed.format(plain_markdown(sidecar.shown))
                 + (f"; refreshed every {POLL_SECONDS:.0f} s while one runs." if polling else "."))
-    if not polling:
-        top.button("Refresh", key="jobs_refresh", type="tertiary", icon=":material/refresh:")
     st.dataframe(jobs_table(jobs), hide_index=True, key="jobs_table", column_config={
         "file": st.column_config.TextColumn("file", width="medium"),
         "job": st.column_config.TextColumn("job", width="small"),
@@ -207,13 +210,7 @@ def job_detail(sidecar: JobService, job: Job, model: str) -> None:
         took = _took(job)
         st.success(plain_markdown(f"Done: {total:,} pairs scored" + (f" in {took}." if took else ".")),
                    icon=":material/check_circle:")
-        results = _results(sidecar, job_id, model)
-        if results is not None:
-            row = st.container(horizontal=True)
-            row.download_button("Download CSV", results[0], f"job-{job_id}-results.csv", "text/csv",
-                                key="job_csv", on_click="ignore", icon=":material/download:")
-            row.download_button("Download JSON", results[1], f"job-{job_id}-results.json", "application/json",
-                                key="job_json", on_click="ignore", icon=":material/download:")
+        _results_view(sidecar, job, model)
     else:
         summary = f"{status.capitalize()} with {done:,} of {total:,} pairs scored."
         if status == "failed":
@@ -224,6 +221,29 @@ def job_detail(sidecar: JobService, job: Job, model: str) -> None:
         if (st.button("Retry (keeps what was scored)", key="job_retry", icon=":material/replay:")
                 and _sidecar_call(sidecar.retry, job_id, f"Job {short_id(job_id)} could not be retried")):
             st.rerun()
+        if done:
+            _results_view(sidecar, job, model)
+
+
+def _results_view(sidecar: JobService, job: Job, model: str) -> None:
+    """A job's downloads (a cancelled or failed job's: the pairs it had scored) and, with labels, how it ranks them."""
+    job_id, done = job["id"], job["progress"]["done"]
+    results = _results(sidecar, job, model)
+    if results is None:
+        return
+    csv, data, records = results
+    partial = job["status"] != "done"
+    row = st.container(horizontal=True)
+    row.download_button(f"Download the {done:,} scored (CSV)" if partial else "Download CSV", csv,
+                        f"job-{job_id}-results.csv", "text/csv", key="job_csv", on_click="ignore",
+                        icon=":material/download:")
+    row.download_button(f"Download the {done:,} scored (JSON)" if partial else "Download JSON", data,
+                        f"job-{job_id}-results.json", "application/json", key="job_json", on_click="ignore",
+                        icon=":material/download:")
+    per_query = batch_metrics(pd.DataFrame(records), METRICS_K)
+    if len(per_query):
+        st.subheader("Against the labels" + (" (the pairs scored so far)" if partial else ""))
+        metrics_view(per_query, key="job_metrics")
 
 
 def job_facts(job: Job) -> str:
@@ -249,21 +269,22 @@ def _took(job: Job) -> str | None:
     return "under a second" if seconds < 0.5 else duration_text(seconds)
 
 
-def _results(sidecar: JobService, job_id: str, model: str) -> tuple[bytes, bytes] | None:
-    """A done job's CSV and JSON in the export schema, fetched once per session (a done job's results never change);
-    the last few kept."""
-    kept: dict[tuple[str, str], tuple[bytes, bytes]] = st.session_state.setdefault(_RESULTS, {})
-    key = (sidecar.shown, job_id)
+def _results(sidecar: JobService, job: Job, model: str) -> tuple[bytes, bytes, list[Record]] | None:
+    """A finished job's CSV, JSON and rows in the export schema, fetched once per session while the job stays as it
+    is (a retried job's change); the last few kept."""
+    kept: dict[tuple, tuple[bytes, bytes, list[Record]]] = st.session_state.setdefault(_RESULTS, {})
+    job_id = job["id"]
+    key = (sidecar.shown, job_id, job["status"], job["progress"]["done"])
     if key not in kept:
-        failure = f"Job {short_id(job_id)} is done but its results could not be fetched"
+        failure = f"Job {short_id(job_id)} is {job['status']} but its results could not be fetched"
         csv = _sidecar_call(sidecar.results_csv, job_id, failure)
         answer = _sidecar_call(sidecar.results_json, job_id, failure) if csv is not None else None
         if csv is None or answer is None:
             return None
-        data = export_json(records_of_job(answer, model)).encode("utf-8")
+        records = records_of_job(answer, model)
         while len(kept) >= _KEPT_RESULTS:
             del kept[next(iter(kept))]
-        kept[key] = (csv, data)
+        kept[key] = (csv, export_json(records).encode("utf-8"), records)
     return kept[key]
 
 

@@ -19,9 +19,10 @@ from reranker.workbench.explanation_view import highlighted
 
 ScoreMode = Literal["Probability", "Log-odds"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("Probability", "Log-odds")
-_TABLE_NAMES = {"rank": "rank", "score": "score", "document": "text", "logit": "log-odds", "index": "input #",
-                "tokens": "tokens", "truncated": "truncated", "passage": "best passage"}
-"""The record's fields as the Table tab names them, in its order (input # counts from 1)."""
+_TABLE_NAMES = {"rank": "rank", "score": "score", "logit": "log-odds", "index": "input #", "tokens": "tokens",
+                "truncated": "truncated", "document": "text", "passage": "best passage"}
+"""The record's fields as the Table tab names them, in its order (input # counts from 1): the short numbers first, so
+all of them are in view beside the start of the text."""
 
 
 @dataclass(frozen=True)
@@ -118,15 +119,16 @@ def passage_strip(doc: RankedDocument) -> str:
     return f'<div class="passage-strip" title="each passage\'s score along the document">{"".join(bands)}</div>'
 
 
-
 def table_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:
-    """The Table tab: one row per document, best first, the text early so it stays in view (input # from 1, as on
-    the cards)."""
+    """The Table tab: one row per document, best first (input # from 1, as on the cards); `truncated` only when a
+    document was cut, `best passage` only when documents were read as passages, the label before the text."""
     frame = pd.DataFrame([d.record() for d in ranked], columns=list(_TABLE_NAMES))
     frame["index"] += 1
     if frame["passage"].isna().all():
         frame = frame.drop(columns="passage")
+    if not frame["truncated"].fillna(False).astype(bool).any():
+        frame = frame.drop(columns="truncated")
     frame = frame.rename(columns=_TABLE_NAMES)
     if labels is not None:
-        frame["label"] = [label_value(labels[d.index]) for d in ranked]
+        frame.insert(frame.columns.get_loc("text"), "label", [label_value(labels[d.index]) for d in ranked])
     return frame

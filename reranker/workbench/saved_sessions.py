@@ -85,8 +85,9 @@ def comparison_json(comparison: Comparison, documents_text: str) -> str:
     return json.dumps({"format": COMPARISON_FORMAT, "version": VERSION, "saved_at": _now(),
                        "query": comparison.query, "documents_text": documents_text,
                        "passage_tokens": comparison.passage_tokens,
-                       "runs": [{"name": run.name, "model": run.model, "instruction": run.instruction,
-                                 "judgements": _judgements_json(run.ranked)} for run in comparison.runs]},
+                       "runs": [{"name": run.name, "model": run.model, "where": run.where,
+                                 "instruction": run.instruction, "judgements": _judgements_json(run.ranked)}
+                                for run in comparison.runs]},
                       ensure_ascii=False)
 
 
@@ -98,7 +99,7 @@ def comparison_from_json(data: str) -> Comparison:
             raise SessionError("this is not a comparison of this version of the workbench")
         parsed = parse_documents(str(body["documents_text"]))
         runs = [CompareRun(str(run["name"]), str(run["instruction"]), _ranked(parsed, run["judgements"]),
-                           str(run["model"])) for run in body["runs"]]
+                           str(run["model"]), str(run.get("where") or "")) for run in body["runs"]]
         passages = int(body["passage_tokens"]) if body.get("passage_tokens") else None
         return Comparison(str(body["query"]), parsed, runs, passages)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -119,7 +120,7 @@ def _judgements_json(ranked: list[RankedDocument]) -> list[dict[str, object]]:
 def _ranked(parsed: ParsedDocuments, judged: object) -> list[RankedDocument]:
     if not isinstance(judged, list) or len(judged) != parsed.count:
         raise SessionError(f"it holds {len(judged) if isinstance(judged, list) else 'no'} judgements for "
-                           f"{parsed.count} documents")
+                           f"{parsed.count:,} documents")
     judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"),
                             tuple(Passage(int(a), int(b), float(s), float(g)) for a, b, s, g in j["passages"])
                             if j.get("passages") else None)

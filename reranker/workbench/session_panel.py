@@ -4,6 +4,7 @@ inputs are drawn; the panel under the result saves it, downloads it as JSON and 
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import streamlit as st
 
@@ -66,7 +67,15 @@ def session_panel(ranking: Ranking | None) -> None:
     if problem is not None:
         st.error(plain_markdown(problem[1]), title=plain_markdown(problem[0]))
     elif ranking is not None and st.session_state.get(_OPENED) == st.query_params.get(ADDRESS_PARAM, ""):
-        st.caption(f"Saved as session {st.session_state[_OPENED]}: this page's address opens it again.")
+        st.caption(f"Saved as session {st.session_state[_OPENED]}: this link opens it again (the copy button is on "
+                   "its right).")
+        st.code(session_link(st.session_state[_OPENED]), language=None)
+
+
+def session_link(session_id: str) -> str:
+    """The address that opens a saved session: this page's, as the browser reached it, with `?session=<id>`."""
+    page = urlsplit(st.context.url if isinstance(st.context.url, str) else "")
+    return urlunsplit(page._replace(path=page.path or "/", query=f"{ADDRESS_PARAM}={session_id}", fragment=""))
 
 
 def _save(ranking: Ranking) -> None:

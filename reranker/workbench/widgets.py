@@ -7,11 +7,14 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from reranker.analysis.ranking_metrics import metric_text
 from reranker.core.backend import BackendError, UnsupportedOption
 from reranker.formats.documents import ParsedDocuments, format_documents
+from reranker.workbench.batch_scoring import overall_metrics
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.workbench.score_cache import ScoreCache
 from reranker.workbench.scoring_steps import ScoringProgress
@@ -119,6 +122,15 @@ def scoring_errors_shown() -> Iterator[None]:
         st.error(plain_markdown(str(e)), title="The server could not score; nothing was changed")
     except (RuntimeError, ValueError, TypeError, MemoryError) as e:
         st.error(plain_markdown(f"{type(e).__name__}: {e}"), title="Scoring failed; nothing was changed")
+
+
+def metrics_view(per_query: pd.DataFrame, key: str) -> None:
+    """Each label metric's mean over the labelled queries, then the table of each query's (batch_metrics)."""
+    overall = overall_metrics(per_query)
+    for column, (name, value) in zip(st.columns(len(overall)), overall.items()):
+        column.metric(f"{name} (mean of {len(per_query):,} queries)", metric_text(name, value, len(per_query)))
+    st.dataframe(per_query, hide_index=True, key=key,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_query.columns[3:]})
 
 
 def carry_threshold() -> None:

@@ -93,6 +93,7 @@ def retry_job(job_id: str, request: Request) -> JobStatus:
             responses={200: {"content": {"text/csv": {}}}})
 def job_results(job_id: str, request: Request,
                 format: Literal["json", "csv"] = QueryParam("json", description="json or csv")) -> Response:
+    """A done job's every pair; a cancelled or failed job's, the pairs it had scored (its `status` says which)."""
     service = service_of(request)
     if format == "csv":
         return Response(service.results_csv(job_id), media_type="text/csv; charset=utf-8",
