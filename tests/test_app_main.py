@@ -268,3 +268,35 @@ def test_long_documents_read_as_passages_mark_their_best_one(page, reranker):
         [j.score for j in judged], abs=1e-5)
     at = at.number_input(key="passage_tokens").set_value(0).run()
     assert any("changed since this ranking" in w.value for w in at.warning)  # the same yellow notice as Compare
+
+
+def test_labels_marked_on_the_cards_drive_the_metrics_and_go_to_evaluate(page, reranker, tmp_path):
+    from reranker.analysis.evaluation import load_evaluation
+    from reranker.analysis.ranking_metrics import label_metrics
+    from reranker.workbench.evaluation_view import save_uploads
+
+    at = rerank(page, QUERY, DOCUMENTS)
+    assert not at.metric
+    ranking = at.session_state["ranking"]
+    beijing = DOCUMENTS.index("The capital of China is Beijing.")
+    at = at.button_group(key=f"grade_{id(ranking)}_{beijing}").set_value(2).run()
+    ranking = at.session_state["ranking"]
+    at = at.button_group(key=f"grade_{id(ranking)}_{DOCUMENTS.index('北京是中国的首都。')}").set_value(1).run()
+    assert not at.exception
+    labels = [0.0] * len(DOCUMENTS)
+    labels[beijing], labels[DOCUMENTS.index("北京是中国的首都。")] = 2.0, 1.0
+    assert at.session_state["ranking"].parsed.labels == labels
+    assert at.text_area(key="documents").value.splitlines() == [f"{d}\t{g:g}" for d, g in zip(DOCUMENTS, labels)]
+    want = label_metrics([labels[d.index] for d in reranker.rank(QUERY, DOCUMENTS)], 10)
+    assert {m.label: m.value for m in at.metric} == {name: metric_text(name, v) for name, v in want.items()}
+    assert not at.warning  # labels change no input the ranking answers: it stays current
+
+    # the labels as a BEIR folder with the given order as the first stage, as the Evaluate page reads it
+    from reranker.formats.retrieval import labelled_dataset_zip
+
+    save_uploads([("labelled.zip", labelled_dataset_zip(QUERY, DOCUMENTS, labels))], tmp_path)
+    dataset, first, texts = load_evaluation(tmp_path, tmp_path / "run.trec", top_k=10)
+    assert dataset.queries == {"q1": QUERY} and dataset.qrels == {"q1": {f"d{n + 1}": round(g)
+                                                                         for n, g in enumerate(labels)}}
+    assert [docid for docid, _ in first["q1"]] == [f"d{n + 1}" for n in range(len(DOCUMENTS))]
+    assert [texts[f"d{n + 1}"] for n in range(len(DOCUMENTS))] == DOCUMENTS

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from reranker.testing.sidecar_process import SidecarProcess
-from reranker.testing.workbench_process import workbench_process
+from reranker.testing.workbench_process import file_input, workbench_process
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = "What is the capital of China?"
@@ -153,7 +153,7 @@ def test_a_csv_job_runs_in_the_workbenchs_own_process_and_its_api_sees_it(workbe
                      encoding="utf-8")
     page = browser.new_page(viewport={"width": 1440, "height": 1100})
     page.goto(f"{workbench_url}/csv_batches")
-    page.locator('input[type="file"]').set_input_files(str(table))
+    file_input(page, "CSV or TSV file").set_input_files(str(table))
     page.get_by_role("button", name="Run as a background job").click()
     expect(page.get_by_text(re.compile(r"Job \w{8} started on this workbench"))).to_be_visible(timeout=30_000)
     page.get_by_role("link", name="Follow it on the Jobs page").click()
@@ -182,8 +182,8 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     phone.goto(f"{workbench_url}/evaluate")
     phone.get_by_text("My own files").click()  # the same data, uploaded as a person would
     sample = ROOT / "assets" / "eval_sample"
-    phone.locator('input[type="file"]').set_input_files([str(sample / "corpus.jsonl"), str(sample / "queries.jsonl"),
-                                                        str(sample / "qrels" / "test.tsv"), str(sample / "bm25.trec")])
+    files = [sample / "corpus.jsonl", sample / "queries.jsonl", sample / "qrels" / "test.tsv", sample / "bm25.trec"]
+    file_input(phone, "A BEIR folder's files").set_input_files([str(f) for f in files])
     expect(phone.get_by_text(re.compile("Files: .*bm25.trec as run.trec"))).to_be_visible(timeout=30_000)
     phone.get_by_role("button", name="Evaluate", exact=True).click()
     expect(phone.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)

@@ -18,7 +18,7 @@ from reranker.core.backend import BackendError
 from reranker.formats.exports import EXPORT_COLUMNS
 from reranker.remote.connection import Unreachable
 from reranker.remote.sidecar import SidecarJobs
-from reranker.testing.workbench_process import workbench_process
+from reranker.testing.workbench_process import file_input, workbench_process
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<img src=x onerror=alert(1)>.csv"
@@ -277,7 +277,7 @@ def test_a_job_sent_from_the_csv_page_survives_navigation_and_a_reload(tiny_mode
         page.goto(url)
         nav = page.get_by_test_id("stSidebarNav")
         nav.get_by_role("link", name="CSV batches").click()
-        page.locator('input[type="file"]').set_input_files(str(table))
+        file_input(page, "CSV or TSV file").set_input_files(str(table))
         page.get_by_role("button", name="Run as a background job").click()
         deadline = time.monotonic() + 30
         while not (sent := [job for job in client.jobs(10) if job["id"] not in before]):

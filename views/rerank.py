@@ -1,14 +1,20 @@
 """The Rerank page: the query, instruction and documents on the left; on the right their ranking as cards (each with
 its Why?), a sortable table and the score-decay chart, and the panel that saves or shares it."""
 
+import os
+from dataclasses import replace
+from urllib.parse import urlsplit
+
 import streamlit as st
 
 from reranker import Query
 from reranker.analysis.ranking_metrics import label_metrics, metric_text
-from reranker.formats.documents import parse_documents
+from reranker.formats.documents import format_documents, parse_documents
 from reranker.formats.exports import export_csv, export_json
+from reranker.formats.retrieval import labelled_dataset_zip
 from reranker.workbench import draft_panel, frame, session_panel, widgets
 from reranker.workbench.charts import cliff_caption, decay_figure
+from reranker.workbench.code_snippets import curl_command, python_code, rerank_body
 from reranker.workbench.explanation_view import explanation_html, query_terms
 from reranker.workbench.results import SCORE_MODES, Ranking, card_html, shown_value, table_frame
 from reranker.workbench.saved_sessions import session_from_json, session_json
@@ -34,6 +40,29 @@ def why_view(document: str) -> None:
         spans = explain_in_steps(widgets.score_cache(), backend, ranking.query, document, ranking.instruction,
                                  show_progress)
         st.html(explanation_html(document, spans, query_terms(ranking.query)))
+
+
+def set_label(index: int, key: str) -> None:
+    """A card's label chosen: the ranking's labels follow (a document not marked counts as 0), and the documents
+    box too, so the labels are kept with the inputs."""
+    ranking: Ranking = st.session_state.ranking
+    labels = list(ranking.parsed.labels or [0.0] * ranking.parsed.count)
+    labels[index] = float(st.session_state.get(key) or 0)
+    parsed = replace(ranking.parsed, labels=labels, labelled_lines=len(labels))
+    st.session_state.ranking = replace(ranking, parsed=parsed)
+    st.session_state.documents = format_documents(parsed.documents, labels)
+
+
+def api_address() -> tuple[str, bool] | None:
+    """Where a program sends this page's requests (a Qwen-Ranker sidecar's /api/rerank), and whether it wants a key;
+    None where there is no such API (`streamlit run app.py` alone, a vLLM server, a Cohere-style API)."""
+    if backend is None or not backend.capabilities.jobs:
+        return None
+    where = backend.capabilities.where
+    if where.startswith("server "):
+        return where.removeprefix("server "), True
+    page = urlsplit(st.context.url if isinstance(st.context.url, str) else "http://localhost:8501")
+    return f"{page.scheme}://{page.netloc}", bool(os.environ.get("RERANKER_API_KEY"))
 
 
 def show_last(body: str) -> None:
@@ -119,6 +148,9 @@ with output:
             st.caption(f"Only the {len(kept):,} of {len(ranking.ranked):,} documents with {score_mode.lower()} "
                        f"≥ {threshold:g}.")
         terms = query_terms(ranking.query)
+        st.caption("Label a card 0 (not relevant), 1 (relevant) or 2 (highly relevant): NDCG, MRR and Hit@1 follow, "
+                   "a card not marked counts as 0, and the Table tab's **Download labels for Evaluate** takes them "
+                   "to the Evaluate page.")
         cards = st.container(gap="medium")  # cards apart; each card's own Why? close under it
         for doc in shown:
             card = cards.container(gap="xxsmall")
@@ -129,8 +161,14 @@ with output:
                     st.session_state.why_open = None
                     widgets.cancel_notice("why", "press **Why this rank?** to go on.")
                 opened = st.session_state.get("why_open") == doc.index
-                st.button("Hide why" if opened else "Why this rank?", key=f"why_{doc.index}", type="tertiary",
-                          icon=":material/psychology_alt:", on_click=toggle_why, args=(doc.index,))
+                row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+                row.button("Hide why" if opened else "Why this rank?", key=f"why_{doc.index}", type="tertiary",
+                           icon=":material/psychology_alt:", on_click=toggle_why, args=(doc.index,))
+                grade_key = f"grade_{id(ranking)}_{doc.index}"
+                row.segmented_control("Label", [0, 1, 2], key=grade_key, label_visibility="collapsed",
+                                      default=None if labels is None else round(labels[doc.index]),
+                                      on_change=set_label, args=(doc.index, grade_key),
+                                      help="Its relevance: 0 not relevant, 1 relevant, 2 highly relevant")
                 if opened:
                     why_view(doc.document)
         if len(kept) > top_k:
@@ -160,6 +198,13 @@ with output:
                                     key="download_json", on_click="ignore", width="stretch")
         st.caption(f"Downloads hold the {len(kept):,} documents of the table, best first, with the query, "
                    "instruction and model on each row.")
+        if labels is not None:
+            st.download_button("Download labels for Evaluate", labelled_dataset_zip(
+                ranking.query, ranking.parsed.documents, labels), "labelled.zip", "application/zip",
+                key="download_labels", on_click="ignore", icon=":material/download:",
+                help="The query, the documents and their labels as a BEIR folder, with the documents' given order "
+                     "as the first stage: open it on the Evaluate page (My own files) to see whether the reranking "
+                     "beats that order.")
 
     with decay_tab:
         values = [shown_value(d, score_mode) for d in ranking.ranked]
@@ -173,4 +218,12 @@ with output:
             st.caption(caption)
 
     session_panel.session_panel(ranking)
+    address = api_address()
+    if address is not None:
+        with st.expander("Send this request from code", icon=":material/code:"):
+            body = rerank_body(ranking.query, ranking.parsed.documents, ranking.instruction, ranking.passage_tokens)
+            st.caption(f"The same request to {widgets.plain_markdown(address[0])}'s API; "
+                       + (r"the key is read from RERANKER\_API\_KEY." if address[1] else "it wants no key."))
+            st.code(curl_command(address[0], body, address[1]), language="bash")
+            st.code(python_code(address[0], body, address[1]), language="python")
     draft_panel.history("rerank", "rankings", open_past)

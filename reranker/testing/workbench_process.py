@@ -51,3 +51,11 @@ def workbench_process(env: dict[str, str], log_path: Path, timeout: float = 90.0
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def file_input(page, label: str):
+    """The `<input type=file>` of the Streamlit uploader labelled `label`: found by its label, not as the page's
+    first file input, so it cannot hit another page's uploader that is still on screen while a link is followed."""
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text=label)
+    uploader.wait_for(state="attached", timeout=30_000)
+    return uploader.locator('input[type="file"]')

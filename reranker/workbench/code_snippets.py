@@ -29,7 +29,7 @@ def curl_command(base_url: str, body: dict[str, object], keyed: bool) -> str:
 
 def python_code(base_url: str, body: dict[str, object], keyed: bool) -> str:
     """A Python script with requests that prints the ranking, best first."""
-    headers = (f', headers={{"Authorization": f"Bearer {{os.environ[{KEY_VARIABLE!r}]}}"}}' if keyed else "")
+    headers = (f', headers={{"Authorization": "Bearer " + os.environ.get({KEY_VARIABLE!r}, "")}}' if keyed else "")
     return "\n".join([
         *(["import os", ""] if keyed else []),
         "import requests",
