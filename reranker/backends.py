@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from reranker.core.addresses import is_server
 from reranker.core.backend import RerankBackend
+from reranker.core.model_names import model_and_dtype
 
 _HOSTED: dict[tuple[str, str | None], Callable[[], RerankBackend]] = {}
 
@@ -24,12 +25,14 @@ def server_from_env() -> tuple[str | None, str | None]:
     return None, None
 
 
-def open_backend(spec: str | None = None, key: str | None = None, *, device: str | None = "auto",
-                 dtype: str | None = "auto", max_length: int = 8192, timeout: float = 120.0) -> RerankBackend:
+def open_backend(spec: str | None = None, key: str | None = None, *, device: str | None = None,
+                 dtype: str | None = None, max_length: int = 8192, timeout: float = 120.0) -> RerankBackend:
     """A hub id or a local folder: the in-process engine (default $RERANKER_MODEL, else the 0.6B model).
+    A model's scored name ("Qwen/Qwen3-Reranker-0.6B (int8)") opens it in that dtype.
     An http(s) URL: the server there (see reranker.remote.open_server); `key` is its bearer key.
 
-    device, dtype and max_length apply to the in-process engine; timeout to a server's answers. What this process
+    device, dtype and max_length apply to the in-process engine (device and dtype: None reads $RERANKER_DEVICE and
+    $RERANKER_DTYPE, else auto); timeout to a server's answers. What this process
     already hosts under that spec (see `host`) is given instead of opening anything.
     """
     hosted = _HOSTED.get((spec or "", key))
@@ -41,6 +44,9 @@ def open_backend(spec: str | None = None, key: str | None = None, *, device: str
         return open_server(spec, key, timeout=timeout)
     from reranker.engine.qwen3_reranker import Qwen3Reranker
 
+    if spec is not None:
+        spec, named_dtype = model_and_dtype(spec)
+        dtype = dtype or named_dtype
     return Qwen3Reranker(model=spec, device=device, dtype=dtype, max_length=max_length)
 
 

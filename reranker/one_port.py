@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reranker.backends import host
-from reranker.core.model_names import resolve_model
+from reranker.core.model_names import default_dtype, resolve_model, scored_name
 from reranker.sidecar.application import create_app
 from reranker.sidecar.in_process import hosted_backend
 from reranker.sidecar.settings import Settings
@@ -97,7 +97,7 @@ def workbench_app(settings: Settings, data_lock: IO[str] | None = None) -> st.Ap
     if settings.server:  # a gateway: the pages' default server is the one the API scores on, through its queue
         host(settings.server, settings.server_key, opened)
     else:
-        host(resolve_model(None), None, opened)
+        host(scored_name(resolve_model(None), default_dtype()), None, opened)
 
     @asynccontextmanager
     async def lifespan(_app: st.App) -> AsyncIterator[None]:

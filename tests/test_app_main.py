@@ -50,6 +50,20 @@ def test_sidebar_says_the_engine_is_ready(page, tiny_model_dir):
     assert page.info[0].value.startswith("Type a query")
 
 
+def test_int8_picked_for_the_workbench_scores_in_int8_and_says_so(opened_app, workbench_model, monkeypatch):
+    from reranker import Qwen3Reranker
+
+    monkeypatch.setenv("RERANKER_DTYPE", "int8")  # as ./start.sh started in int8: the sidebar's Precision follows
+    at = opened_app()
+    assert not at.exception and at.sidebar.radio(key="model_precision").value == "int8"
+    assert "dtype: int8" in at.sidebar.success[0].value and r"\(int8\) ·" in at.main.caption[0].value
+    at = rerank(at, QUERY, DOCUMENTS)
+    ranking = at.session_state["ranking"]
+    assert ranking.model == f"{workbench_model} (int8)"
+    expected = Qwen3Reranker(str(workbench_model), device="cpu", dtype="int8").score(QUERY, ranking.parsed.documents)
+    assert max(abs(d.score - expected[d.index]) for d in ranking.ranked) < 1e-5
+
+
 def test_rerank_orders_cards_and_table_by_the_engines_scores(page, reranker):
     at = rerank(page, QUERY, DOCUMENTS)
     assert not at.exception and not at.error

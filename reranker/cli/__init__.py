@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--workers", type=int, default=1)
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
     _passage_options(batch)
+    _dtype_option(batch)
 
     evaluate = commands.add_parser(
         "evaluate", help="rerank a first stage's run on a labelled dataset and measure before and after",
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--ray", default=None, metavar="ADDRESS", help="score on Ray ('local', or a cluster's "
                                                                           "address)")
     _passage_options(evaluate)
+    _dtype_option(evaluate)
     evaluate.add_argument("--store", default=None, metavar="FILE", help="where scores are kept between runs "
                                                                         "(default: data/judgements.sqlite3)")
     evaluate_where = evaluate.add_mutually_exclusive_group()
@@ -155,13 +157,20 @@ def _passage_options(parser: argparse.ArgumentParser) -> None:
                         help="with --passage-tokens: read at most M passages of a document")
 
 
+def _dtype_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", default=None, help="auto (float32 on a CPU, bfloat16 on CUDA), float32, "
+                        "bfloat16, float16, or int8: the approximate CPU mode, about 3x faster, its scores named "
+                        "with (int8) (default: $RERANKER_DTYPE, else auto)")
+
+
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--model", default=None, help="hub id or local folder (default: $RERANKER_MODEL or 0.6B)")
     where.add_argument("--server", default=None, help="score on this server instead ($RERANKER_SERVER; its key: "
                                                       "$RERANKER_SERVER_KEY)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: $RERANKER_DEVICE, "
+                        "else auto)")
+    _dtype_option(parser)
     parser.add_argument("--max-length", type=int, default=8192)
 
 
@@ -228,7 +237,7 @@ def _batch(args: argparse.Namespace) -> int:
     spec, key = _backend_spec(args.model, args.server)
     options = BatchOptions(backend=spec, key=key, instruction=args.instruction, ray_address=args.ray,
                            workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                           passage_tokens=args.passage_tokens, max_passages=args.max_passages)
+                           passage_tokens=args.passage_tokens, max_passages=args.max_passages, dtype=args.dtype)
     try:
         run_batch_file(args.input, args.output, options)
     except (TableError, BatchFailed) as e:

@@ -54,6 +54,8 @@ class EvaluateOptions:
     max_passages: int | None = None
     store: Path | None = None
     """The judgement store; None: `judgements.sqlite3` in the data folder ($RERANKER_DATA_DIR, else ./data)."""
+    dtype: str | None = None
+    """The engine's dtype ("int8": the approximate CPU mode); None: $RERANKER_DTYPE, else auto."""
 
 
 @dataclass
@@ -75,10 +77,11 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     if options.ray_address:
         from reranker.cli.ray_batch import BatchOptions, RayBackend
 
-        backend: RerankBackend = RayBackend(BatchOptions(backend=options.backend, key=options.key, ray_address=None
-                                                         if options.ray_address == "local" else options.ray_address))
+        backend: RerankBackend = RayBackend(BatchOptions(
+            backend=options.backend, key=options.key, dtype=options.dtype,
+            ray_address=None if options.ray_address == "local" else options.ray_address))
     else:
-        backend = open_backend(options.backend, options.key)
+        backend = open_backend(options.backend, options.key, dtype=options.dtype)
     before = measure(dataset.qrels, first, measures)
     store = JudgementStore(options.store or Path(os.environ.get("RERANKER_DATA_DIR") or "data") / "judgements.sqlite3")
     pairs = sum(min(len(r), options.top_k) for r in first.values())
@@ -151,7 +154,7 @@ def main(args) -> int:
                               queries=Path(args.queries) if args.queries else None,
                               qrels=Path(args.qrels) if args.qrels else None,
                               store=Path(args.store) if args.store else None, passage_tokens=args.passage_tokens,
-                              max_passages=args.max_passages)
+                              max_passages=args.max_passages, dtype=args.dtype)
     for path in (args.output, args.json):
         if path and not Path(path).resolve().parent.is_dir():
             print(f"error: the folder of {path} does not exist; nothing was scored", file=sys.stderr)

@@ -20,7 +20,7 @@ import pandas as pd
 from reranker.backends import open_backend
 from reranker.core.addresses import is_server
 from reranker.core.backend import BackendError, Capabilities, RerankBackend
-from reranker.core.model_names import resolve_model
+from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Passage, Progress, Query, in_pair_order, queries_of, rank_each
 from reranker.formats.exports import EXPORT_COLUMNS, PASSAGE_COLUMNS, label_value, with_input_columns
@@ -47,19 +47,22 @@ class BatchOptions:
     passage_tokens: int | None = None
     """Read each document as passages of at most this many tokens (core/passages.py)."""
     max_passages: int | None = None
+    dtype: str | None = None
+    """The engine's dtype in each worker ("int8": the approximate CPU mode); None: $RERANKER_DTYPE, else auto."""
 
 
 class PairScorer:
     """A Ray Data actor: opens its backend once, then judges batches of rows grouped by (instruction, query)."""
 
     def __init__(self, backend: str | None, key: str | None, threads: int | None = None,
-                 passage_tokens: int | None = None, max_passages: int | None = None) -> None:
+                 passage_tokens: int | None = None, max_passages: int | None = None,
+                 dtype: str | None = None) -> None:
         self.passages = {"passage_tokens": passage_tokens, "max_passages": max_passages}
         if threads is not None:
             import torch
 
             torch.set_num_threads(threads)
-        self.backend = open_backend(backend, key)
+        self.backend = open_backend(backend, key, dtype=dtype)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         groups = queries_of(zip(batch["query"], batch["document"], batch["instruction"], strict=True))
@@ -145,7 +148,7 @@ def score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
     scored = dataset.map_batches(
         PairScorer, fn_constructor_kwargs={"backend": options.backend, "key": options.key, "threads": threads,
                                            "passage_tokens": options.passage_tokens,
-                                           "max_passages": options.max_passages},
+                                           "max_passages": options.max_passages, "dtype": options.dtype},
         batch_size=step, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=options.workers),
         num_gpus=options.gpus_per_worker or None, num_cpus=cpus)
     try:
@@ -217,7 +220,9 @@ class RayBackend(RerankBackend):
 
     def __init__(self, options: BatchOptions) -> None:
         self.options = replace(options, backend=options.backend or resolve_model(None))
-        self.model_name = self.options.backend if not is_server(self.options.backend) else "(on a server)"
+        dtype = self.options.dtype or os.environ.get("RERANKER_DTYPE")
+        self.model_name = (scored_name(self.options.backend, dtype) if not is_server(self.options.backend)
+                           else "(on a server)")
 
     @property
     def capabilities(self) -> Capabilities:

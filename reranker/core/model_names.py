@@ -11,3 +11,29 @@ KNOWN_MODELS = ("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen
 
 def resolve_model(model: str | None) -> str:
     return model or os.environ.get("RERANKER_MODEL") or DEFAULT_MODEL
+
+INT8 = "int8"
+"""The approximate CPU mode's dtype (engine/int8.py)."""
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16", "int8": "int8", "qint8": "int8"}
+"""What a dtype may be called (RERANKER_DTYPE, --dtype), by the name it is shown with."""
+
+
+def scored_name(model: str, dtype: str | None) -> str:
+    """The name a model's scores carry: with its dtype unless that is float32 (exact) or not said, so that an
+    approximate mode's scores are never shown, exported or cached as float32's."""
+    dtype = DTYPE_NAMES.get((dtype or "").strip().lower())
+    return model if dtype in (None, "float32") else f"{model} ({dtype})"
+
+
+def model_and_dtype(name: str) -> tuple[str, str | None]:
+    """A scored name taken apart: "Qwen/Qwen3-Reranker-0.6B (int8)" gives (the model, "int8"); a plain name gives
+    (it, None). So the name shown beside scores also opens that model in that dtype."""
+    stem, _, last = name.rstrip().rpartition(" (")
+    dtype = last[:-1] if stem and last.endswith(")") else None
+    return (stem, dtype) if dtype in DTYPE_NAMES.values() else (name, None)
+
+
+def default_dtype() -> str | None:
+    """$RERANKER_DTYPE by its shown name (None when unset or auto)."""
+    return DTYPE_NAMES.get(os.environ.get("RERANKER_DTYPE", "").strip().lower())

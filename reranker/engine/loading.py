@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import requests
 import torch
@@ -14,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from reranker.core.backend import ModelLoadError
 from reranker.core.model_names import KNOWN_MODELS
+from reranker.engine.int8 import INT8
 
 HUB_CHECK_SECONDS = 5.0
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -37,15 +39,22 @@ def resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """auto: bfloat16 on CUDA (the model's own dtype), float32 elsewhere (exact on CPU, safe on MPS)."""
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype | Literal["int8"]:
+    """auto: bfloat16 on CUDA (the model's own dtype), float32 elsewhere (exact on CPU, safe on MPS); "int8" is
+    the approximate CPU mode (engine/int8.py), chosen, never picked by auto."""
     dtype = dtype or os.environ.get("RERANKER_DTYPE") or "auto"
     if isinstance(dtype, torch.dtype):
         return dtype
+    dtype = dtype.strip().lower()
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype in (INT8, "qint8"):
+        if device.type != "cpu":
+            raise ValueError(f"dtype int8 is the approximate mode for CPUs; on {device.type} use auto (bfloat16 on "
+                             "CUDA) or float32")
+        return INT8
     if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16, float16 or int8 (CPU)")
     return _DTYPES[dtype]
 
 

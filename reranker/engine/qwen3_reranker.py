@@ -21,10 +21,11 @@ import torch
 from transformers import DynamicCache
 
 from reranker.core.backend import Capabilities, PromptTooLong, RerankBackend
-from reranker.core.model_names import resolve_model
+from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.engine.encoding import EncodedPair, PromptEncoder, common_prefix_length
+from reranker.engine.int8 import INT8, quantize_linear_layers
 from reranker.engine.loading import load_model, resolve_device, resolve_dtype
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
@@ -42,7 +43,10 @@ class Qwen3Reranker(RerankBackend):
     model: a hub id or a local folder (default: $RERANKER_MODEL, else Qwen/Qwen3-Reranker-0.6B); `model_path` is
         the same, by the name tutorials use.
     device: "auto" or None (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
-    dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16"; $RERANKER_DTYPE.
+    dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16", or "int8", the
+        approximate CPU mode (engine/int8.py: about 3x float32's speed, scores within a few hundredths);
+        $RERANKER_DTYPE. Any dtype but float32 is named in `model_name`, so that its scores are never taken for
+        (or cached as) float32's.
     max_length: prompt tokens at most; longer user turns are cut from their end, as the model card does.
     batch_size: documents per forward pass at most (default: as many as `batch_tokens` holds).
     batch_tokens: key/value slots per forward pass; bounds memory (default 1024 on CPU, where small
@@ -66,11 +70,14 @@ class Qwen3Reranker(RerankBackend):
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
-        self.model_name = resolve_model(model or model_path)
+        self.model_id = resolve_model(model or model_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype_name = str(self.dtype).removeprefix("torch.")
+        self.model_name = scored_name(self.model_id, self.dtype_name)
         started = time.perf_counter()
-        self.tokenizer, self.model = load_model(self.model_name, self.device, self.dtype)
+        int8 = self.dtype == INT8
+        self.tokenizer, self.model = load_model(self.model_id, self.device, torch.float32 if int8 else self.dtype)
         self.load_seconds = time.perf_counter() - started
         self.max_length = max_length
         self.batch_tokens = batch_tokens or (1024 if self.device.type == "cpu" else 32768)
@@ -80,6 +87,8 @@ class Qwen3Reranker(RerankBackend):
         self._no_yes_weight = head.weight[rows].detach().float()
         self._no_yes_bias = head.bias[rows].detach().float() if getattr(head, "bias", None) is not None else None
         self._body = self.model.get_decoder()
+        if int8:  # after the yes/no rows above were taken from the float32 weights
+            quantize_linear_layers(self._body)
         # transformers 5.2x renamed the decoder's past_key_values to cache; the old name goes in 5.40
         self._cache_arg = "cache" if "cache" in inspect.signature(self._body.forward).parameters else "past_key_values"
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -126,7 +135,7 @@ class Qwen3Reranker(RerankBackend):
         return Capabilities("Qwen3 engine", "in this process", in_process=True)
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+        return {**super().describe(), "device": str(self.device), "dtype": self.dtype_name,
                 "max_length": self.max_length, "load_seconds": round(self.load_seconds, 2)}
 
     # The forward passes.

@@ -19,12 +19,13 @@ import streamlit as st
 from reranker.backends import open_backend, server_from_env
 from reranker.core.addresses import is_loopback, is_server
 from reranker.core.backend import JobService, RerankBackend, failure_text
-from reranker.core.model_names import KNOWN_MODELS, resolve_model
+from reranker.core.model_names import INT8, KNOWN_MODELS, default_dtype, model_and_dtype, resolve_model, scored_name
 from reranker.workbench import ASSETS
 from reranker.workbench.backend_openings import Openings, Spec
 from reranker.workbench.widgets import plain_markdown
 
 OTHER_MODEL = "Local folder or other id"
+EXACT = "exact"
 IN_PROCESS = "In this process"
 ON_SERVER = "On a server"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
@@ -99,7 +100,15 @@ def job_service() -> JobService | None:
 @st.cache_resource(show_spinner=False)
 def openings() -> Openings:
     """This process's backends, each opened once in a background thread and shared by every session and page."""
-    return Openings(open_backend, failure_text, keep=MODELS_KEPT)
+    return Openings(_open, failure_text, keep=MODELS_KEPT)
+
+
+def _open(address: str, key: str | None) -> RerankBackend:
+    """A model named plainly opens in its default dtype, whatever RERANKER_DTYPE says (that is the default of the
+    sidebar's Precision, which names any other dtype in the address: "… (int8)")."""
+    if is_server(address) or model_and_dtype(address)[1] is not None:
+        return open_backend(address, key)
+    return open_backend(address, key, dtype="auto")
 
 
 def backend_sidebar() -> Spec | None:
@@ -178,7 +187,14 @@ def _model_fields() -> tuple[str, None] | None:
     if is_server(model):
         st.error("That is a server's address: choose **On a server** above to use it.")
         return None
-    return model, None
+    started_with = default_dtype()
+    precision = st.radio("Precision", [EXACT, INT8], index=int(started_with == INT8), horizontal=True,
+                         key="model_precision", persist_state="session",
+                         format_func=lambda p: "int8 (approximate)" if p == INT8 else "Exact",
+                         help="int8 multiplies the model's linear layers in int8 on a CPU: about 3x faster, scores "
+                              "within a few hundredths of float32's (docs/BENCHMARKS.md), shown with (int8) after "
+                              "the model's name. Exact: float32 on a CPU, bfloat16 on a GPU.")
+    return scored_name(model, INT8 if precision == INT8 else started_with if started_with != INT8 else None), None
 
 
 def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str | None] | None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from reranker.core.addresses import is_server
 from reranker.core.backend import BackendError, RerankBackend
-from reranker.core.model_names import KNOWN_MODELS
+from reranker.core.model_names import INT8, KNOWN_MODELS, model_and_dtype, scored_name
 from reranker.engine.memory import fit_of
 from reranker.workbench import frame
 from reranker.workbench.widgets import plain_markdown
@@ -28,7 +28,8 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
     if can.extra_models:
         options = [SIDEBAR, *extras, SERVER]
     else:
-        options = [SIDEBAR, *KNOWN_MODELS, OTHER, SERVER] if can.in_process else [SIDEBAR, SERVER]
+        options = ([SIDEBAR, *KNOWN_MODELS, *(scored_name(m, INT8) for m in KNOWN_MODELS), OTHER, SERVER]
+                   if can.in_process else [SIDEBAR, SERVER])
     choice = st.selectbox("Model", options, key=key, persist_state="session",
                           format_func=lambda m: f"{SIDEBAR} ({sidebar.model_name.rsplit('/', 1)[-1]})"
                           if m == SIDEBAR else m,
@@ -57,6 +58,8 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
 
 
 def _bytes_per_parameter(sidebar: RerankBackend) -> int:
+    """For the memory check of another model: as the sidebar's runs (int8 holds its embeddings in float32, so about
+    2 bytes a parameter, like bfloat16)."""
     return 4 if sidebar.describe().get("dtype") == "float32" else 2
 
 
@@ -107,7 +110,8 @@ def _opened(name: str, bytes_per_parameter: int | None) -> RerankBackend | None:
     spec = (name, None)
     openings = frame.openings()
     if bytes_per_parameter is not None and not openings.has(spec):
-        fit = fit_of(name, bytes_per_parameter)
+        model, dtype = model_and_dtype(name)
+        fit = fit_of(model, 2 if dtype == INT8 else bytes_per_parameter)
         if not fit.fits:
             st.error(plain_markdown(f"{fit.refusal('here')}. Free memory, or compare it on a GPU server."))
             return None
