@@ -14,12 +14,9 @@ from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from reranker.core.backend import ModelLoadError
-from reranker.core.model_names import KNOWN_MODELS
-from reranker.engine.int8 import INT8
+from reranker.core.model_names import DTYPE_NAMES, INT8, KNOWN_MODELS
 
 HUB_CHECK_SECONDS = 5.0
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -48,14 +45,13 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     dtype = dtype.strip().lower()
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype in (INT8, "qint8"):
-        if device.type != "cpu":
-            raise ValueError(f"dtype int8 is the approximate mode for CPUs; on {device.type} use auto (bfloat16 on "
-                             "CUDA) or float32")
-        return INT8
-    if dtype not in _DTYPES:
+    name = DTYPE_NAMES.get(dtype)
+    if name is None:
         raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16, float16 or int8 (CPU)")
-    return _DTYPES[dtype]
+    if name == INT8 and device.type != "cpu":
+        raise ValueError(f"dtype int8 is the approximate mode for CPUs; on {device.type} use auto (bfloat16 on "
+                         "CUDA) or float32")
+    return INT8 if name == INT8 else getattr(torch, name)
 
 
 def load_model(

@@ -194,7 +194,8 @@ def _model_fields() -> tuple[str, None] | None:
                          help="int8 multiplies the model's linear layers in int8 on a CPU: about 3x faster, scores "
                               "within a few hundredths of float32's (docs/BENCHMARKS.md), shown with (int8) after "
                               "the model's name. Exact: float32 on a CPU, bfloat16 on a GPU.")
-    return scored_name(model, INT8 if precision == INT8 else started_with if started_with != INT8 else None), None
+    exact = started_with if started_with != INT8 else None  # e.g. bfloat16, when the workbench was started so
+    return scored_name(model, INT8 if precision == INT8 else exact), None
 
 
 def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str | None] | None:
