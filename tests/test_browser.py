@@ -68,6 +68,21 @@ def rerank_a_sample(page) -> None:
         expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
 
 
+def type_and_rerank(browser, url: str, documents: str):
+    """A new page at `url` that types QUERY and `documents` and presses Ctrl+Enter, as a person would; the page."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.goto(url)
+    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    page.get_by_label("Query").fill(QUERY)
+    page.get_by_label("Query").press("Enter")
+    box = page.get_by_label("Documents (one per line)")
+    box.fill(documents)
+    box.press("Control+Enter")
+    return page
+
+
 def settled(page) -> None:
     """Wait until the script run the last action started has finished."""
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
@@ -246,14 +261,7 @@ def test_why_on_a_long_document_shows_progress_and_cancels(workbench_url, browse
     long = " ".join(f"Sentence {n} of the report describes the weather and the roads of a small town in detail, "
                     + "with many words that say little about any capital city at all " * 4 + "."
                     for n in range(60))  # its first 40 sentences are explained, each version read whole
-    page = browser.new_page(viewport={"width": 1440, "height": 1100})
-    page.goto(workbench_url)
-    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
-    page.get_by_label("Query").fill(QUERY)
-    page.get_by_label("Query").press("Enter")
-    documents = page.get_by_label("Documents (one per line)")
-    documents.fill(f"Gravity pulls things down.\n{long}")
-    documents.press("Control+Enter")
+    page = type_and_rerank(browser, workbench_url, f"Gravity pulls things down.\n{long}")
     expect(page.get_by_text("2 documents")).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Rerank").click()
     expect(page.locator(".rank-card")).to_have_count(2, timeout=120_000)
@@ -368,14 +376,7 @@ def test_rerank_progress_moves_and_cancel_keeps_what_was_scored(workbench_url, b
     stops it, keeping what was scored (in the session's cache); Rerank then finishes the job."""
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1440, "height": 1100})
-    page.goto(workbench_url)
-    expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
-    page.get_by_label("Query").fill(QUERY)
-    page.get_by_label("Query").press("Enter")
-    documents = page.get_by_label("Documents (one per line)")
-    documents.fill("\n".join(slow_documents))
-    documents.press("Control+Enter")
+    page = type_and_rerank(browser, workbench_url, "\n".join(slow_documents))
     expect(page.get_by_text(f"{len(slow_documents)} documents")).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Rerank").click()
 
