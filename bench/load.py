@@ -15,7 +15,6 @@ Prints a markdown table: pairs/s, p50/p95 latency, errors, and the mean pairs pe
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import platform
 import random
@@ -31,6 +30,7 @@ from urllib.parse import urlparse
 import requests
 from corpus import rerank_request
 
+from reranker.core.addresses import is_loopback
 from reranker.testing.sidecar_process import SidecarProcess
 
 
@@ -187,13 +187,7 @@ def render(cells: list[Cell], health: dict[str, object], args: argparse.Namespac
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urlparse(url).hostname or "")
 
 
 if __name__ == "__main__":

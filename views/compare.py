@@ -21,7 +21,7 @@ from reranker.workbench.comparison import (
     rank_table,
 )
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS
-from reranker.workbench.run_models import run_model
+from reranker.workbench.run_models import run_pickers
 from reranker.workbench.saved_sessions import comparison_from_json, comparison_json
 from reranker.workbench.scoring_steps import rank_in_steps
 
@@ -67,14 +67,7 @@ parsed = parse_documents(documents_text)
 widgets.documents_summary(parsed, without_labels=" · no labels")
 
 count = st.radio("Runs to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
-presets = list(INSTRUCTION_PRESETS)
-chosen = []
-for i, column in enumerate(st.columns(count)):
-    with column:
-        st.markdown(f"**Run {NAMES[i]}**")
-        model = run_model(f"compare_{NAMES[i]}_model", backend)
-        chosen.append((model, widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"compare_{NAMES[i]}",
-                                                          preset=presets[i])))
+chosen = run_pickers(NAMES[:count], "compare", backend)
 k_column, passage_column = st.columns([1, 3])
 k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
                               key="compare_k", persist_state="session"))

@@ -35,8 +35,7 @@ from reranker.workbench.evaluation_view import (
     threshold_json,
     wins_losses_figure,
 )
-from reranker.workbench.presets import INSTRUCTION_PRESETS
-from reranker.workbench.run_models import run_model
+from reranker.workbench.run_models import run_pickers
 from reranker.workbench.scoring_steps import judge_in_steps
 
 SAMPLE = ASSETS / "eval_sample"
@@ -88,14 +87,7 @@ top_k = int(top_column.number_input("Rerank each query's top K", min_value=1, ma
 count = count_column.radio("Runs", (1, 2, 3), horizontal=True, key="eval_count", persist_state="session",
                            help="Each run is a model and an instruction; they are compared with the first stage and "
                                 "with each other.")
-presets = list(INSTRUCTION_PRESETS)
-chosen = []
-for i, column in enumerate(st.columns(count)):
-    with column:
-        st.markdown(f"**Run {NAMES[i]}**")
-        model = run_model(f"eval_{NAMES[i]}_model", backend)
-        chosen.append((model, widgets.instruction_picker(f"Instruction {NAMES[i]}", key=f"eval_{NAMES[i]}",
-                                                          preset=presets[i])))
+chosen = run_pickers(NAMES[:count], "eval", backend)
 
 ready = all(model is not None for model, _ in chosen)
 pressed = st.button("Evaluate", type="primary", disabled=not ready, key="evaluate")

@@ -1,8 +1,10 @@
-"""The model of one Compare run: the sidebar's; another opened in this process once it is known to fit in memory
-(its size read from its config.json before anything loads); one of the sidecar's extra models, loaded there; or
-another server."""
+"""The model (and instruction) of each Compare or Evaluate run. The model: the sidebar's; another opened in this
+process once it is known to fit in memory (its size read from its config.json before anything loads); one of the
+sidecar's extra models, loaded there; or another server."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -11,11 +13,27 @@ from reranker.core.backend import BackendError, RerankBackend
 from reranker.core.model_names import INT8, KNOWN_MODELS, model_and_dtype, scored_name
 from reranker.engine.memory import fit_of
 from reranker.workbench import frame
-from reranker.workbench.widgets import plain_markdown
+from reranker.workbench.presets import INSTRUCTION_PRESETS
+from reranker.workbench.widgets import instruction_picker, plain_markdown
 
 SIDEBAR = "The sidebar's model"
 OTHER = "Local folder or other id"
 SERVER = "A server"
+
+
+def run_pickers(names: Sequence[str], key_prefix: str,
+                sidebar: RerankBackend | None) -> list[tuple[RerankBackend | None, str | None]]:
+    """One column per run named in `names` (Compare's and Evaluate's runs): its model and its instruction (the
+    presets in turn as defaults), under keys `{key_prefix}_{name}_model` and `{key_prefix}_{name}`."""
+    presets = list(INSTRUCTION_PRESETS)
+    chosen = []
+    for i, (name, column) in enumerate(zip(names, st.columns(len(names)))):
+        with column:
+            st.markdown(f"**Run {name}**")
+            model = run_model(f"{key_prefix}_{name}_model", sidebar)
+            chosen.append((model, instruction_picker(f"Instruction {name}", key=f"{key_prefix}_{name}",
+                                                     preset=presets[i])))
+    return chosen
 
 
 def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
