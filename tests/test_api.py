@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,25 @@ def _metric(api: requests.Session, sidecar: SidecarProcess, name: str, **labels:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
+
+
+def test_a_request_whose_client_disconnects_stops_being_scored(open_sidecar: SidecarProcess) -> None:
+    """On the one-port server (./start.sh's): the client gives up after half a second; the server scores no more of
+    its request at the next forward pass, and counts it as 499."""
+    session = requests.Session()
+    scored = lambda: _metric(session, open_sidecar, "reranker_pairs_scored_total", source="api")  # noqa: E731
+    before = scored()
+    words = "Beijing is the capital of China and a large city in the north of the country. " * 8
+    body = {"queries": [f"question {q}" for q in range(10)],
+            "documents": [[f"{n} {words}" for n in range(1000)]] * 10}
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        session.post(f"{open_sidecar.url}/api/rerank", json=body, timeout=(5, 0.5))
+    time.sleep(3)
+    settled = scored()
+    time.sleep(2)
+    assert scored() == settled < before + 10_000  # it stopped before all 10,000 pairs
+    gone = [s for f in text_string_to_metric_families(session.get(f"{open_sidecar.url}/metrics", timeout=30).text)
+            for s in f.samples if s.labels.get("route") == "/api/rerank" and s.labels.get("status") == "499"]
+    assert gone and gone[0].value >= 1
+    assert session.post(f"{open_sidecar.url}/v1/rerank", json={"query": "q", "documents": ["a"]},
+                        timeout=30).status_code == 200  # and goes on serving

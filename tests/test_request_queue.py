@@ -174,3 +174,98 @@ def test_job_slices_shrink_to_an_interactive_call_while_interactive_requests_com
     assert len(verdicts) == 40 and all(c.background for c in calls)
     assert len(calls) > 4 and calls[0].pairs < 10  # not one call of 40: an asker waits about one interactive call
     assert [j.score for j in verdicts] == pytest.approx(reranker.score(QUERY, documents(40, "job")), abs=1e-5)
+
+
+class PassWatcher:
+    """The real engine (passes of two documents), telling the test when its first pass is done and waiting there
+    until the test has sent what it wants to arrive during the call."""
+
+    def __init__(self, engine: Qwen3Reranker) -> None:
+        self.engine = engine
+        self.model_name = engine.model_name
+        self.capabilities = engine.capabilities
+        self.first_pass = threading.Event()
+        self.go_on = threading.Event()
+        self.watching = False
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        def watched(done: int, total: int) -> None:
+            if self.watching and not self.first_pass.is_set():
+                self.first_pass.set()
+                assert self.go_on.wait(30)
+            if progress is not None:
+                progress(done, total)
+
+        return self.engine.judge_many(queries, watched)
+
+
+@pytest.fixture
+def two_per_pass(tiny_model_dir) -> PassWatcher:
+    return PassWatcher(Qwen3Reranker(str(tiny_model_dir), device="cpu", batch_size=2))
+
+
+def test_a_small_request_goes_in_between_a_big_ones_forward_passes(two_per_pass, reranker) -> None:
+    calls: list[BackendCall] = []
+    queue = RequestQueue(two_per_pass, on_call=calls.append)
+    finished: list[str] = []
+    try:
+        queue.submit([Query(QUERY, documents(2, "warm"))]).result(60)  # the pace is known: the big one is one call
+        two_per_pass.watching = True
+        big = queue.submit([Query("big question", documents(40, "big"))])
+        big.add_done_callback(lambda _: finished.append("big"))
+        assert two_per_pass.first_pass.wait(30)
+        small = queue.submit([Query("small question", documents(3, "small"))])
+        small.add_done_callback(lambda _: finished.append("small"))
+        two_per_pass.go_on.set()
+        [small_verdicts] = small.result(60)
+        [big_verdicts] = big.result(60)
+    finally:
+        two_per_pass.go_on.set()
+        queue.close()
+    assert finished == ["small", "big"]
+    # the small request was scored alone between the big call's passes (calls are told as they end), and the big
+    # call went on where it was: one call of all 40
+    assert [(c.requests, c.pairs) for c in calls] == [(1, 2), (1, 3), (1, 40)]
+    assert [j.score for j in small_verdicts] == pytest.approx(
+        reranker.score("small question", documents(3, "small")), abs=SCORE_TOLERANCE)
+    assert [j.score for j in big_verdicts] == pytest.approx(
+        reranker.score("big question", documents(40, "big")), abs=SCORE_TOLERANCE)
+
+
+def test_a_job_lets_an_interactive_request_in_at_its_next_pass(two_per_pass) -> None:
+    calls: list[BackendCall] = []
+    queue = RequestQueue(two_per_pass, on_call=calls.append, interactive_window=0)
+    try:
+        queue.submit([Query(QUERY, documents(2, "warm"))]).result(60)
+        two_per_pass.watching = True
+        job = queue.submit([Query("job question", documents(20, "job"))], background=True)
+        assert two_per_pass.first_pass.wait(30)
+        asked = queue.submit([Query(QUERY, documents(1, "asked"))])
+        two_per_pass.go_on.set()
+        asked.result(60)
+        assert not job.done()
+        assert len(job.result(60)[0]) == 20
+    finally:
+        two_per_pass.go_on.set()
+        queue.close()
+    assert [(c.background, c.pairs) for c in calls] == [(False, 2), (False, 1), (True, 20)]
+
+
+def test_a_request_whose_client_went_away_stops_at_the_next_pass(two_per_pass) -> None:
+    calls: list[BackendCall] = []
+    queue = RequestQueue(two_per_pass, on_call=calls.append)
+    try:
+        queue.submit([Query(QUERY, documents(2, "warm"))]).result(60)
+        two_per_pass.watching = True
+        gone = queue.submit([Query("big question", documents(40, "big"))])
+        assert two_per_pass.first_pass.wait(30)
+        queue.abandon(gone)
+        two_per_pass.go_on.set()
+        with pytest.raises(Exception, match="client went away"):
+            gone.result(60)
+        after = queue.submit([Query(QUERY, documents(2, "after"))]).result(60)  # the queue goes on serving
+    finally:
+        two_per_pass.go_on.set()
+        queue.close()
+    assert len(after[0]) == 2
+    assert [c.pairs for c in calls] == [2, 2, 2]  # of the 40, one pass of two was scored

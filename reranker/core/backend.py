@@ -41,6 +41,10 @@ class Capabilities:
     """It runs background jobs for big tables: `jobs()` answers."""
     extra_models: bool = False
     """It offers other models besides its own: `extra_models()`, `load_model()` and `with_model()` answer."""
+    yields_between_passes: bool = False
+    """Its `progress` callback runs between forward passes, on the thread that called judge_many, and may call
+    judge_many again (the request queue serves a small request in between a big one's passes this way) or raise
+    StopScoring (judge_many then raises ScoringStopped with the pairs scored so far)."""
 
 
 class JobService(Protocol):
@@ -123,6 +127,18 @@ class RerankBackend(ABC):
     def with_model(self, name: str) -> RerankBackend:
         """The same server, scoring with its extra model `name`."""
         raise UnsupportedOption(f"the {self.capabilities.kind} ({self.capabilities.where}) offers no other models")
+
+
+class StopScoring(Exception):
+    """Raised by a `progress` callback to stop a backend whose capabilities say `yields_between_passes`."""
+
+
+class ScoringStopped(Exception):
+    """A judge_many stopped by StopScoring: `partial` is shaped like its answer, None for each pair not scored."""
+
+    def __init__(self, partial: list[list[Judgement | None]]) -> None:
+        super().__init__("scoring was stopped between forward passes")
+        self.partial = partial
 
 
 class BackendError(RuntimeError):

@@ -16,11 +16,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 
 import torch
 from transformers import DynamicCache
 
-from reranker.core.backend import Capabilities, PromptTooLong, RerankBackend
+from reranker.core.backend import Capabilities, PromptTooLong, RerankBackend, ScoringStopped, StopScoring
 from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.ranking import Judgement, Progress, Query
@@ -92,7 +93,7 @@ class Qwen3Reranker(RerankBackend):
         # transformers 5.2x renamed the decoder's past_key_values to cache; the old name goes in 5.40
         self._cache_arg = "cache" if "cache" in inspect.signature(self._body.forward).parameters else "past_key_values"
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by a progress callback that scores in between passes
         self._stems: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
         self._recent_prefixes: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
 
@@ -100,8 +101,9 @@ class Qwen3Reranker(RerankBackend):
         """Judge several queries' documents in shared forward passes (jobs, CSV batches, concurrent requests); a query
         with passage_tokens has its documents judged as passages (core/passages.py), in the same passes."""
         if any(q.passage_tokens is not None or q.max_passages is not None for q in queries):
-            return judge_in_passages(queries, lambda plain: self.judge_many(plain, progress), self._spans,
-                                     self.encoder.user_budget)
+            # passages stand for their document only all together: they are not stopped between passes
+            return judge_in_passages(queries, lambda plain: self.judge_many(plain, _unstoppable(progress)),
+                                     self._spans, self.encoder.user_budget)
         for q in queries:
             _check_text("query", q.query)
             if q.instruction is not None:
@@ -118,12 +120,15 @@ class Qwen3Reranker(RerankBackend):
                 raise PromptTooLong(
                     f"a document does not fit the model's limit of {self.max_length:,} prompt tokens with its query "
                     f"and instruction (it starts {too_long[0][:40]!r}); allow truncation, or send it shorter")
-        verdicts = self._run(queries, encoded, progress)
-        return [
-            [Judgement(score, logit, len(pair.input_ids), pair.truncated)
-             for (score, logit), pair in zip(group, pairs)]
+        verdicts, complete = self._run(queries, encoded, progress)
+        judged = [
+            [None if verdict is None else Judgement(verdict[0], verdict[1], len(pair.input_ids), pair.truncated)
+             for verdict, pair in zip(group, pairs)]
             for group, pairs in zip(verdicts, encoded)
         ]
+        if not complete:
+            raise ScoringStopped(judged)
+        return judged  # type: ignore[return-value]
 
     def _spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Each text's plain-text tokens as character spans."""
@@ -132,7 +137,7 @@ class Qwen3Reranker(RerankBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities("Qwen3 engine", "in this process", in_process=True)
+        return Capabilities("Qwen3 engine", "in this process", in_process=True, yields_between_passes=True)
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "device": str(self.device), "dtype": self.dtype_name,
@@ -141,8 +146,9 @@ class Qwen3Reranker(RerankBackend):
     # The forward passes.
 
     def _run(self, queries: Sequence[Query], encoded: list[list[EncodedPair]],
-             progress: Progress | None) -> list[list[tuple[float, float]]]:
-        """(score, logit) per pair, grouped like `encoded`."""
+             progress: Progress | None) -> tuple[list[list[tuple[float, float] | None]], bool]:
+        """(score, logit) per pair, grouped like `encoded`, and whether every pair was scored: a progress callback
+        that raises StopScoring stops the passes there (None for each pair not scored)."""
         prefixes: dict[tuple[int, ...], int] = {}
         stem_lengths: list[int] = []
         rows: list[tuple[int, int, int]] = []  # (group, document, prefix number)
@@ -160,9 +166,9 @@ class Qwen3Reranker(RerankBackend):
             for d in range(len(pairs)):
                 rows.append((g, d, number))
                 row_prefix_len.append(length)
-        results: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * len(p) for p in encoded]
+        results: list[list[tuple[float, float] | None]] = [[None] * len(p) for p in encoded]
         if not rows:
-            return results
+            return results, True
         tails = [encoded[g][d].input_ids[row_prefix_len[i]:] for i, (g, d, _) in enumerate(rows)]
         with self._lock, torch.inference_mode():
             cached = self._prefix_cache([(list(k), s) for k, s in zip(prefixes, stem_lengths)])
@@ -175,8 +181,11 @@ class Qwen3Reranker(RerankBackend):
                     results[g][d] = verdict
                 done += len(members)
                 if progress is not None:
-                    progress(done, len(rows))
-        return results
+                    try:
+                        progress(done, len(rows))
+                    except StopScoring:
+                        return results, done == len(rows)
+        return results, True
 
     def _passes(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
         """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget,
@@ -278,6 +287,18 @@ class Qwen3Reranker(RerankBackend):
         scores = torch.log_softmax(no_yes, dim=1)[:, 1].exp()
         logits = no_yes[:, 1] - no_yes[:, 0]
         return list(zip(scores.tolist(), logits.tolist()))
+
+
+def _unstoppable(progress: Progress | None) -> Progress | None:
+    """`progress`, its StopScoring ignored."""
+    if progress is None:
+        return None
+
+    def told(done: int, total: int) -> None:
+        with suppress(StopScoring):
+            progress(done, total)
+
+    return told
 
 
 def _check_text(name: str, value: object) -> None:

@@ -14,7 +14,12 @@ from starlette.types import Scope
 
 from reranker.core.backend import RerankBackend
 from reranker.sidecar.http_errors import install_error_handlers
-from reranker.sidecar.middleware import BearerAuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from reranker.sidecar.middleware import (
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    CancelOnDisconnect,
+    MetricsMiddleware,
+)
 from reranker.sidecar.routes import jobs, reranking, status
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.service import SidecarService
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None, backend_factory: Callable[[], R
             return settings.max_job_bytes, "RERANKER_MAX_JOB_BYTES"
         return settings.max_body_bytes, "RERANKER_MAX_BODY_BYTES"
 
+    app.add_middleware(CancelOnDisconnect, paths=reranking.SCORING_PATHS)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     if settings.api_key:
         app.add_middleware(BearerAuthMiddleware, key=settings.api_key)

@@ -66,3 +66,7 @@ class QueueFull(Unavailable):
 
 class QueueClosed(Unavailable):
     """The sidecar is shutting down; the request was not scored."""
+
+
+class RequestAbandoned(ServiceError):
+    """The request's client went away before its answer: the rest of it was not scored (nobody reads this)."""

@@ -3,6 +3,7 @@ shape of the dialect the path speaks, as every other error does (http_errors).""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Callable
@@ -121,7 +122,63 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, timed_send)
         finally:
+            if scope.get(CLIENT_GONE):
+                status = 499  # nginx's "client closed request": no answer was sent
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], name, str(status)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+
+
+CLIENT_GONE = "reranker.client_gone"
+"""Set in the scope of a request cancelled because its client disconnected."""
+
+
+class CancelOnDisconnect:
+    """A scoring request (a POST to one of `paths`) whose client disconnects before its answer is cancelled: the
+    handler's wait is cancelled, so the request queue scores no more of it (RequestQueue.abandon).
+
+    The app reads the body through its own receive; once the whole body is in, this listens on receive for the
+    client's disconnect while the handler runs (uvicorn tells it as soon as the connection closes)."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        body_read = asyncio.Event()
+
+        async def reading() -> Message:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        answering = asyncio.Event()
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answering.set()
+            await send(message)
+
+        handler = asyncio.ensure_future(self.app(scope, reading, sending))
+
+        async def listen() -> None:
+            await body_read.wait()
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not answering.is_set():  # (once the answer is under way, the disconnect is its end)
+                scope[CLIENT_GONE] = True
+                handler.cancel()
+
+        listener = asyncio.ensure_future(listen())
+        try:
+            await handler
+        except asyncio.CancelledError:
+            if not scope.get(CLIENT_GONE):
+                raise
+        finally:
+            listener.cancel()

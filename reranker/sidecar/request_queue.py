@@ -11,6 +11,12 @@ for all of it. Interactive requests go first; job chunks run when no interactive
 waits (and at least every `fairness` engine calls, so a busy API cannot stall jobs). The slicing needs nothing
 but `judge_many`, so it holds whatever backend answers it.
 
+A backend that yields between its forward passes (`capabilities.yields_between_passes`: the engine) lets a
+newcomer in sooner: between two passes of a call, the interactive requests waiting that one call can finish (any,
+during a job's call) are scored in a call of their own, and the first call goes on where it was; a small request
+then waits one forward pass, not one slice, and nothing is computed twice. A request whose client went away
+(`abandon`) is scored no further, and a call that holds nothing else stops at its next pass.
+
 Clients that were answered together send their next requests together, a few milliseconds apart; the worker
 waits for them briefly (at most a tenth of the last call's time, and 50 ms) rather than starting a call with
 the first one alone, which would leave the calls alternating between one request and all the others.
@@ -26,9 +32,9 @@ from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 
-from reranker.core.backend import BackendError, RerankBackend
-from reranker.core.ranking import Judgement, Query, total_tokens
-from reranker.sidecar.errors import QueueClosed, QueueFull
+from reranker.core.backend import BackendError, RerankBackend, ScoringStopped, StopScoring
+from reranker.core.ranking import Judgement, Progress, Query, total_tokens
+from reranker.sidecar.errors import QueueClosed, QueueFull, RequestAbandoned
 
 Verdicts = list[list[Judgement]]
 _GATHER_MAX_SECONDS = 0.05
@@ -66,6 +72,8 @@ class _Pending:
     served_chars: int = 0
     """Characters handed to the engine so far (a stand-in for its engine time)."""
     started: bool = False
+    abandoned: bool = False
+    """Its client went away: nothing more of it is scored."""
     _query: int = 0
     _document: int = 0
 
@@ -102,11 +110,26 @@ class _Pending:
         self.served_chars += sum(_chars(s.query) for s in slices)
         return slices
 
-    def fill(self, piece: _Slice, verdicts: list[Judgement]) -> None:
+    def fits(self, pairs: int, chars: int) -> bool:
+        """Whether one call of `pairs` pairs and `chars` characters would take all that is left of it."""
+        if self.pairs_left > pairs:
+            return False
+        for n in range(self._query, len(self.queries)):
+            q = self.queries[n]
+            shared = len(q.query) + len(q.instruction or "")
+            for d in self._orders[n][self._document if n == self._query else 0:]:
+                chars -= shared + len(q.documents[d])
+                if chars < 0:
+                    return False
+        return True
+
+    def fill(self, piece: _Slice, verdicts: Sequence[Judgement | None]) -> None:
+        """The slice's verdicts (None for a pair its call did not score: it stopped, as every request in it was
+        abandoned)."""
         answered = self.verdicts[piece.query_index]
         for position, verdict in zip(piece.positions, verdicts):
             answered[position] = verdict
-        self.pairs_unanswered -= len(verdicts)
+        self.pairs_unanswered -= sum(verdict is not None for verdict in verdicts)
         if self.pairs_unanswered == 0:
             with suppress(InvalidStateError):  # it failed meanwhile (close() from another thread)
                 self.future.set_result(self.verdicts)  # type: ignore[arg-type]
@@ -150,6 +173,10 @@ class RequestQueue:
         self._seconds_per_char: float | None = None
         self._interactive_seconds: float | None = None
         self._last_interactive = float("-inf")
+        self._running: list[_Pending] = []
+        """The requests of the engine call in flight."""
+        self._in_between_seconds = 0.0
+        """Engine time of the calls served in between the passes of the call in flight (not that call's own)."""
         self._thread = threading.Thread(target=self._loop, name="reranker-queue", daemon=True)
         self._thread.start()
 
@@ -170,6 +197,18 @@ class RequestQueue:
                 self._last_interactive = time.monotonic()
             self._cond.notify()
         return pending.future
+
+    def abandon(self, future: Future[Verdicts]) -> None:
+        """The client of the request `future` answers went away: score no more of it (a call in flight that holds
+        nothing else stops at its next forward pass, where the backend can stop between passes)."""
+        with self._cond:
+            for pending in [*self._interactive, *self._background, *self._running]:
+                if pending.future is future:
+                    pending.abandoned = True
+                    pending.pairs_left = 0
+                    pending.fail(RequestAbandoned("its client went away"))
+            self._interactive[:] = [p for p in self._interactive if not p.abandoned]
+            self._background[:] = [p for p in self._background if not p.abandoned]
 
     def depth(self) -> dict[str, int]:
         """Requests waiting (not yet wholly handed to the engine), by queue."""
@@ -198,12 +237,16 @@ class RequestQueue:
                 if self._closed:
                     return
                 call = self._take()
+                self._running = list({id(piece.request): piece.request for piece in call}.values())
             try:
                 self._run(call)
             except Exception as e:  # noqa: BLE001 - the worker must outlive any one call, or every client hangs
                 log.exception("engine call failed")
                 for piece in call:
                     piece.request.fail(e)
+            finally:
+                with self._cond:
+                    self._running = []
 
     def _gather(self) -> None:
         """Give the last interactive call's clients a moment to send their next requests (see the module doc)."""
@@ -220,11 +263,15 @@ class RequestQueue:
             not self._interactive or self._calls_since_background >= self.fairness)
         lane = self._background if use_background else self._interactive
         self._calls_since_background = 0 if use_background else self._calls_since_background + 1
-        pairs = self.max_pairs if self._seconds_per_char is not None else min(self.max_pairs, _FIRST_CALL_PAIRS)
-        chars = self._chars_per_call(use_background)
-        call: list[_Slice] = []
         pace = self._seconds_per_char or 0.0
-        for pending in sorted(lane, key=lambda p: p.arrival + p.served_chars * pace):
+        return self._slices_of(lane, sorted(lane, key=lambda p: p.arrival + p.served_chars * pace), use_background)
+
+    def _slices_of(self, lane: list[_Pending], candidates: list[_Pending], background: bool) -> list[_Slice]:
+        """One call's worth of slices from `candidates` (of `lane`), in their order; `lane` keeps what is left."""
+        pairs = self.max_pairs if self._seconds_per_char is not None else min(self.max_pairs, _FIRST_CALL_PAIRS)
+        chars = self._chars_per_call(background)
+        call: list[_Slice] = []
+        for pending in candidates:
             if pairs <= 0 or chars <= 0:
                 break
             if not pending.started:
@@ -253,12 +300,19 @@ class RequestQueue:
             seconds = min(seconds, self._interactive_seconds)
         return max(1, min(self.max_chars, int(seconds / self._seconds_per_char)))
 
-    def _run(self, call: list[_Slice]) -> None:
+    def _run(self, call: list[_Slice], in_between: bool = False) -> None:
+        """One engine call; `in_between`: a call served between the passes of the call in flight."""
         if not call:
             return
         started = time.perf_counter()
+        if not in_between:
+            self._in_between_seconds = 0.0
+        between = self._between_passes(call) if not in_between and _yields_between_passes(self.backend) else None
         try:
-            verdicts = self.backend.judge_many([piece.query for piece in call])
+            verdicts: Sequence[Sequence[Judgement | None]] = self.backend.judge_many(
+                [piece.query for piece in call], between)
+        except ScoringStopped as stopped:
+            verdicts = stopped.partial
         except BackendError as e:  # the server behind a gateway failed: asking again per request would not help
             for request in {id(piece.request): piece.request for piece in call}.values():
                 request.fail(e)
@@ -268,10 +322,13 @@ class RequestQueue:
                 raise
             self._run_alone(call)
             return
-        seconds = time.perf_counter() - started
-        for piece, judged in zip(call, verdicts):
-            piece.request.fill(piece, judged)
-        chars = sum(_chars(piece.query) for piece in call)
+        seconds = time.perf_counter() - started - (0.0 if in_between else self._in_between_seconds)
+        with self._cond:
+            for piece, judged in zip(call, verdicts):
+                piece.request.fill(piece, judged)
+        scored = [replace(piece.query, documents=[d for d, j in zip(piece.query.documents, judged) if j is not None])
+                  for piece, judged in zip(call, verdicts)]
+        chars = sum(_chars(q) for q in scored)
         if chars:
             pace = seconds / chars
             self._seconds_per_char = pace if self._seconds_per_char is None else (
@@ -283,9 +340,38 @@ class RequestQueue:
             self._interactive_seconds = seconds if self._interactive_seconds is None else (
                 _PACE_WEIGHT * seconds + (1 - _PACE_WEIGHT) * self._interactive_seconds)
         if self.on_call is not None:
-            tokens = total_tokens(j for group in verdicts for j in group) or 0
-            pairs = sum(len(group) for group in verdicts)
+            tokens = total_tokens(j for group in verdicts for j in group if j is not None) or 0
+            pairs = sum(len(q.documents) for q in scored)
             self.on_call(BackendCall(requests, pairs, tokens, seconds, background))
+
+    def _between_passes(self, call: list[_Slice]) -> Progress:
+        """The progress callback of a call, run between its forward passes: it serves the interactive requests that
+        wait and that the call does not hold (any, in a job's call; in an interactive one, those that one call
+        finishes: a bigger one waits for its turn, as it would have) in a call of their own, right there, so a
+        small request waits one forward pass, not one slice; and it stops the call (StopScoring) when every
+        request in it was abandoned."""
+        background = call[0].request.background
+
+        def between(done: int, total: int) -> None:
+            with self._cond:
+                if all(r.abandoned for r in self._running):
+                    raise StopScoring
+                pairs, chars = self.max_pairs, self._chars_per_call(False)
+                newcomers = [p for p in self._interactive if all(p is not r for r in self._running)
+                             and (background or p.fits(pairs, chars))]
+                if done >= total or not newcomers:
+                    return
+                inner = self._slices_of(self._interactive, newcomers, background=False)
+            served = time.perf_counter()
+            try:
+                self._run(inner, in_between=True)
+            except Exception as e:  # noqa: BLE001 - their failure is theirs, not the call's they came between
+                log.exception("engine call failed")
+                for piece in inner:
+                    piece.request.fail(e)
+            self._in_between_seconds += time.perf_counter() - served
+
+        return between
 
     def _run_alone(self, call: list[_Slice]) -> None:
         by_request: dict[int, list[_Slice]] = {}
@@ -299,6 +385,13 @@ class RequestQueue:
                 continue
             for piece, judged in zip(pieces, verdicts):
                 piece.request.fill(piece, judged)
+
+
+def _yields_between_passes(backend: object) -> bool:
+    """Whether `backend` lets its progress callback score in between its passes (any object with judge_many may
+    serve the queue)."""
+    capabilities = getattr(backend, "capabilities", None)
+    return bool(getattr(capabilities, "yields_between_passes", False))
 
 
 def _chars(q: Query) -> int:

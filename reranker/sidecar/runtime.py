@@ -122,7 +122,13 @@ class Runtime:
     async def judge(self, queries: Sequence[Query], model: str | None = None) -> list[list[Judgement]]:
         """Score interactively: queued with the other waiting requests and merged into shared forward passes; by
         the extra model `model` names, else by this sidecar's own."""
-        return await asyncio.wrap_future(self.queue_for(model).submit(queries))
+        queue = self.queue_for(model)
+        answer = queue.submit(queries)
+        try:
+            return await asyncio.wrap_future(answer)
+        except asyncio.CancelledError:  # the client went away (middleware.CancelOnDisconnect)
+            queue.abandon(answer)
+            raise
 
     def queue_for(self, model: str | None) -> RequestQueue:
         if model and model in self.extra_models.names and model != self.model_name:

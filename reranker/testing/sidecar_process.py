@@ -48,8 +48,14 @@ class SidecarProcess:
         return self
 
     def wait_healthy(self, timeout: float = 120.0, want: int = 200) -> dict[str, object]:
-        """Poll /health until it answers `want`; raises with the server's log if it dies or takes too long."""
-        return self._wait(lambda response: response.status_code == want, f"answer {want}", timeout)
+        """Poll /health until it answers `want`; raises with the server's log if it dies, says its model failed to
+        load (unless that is what is wanted), or takes too long."""
+        def done(response: requests.Response) -> bool:
+            if response.status_code != want and _status(response) == "failed":
+                raise RuntimeError(f"the sidecar's model failed to load: {response.text}")
+            return response.status_code == want
+
+        return self._wait(done, f"answer {want}", timeout)
 
     def wait_for_status(self, status: str, timeout: float = 120.0) -> dict[str, object]:
         """Poll /health until its `status` is `status` ("ok", "loading", "failed"); raises as wait_healthy does."""

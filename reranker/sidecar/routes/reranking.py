@@ -11,6 +11,8 @@ from reranker.sidecar.routes import parse_body, service_of
 from reranker.sidecar.schemas import MultiQueryRerankResponse, RerankQueriesRequest
 
 router = APIRouter(tags=["rerank"], responses=ERROR_RESPONSES)
+SCORING_PATHS = frozenset({"/v1/rerank", "/v2/rerank", "/rerank", "/score", "/v1/score", "/api/rerank"})
+"""Where a request waits for the model: cancelled when its client disconnects (middleware.CancelOnDisconnect)."""
 
 
 @router.post("/v1/rerank", response_model=rerank_v1.RerankResponse, response_model_exclude_none=True,
