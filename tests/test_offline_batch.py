@@ -59,6 +59,18 @@ def test_a_csv_is_scored_ranked_and_its_bad_rows_reported(local_ray, tiny_model_
     assert written["score"].tolist() == pytest.approx(result["score"].tolist(), abs=1e-9)
 
 
+def test_the_batch_command_in_int8_scores_as_the_int8_engine_and_names_it(local_ray, tiny_model_dir: Path,
+                                                                          tmp_path: Path):
+    source, output = tmp_path / "pairs.csv", tmp_path / "scored.csv"
+    source.write_text("query,document\nWhat is the capital of China?,Beijing.\n"
+                      "What is the capital of China?,Gravity pulls things down.\n", encoding="utf-8")
+    result = run_batch_file(str(source), str(output), BatchOptions(backend=str(tiny_model_dir), dtype="int8"),
+                            lambda _: None)
+    assert set(result["model"]) == {f"{tiny_model_dir} (int8)"}
+    int8 = Qwen3Reranker(str(tiny_model_dir), device="cpu", dtype="int8")
+    assert result["score"].tolist() == pytest.approx(expected(int8, result), abs=SCORE_TOLERANCE)
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_jsonl_and_parquet_keep_text_exactly_and_honour_each_rows_instruction(
         local_ray, tiny_model_dir: Path, reranker, tmp_path: Path, suffix: str):
