@@ -257,3 +257,48 @@ def test_a_wrong_api_key_is_named_and_starts_nothing(opened_app, keyed_sidecar, 
     assert "401" in error.value and "RERANKER\\_SERVER\\_KEY" in error.value
     at = upload(at.switch_page("views/csv_batches.py").run(), "pairs.tsv", TSV.encode("gbk"))
     assert at.button(key="batch_run").disabled and "sidecar_send" not in [b.key for b in at.button]
+
+
+JSONL = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in [
+    {"id": "doc-7", "query": CAPITAL, "document": "北京是中国的首都。", "label": 2},
+    {"id": "doc-3", "query": CAPITAL, "document": "上海是中国最大的城市。", "label": 0},
+    {"id": "doc-9", "query": SLEEP, "document": "保持规律的作息时间。", "label": 2, "meta": {"source": "faq"}},
+])
+
+
+def test_json_lines_are_mapped_scored_and_a_bad_line_can_be_left_out(page, reranker):
+    at = upload(page, "pairs.jsonl", (JSONL + "{not json\n").encode("utf-8"))
+    (error,) = at.main.error
+    assert "line 4: not valid JSON" in error.value.replace("\\", "")
+    at = at.checkbox(key="batch_skip_bad").check().run()
+    assert not at.exception
+    assert [at.selectbox(key=k).value for k in ("map_query", "map_document", "map_label")] == [
+        "query", "document", "label"]
+    at = at.button(key="batch_run").click().run()
+    assert not at.exception and [e.value for e in at.main.error] == [error.value]  # the left-out line, still told
+    results = at.session_state["batch"]["results"]
+    assert len(results) == 3
+    capital = results[results["query"] == CAPITAL]
+    assert capital["score"].tolist() == pytest.approx(
+        reranker.score(CAPITAL, capital["document"].tolist()), abs=SCORE_TOLERANCE)
+
+
+def test_a_json_array_sent_as_a_job_keeps_its_document_ids_in_the_export(opened_app, keyed_sidecar, monkeypatch):
+    at = on_server(opened_app, monkeypatch, keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
+    rows = [json.loads(line) for line in JSONL.splitlines()]
+    at = upload(at, "pairs.json", json.dumps(rows, ensure_ascii=False).encode("utf-8"))
+    assert not at.exception and not at.main.error
+    at = at.button(key="sidecar_send").click().run()
+    job_id = at.session_state["sidecar_job"][1]
+    at = at.switch_page("views/sidecar_jobs.py").run()
+    deadline = time.monotonic() + 120
+    while not any(b.label == "Download CSV" for b in at.get("download_button")):
+        assert time.monotonic() < deadline and not at.exception and not at.main.error
+        time.sleep(0.5)
+        at = at.run()
+    [(csv_bytes, _, _)] = [kept for (url, kept_id, status, _), kept in at.session_state["jobs_results"].items()
+                           if (kept_id, status) == (job_id, "done")]
+    table = pd.read_csv(io.BytesIO(csv_bytes), keep_default_na=False)
+    assert table.columns.tolist() == [*EXPORT_COLUMNS, "id", "meta"]  # the upload's other keys, after the schema
+    assert table["id"].tolist() == ["doc-7", "doc-3", "doc-9"] and table["document"].tolist()[0] == "北京是中国的首都。"
+    assert table["meta"].tolist() == ["", "", '{"source": "faq"}']

@@ -3,6 +3,7 @@ score through the API's queue in the same process), and `streamlit run app.py` a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -177,6 +178,28 @@ def test_a_csv_job_runs_in_the_workbenchs_own_process_and_its_api_sees_it(workbe
     job_id = page.url.rsplit("job=", 1)[1]
     listed = requests.get(f"{workbench_url}/api/jobs/{job_id}", timeout=30).json()
     assert listed["status"] == "done" and listed["filename"] == "pairs.csv"
+
+
+def test_a_json_upload_scored_in_the_page_keeps_its_ids_in_the_download(workbench_url, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    rows = [{"id": f"doc-{n}", "query": "What is the capital of China?", "document": text}
+            for n, text in enumerate(["Beijing is the capital.", "Paris is in France.", "=1+1"])]
+    table = tmp_path / "pairs.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    page.goto(f"{workbench_url}/csv_batches")
+    file_input(page, "CSV or TSV file").set_input_files(str(table))
+    page.get_by_role("button", name="Score 3 pairs").click()
+    expect(page.get_by_role("button", name="Download CSV")).to_be_visible(timeout=60_000)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    assert header[-1] == "id" and len(lines) == 4
+    by_id = {line.split(",")[-1]: line for line in lines[1:]}
+    assert set(by_id) == {"doc-0", "doc-1", "doc-2"} and "'=1+1" in by_id["doc-2"]
+    page.close()
 
 
 def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):

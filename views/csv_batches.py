@@ -7,11 +7,12 @@ import streamlit as st
 
 from reranker.core.backend import BackendError
 from reranker.formats.columns import guess_columns
-from reranker.formats.exports import export_csv, export_json
+from reranker.formats.exports import export_csv, export_json, with_input_columns
 from reranker.formats.tables import (
     TableError,
     decode_text,
     delimiter_of,
+    is_json,
     pairs_from_table,
     read_table,
     read_table_skipping,
@@ -29,12 +30,14 @@ backend = frame.backend()
 
 st.title("CSV batches")
 st.caption("One row per (query, document) pair, with an optional relevance label and instruction per row. "
-           "CSV or TSV; UTF-8, UTF-8 with BOM or GBK; up to 20 MB.")
+           "CSV or TSV, or JSON (one object a line, or an array of objects: its keys are the columns); UTF-8, UTF-8 "
+           "with BOM or GBK; up to 20 MB. Other columns, such as a document id, come back in the downloads.")
 st.download_button("Sample file", (ASSETS / "samples" / "batch_sample.csv").read_bytes(),
                    "batch_sample.csv", "text/csv", key="sample_csv", on_click="ignore", type="tertiary",
                    icon=":material/download:")
 
-upload = st.file_uploader("CSV or TSV file", type=["csv", "tsv", "tab", "txt"], key="batch_file")
+upload = st.file_uploader("CSV or TSV file, or JSON", type=["csv", "tsv", "tab", "txt", "json", "jsonl", "ndjson"],
+                          key="batch_file")
 if upload is None:
     st.info("Upload a file to start; its columns are mapped in the next step.")
     st.stop()
@@ -58,7 +61,8 @@ except TableError as e:
     st.warning(widgets.plain_markdown(f"{len(skipped):,} left out ({shown}). {len(table):,} rows are used; their "
                                       "input # counts the rows read."), icon=":material/rule:")
     # what a background job gets: the rows read, as they were (no cell changed), nothing it would refuse
-    data = table.to_csv(index=False, sep=delimiter_of(decode_text(data), upload.name)).encode("utf-8")
+    data = (table.to_json(orient="records", lines=True, force_ascii=False) if is_json(upload.name) else
+            table.to_csv(index=False, sep=delimiter_of(decode_text(data), upload.name))).encode("utf-8")
 
 st.subheader("Columns")
 columns = list(table.columns)
@@ -165,7 +169,8 @@ if batch is not None:
                      "index": st.column_config.NumberColumn("row", help="The row in the uploaded file (1 = the "
                                                             "first row under the header)", width="small"),
                  })
-    records = results.to_dict("records")
+    used = {name for name in mapping.values() if name}
+    records = with_input_columns(results, table.iloc[results["index"]], used).to_dict("records")
     csv_column, json_column = st.columns(2)
     csv_column.download_button("Download CSV", export_csv(records), "batch-reranked.csv", "text/csv",
                                key="batch_csv", on_click="ignore", width="stretch")

@@ -68,9 +68,11 @@ def _best_passage(item: dict) -> tuple[Passage, ...] | None:
 
 
 def export_frame(records: Iterable[Record]) -> pd.DataFrame:
-    """The rows as a table in EXPORT_COLUMNS order; without the OPTIONAL_COLUMNS no row has."""
+    """The rows as a table in EXPORT_COLUMNS order, then any other keys the records carry (an upload's own columns,
+    such as its document ids: `with_input_columns`); without the OPTIONAL_COLUMNS no row has."""
     rows = [_normalised(r) for r in records]
-    frame = pd.DataFrame(rows, columns=list(_COLUMNS))
+    extra = list(dict.fromkeys(k for r in rows for k in r if k not in _COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*_COLUMNS, *extra])
     for column in ("tokens", "truncated", "label", "passage_start", "passage_end"):  # whole numbers, flags stay so
         frame[column] = pd.Series([r[column] for r in rows], index=frame.index, dtype=object)
     return frame.drop(columns=[c for c in OPTIONAL_COLUMNS if frame[c].isna().all()])
@@ -107,9 +109,10 @@ def export_json(records: Iterable[Record]) -> str:
 
 
 def _normalised(record: Record) -> Record:
-    """A row as written: the schema's columns in order, an empty cell (None, or NaN from a table) as None, token
-    counts as whole numbers, labels as people wrote them."""
+    """A row as written: the schema's columns in order, then its other keys, an empty cell (None, or NaN from a
+    table) as None, token counts as whole numbers, labels as people wrote them."""
     row = {column: _empty_as_none(record.get(column)) for column in _COLUMNS}
+    row.update({key: _empty_as_none(value) for key, value in record.items() if key not in row})
     if row["tokens"] is not None:
         row["tokens"] = int(row["tokens"])  # type: ignore[call-overload]
     if row["truncated"] is not None:

@@ -8,7 +8,6 @@ number, so the person can fix it and score those rows again (why this differs fr
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from reranker.formats.columns import guess_columns
-from reranker.formats.tables import TableError, decode_text, delimited_rows, delimiter_of, safe_csv_bytes
+from reranker.formats.tables import (
+    TableError,
+    decode_text,
+    delimited_rows,
+    delimiter_of,
+    json_records,
+    safe_csv_bytes,
+)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 ROW = "_row"
@@ -122,20 +128,7 @@ def _read_delimited(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, list[str]]:
-    records, lines, problems = [], [], []
-    for n, line in enumerate(decode_text(data).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            problems.append(f"line {n}: not valid JSON; {_UNREAD}")
-            continue
-        if not isinstance(record, dict):
-            problems.append(f"line {n}: not a JSON object; {_UNREAD}")
-            continue
-        records.append({str(k).strip(): v for k, v in record.items()})
-        lines.append(f"line {n}")
+    records, lines, problems = json_records(decode_text(data))
     frame = pd.DataFrame.from_records(records)
     frame[_WHERE] = lines
     return frame, problems

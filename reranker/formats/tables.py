@@ -1,10 +1,11 @@
 """Tables of (query, document) pairs in, spreadsheet-safe tables out: the CSV batch page, the sidecar's jobs and the
-batch command read them with one reader (`delimited_rows`)."""
+batch command read them with one reader (`delimited_rows`; JSON Lines with `json_records`)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -45,10 +46,64 @@ def read_table_skipping(data: bytes, filename: str = "", max_bytes: int = MAX_UP
     if b"\x00" in data[:4096]:
         raise TableError("this is not a CSV or TSV file (it looks binary: an Excel workbook? Save it as CSV)")
     text = decode_text(data)
+    if is_json(filename):
+        records, _, problems = json_records(text)
+        if problems and not skip_bad_rows:
+            raise TableError(problems[0])
+        if not records:
+            raise TableError("the file holds no JSON object" + (" that can be read" if problems else ""))
+        frame = pd.DataFrame.from_records([{k: _cell_text(v) for k, v in r.items()} for r in records])
+        return frame.fillna("").astype(str), problems
     header, rows, _, problems = delimited_rows(text, delimiter_of(text, filename), skip_bad_rows)
     if not rows:
         raise TableError("the file has a header but no rows" + (" that can be read" if problems else ""))
     return pd.DataFrame(rows, columns=header, dtype=str), problems
+
+
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+def is_json(filename: str) -> bool:
+    return filename.lower().endswith(JSON_SUFFIXES)
+
+
+def json_records(text: str) -> tuple[list[dict[str, object]], list[str], list[str]]:
+    """The objects of JSON Lines (one a line), or of a JSON array of objects; with each one's "line N", and one
+    problem per line (or item) that is not a JSON object, the rest still read. Keys are stripped strings."""
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as e:
+            raise TableError(f"this is not valid JSON ({e}); give an array of objects, or one object a line") from None
+        numbered = [(f"item {n}", item) for n, item in enumerate(items, start=1)]
+    else:
+        numbered = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    numbered.append((f"line {n}", json.loads(line)))
+                except ValueError:
+                    numbered.append((f"line {n}", _NOT_JSON))
+    records, where, problems = [], [], []
+    for place, item in numbered:
+        if item is _NOT_JSON:
+            problems.append(f"{place}: not valid JSON; the row could not be read")
+        elif not isinstance(item, dict):
+            problems.append(f"{place}: not a JSON object; the row could not be read")
+        else:
+            records.append({str(k).strip(): v for k, v in item.items()})
+            where.append(place)
+    return records, where, problems
+
+
+_NOT_JSON = object()
+
+
+def _cell_text(value: object) -> str:
+    """A JSON value as a table cell: text as it is, null as empty, numbers and the rest as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def delimited_rows(text: str, delimiter: str, skip_bad_rows: bool) -> tuple[list[str], list[list[str]], list[int],
