@@ -57,12 +57,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--long", type=int, default=0, metavar="N",
+                        help="also a document of the English text N times over (its first 40 sentences explained)")
+    parser.add_argument("--no-shared-beginnings", action="store_true",
+                        help="as before the versions of a document read their shared beginning from one pass")
     args = parser.parse_args()
+    if args.no_shared_beginnings:
+        import reranker.engine.qwen3_reranker as engine_module
+
+        engine_module._SHARED_DOCUMENT_TOKENS = 1 << 30
     engine = Qwen3Reranker(model=str(model_dir(args.model)), device="cpu")
     engine.judge(QUERY, ["warm-up"])
     print("| document | sentences | its tokens | score alone | explain() | pairs | explain / alone |")
     print("|---|---|---|---|---|---|---|")
-    for name, document in (("English", ENGLISH), ("Chinese", CHINESE)):
+    documents = [("English", ENGLISH), ("Chinese", CHINESE)]
+    if args.long:
+        documents.append((f"English x{args.long}", " ".join([ENGLISH] * args.long)))
+    for name, document in documents:
         # each call scores afresh: the engine keeps no scores between calls, only the instruction's prefix
         alone = median_seconds(lambda document=document: engine.judge(QUERY, [document]), args.repeat)
         spans = explain(engine, QUERY, document)

@@ -278,3 +278,14 @@ def test_the_tutorials_class_usage_runs_as_written(tiny_model_dir):
     assert small.rerank(query, candidates) == pytest.approx(scores, abs=SCORE_TOLERANCE)
     with pytest.raises(ValueError, match="batch_size"):
         Qwen3Reranker(model_path=str(tiny_model_dir), batch_size=0)
+
+
+def test_documents_that_begin_alike_score_as_each_alone(reranker: Qwen3Reranker) -> None:
+    """A "Why?" scores a document without each of its sentences: those versions share their beginning with the
+    whole document, whose key/values they reuse; each must still score as it does alone."""
+    sentences = [f"Sentence {n} says that Beijing has been the capital of China for a long time." for n in range(12)]
+    whole = " ".join(sentences)
+    versions = [whole, *(" ".join(sentences[:n] + sentences[n + 1:]) for n in range(12)), "Gravity pulls things down."]
+    together = reranker.score(QUERY, versions)
+    alone = [reranker.score(QUERY, [v])[0] for v in versions]
+    assert_close(together, alone)

@@ -34,6 +34,8 @@ KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 _STEMS_KEPT = 8
 _QUERIES_KEPT = 2
 """Query prefixes kept across calls: a request served in slices reads its query's key/values from the last one."""
+_SHARED_DOCUMENT_TOKENS = 64
+"""Documents of a query whose beginnings agree this far (in tokens, past the query) share that beginning's pass."""
 _KEPT_PREFIX_TOKENS = 512
 """Longer prefixes are not kept: their key/values would hold too much memory (the 0.6B model, float32: 115 MB)."""
 
@@ -153,19 +155,33 @@ class Qwen3Reranker(RerankBackend):
         stem_lengths: list[int] = []
         rows: list[tuple[int, int, int]] = []  # (group, document, prefix number)
         row_prefix_len: list[int] = []
+
+        def prefix_number(key: tuple[int, ...], stem: list[int]) -> int:
+            number = prefixes.setdefault(key, len(prefixes))
+            if number == len(stem_lengths):
+                stem_lengths.append(max(1, common_prefix_length(stem, key)))
+            return number
+
         for g, (q, pairs) in enumerate(zip(queries, encoded)):
             if not pairs:
                 continue
             shared = self.encoder.shared_prefix(q.query, q.instruction)
             length = min(min(common_prefix_length(p.input_ids, shared), len(p.input_ids) - 1) for p in pairs)
-            key = tuple(shared[:length])
-            number = prefixes.setdefault(key, len(prefixes))
-            if number == len(stem_lengths):
-                stem = self.encoder.instruction_prefix(q.instruction)
-                stem_lengths.append(max(1, common_prefix_length(stem, key)))
+            stem = self.encoder.instruction_prefix(q.instruction)
+            number = prefix_number(tuple(shared[:length]), stem)
+            # Documents that begin like the query's longest one (a "Why?" asks for the document without each of its
+            # sentences; pasted pages may share a header) read that beginning from its key/values, computed once.
+            anchor = max((p.input_ids for p in pairs), key=len)
+            along = [min(common_prefix_length(p.input_ids, anchor), len(p.input_ids) - 1) for p in pairs]
+            alike = [a - length >= _SHARED_DOCUMENT_TOKENS for a in along]
+            anchored = prefix_number(tuple(anchor[:max(along)]), stem) if sum(alike) >= 2 else None
             for d in range(len(pairs)):
-                rows.append((g, d, number))
-                row_prefix_len.append(length)
+                if anchored is not None and alike[d]:
+                    rows.append((g, d, anchored))
+                    row_prefix_len.append(along[d])
+                else:
+                    rows.append((g, d, number))
+                    row_prefix_len.append(length)
         results: list[list[tuple[float, float] | None]] = [[None] * len(p) for p in encoded]
         if not rows:
             return results, True
@@ -175,7 +191,8 @@ class Qwen3Reranker(RerankBackend):
             order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]), -row_prefix_len[i], i))
             done = 0
             for members in self._passes(order, tails, row_prefix_len):
-                verdicts = self._tail_pass([tails[i] for i in members], [cached[rows[i][2]] for i in members])
+                verdicts = self._tail_pass([tails[i] for i in members],
+                                           [_first(cached[rows[i][2]], row_prefix_len[i]) for i in members])
                 for i, verdict in zip(members, verdicts):
                     g, d, _ = rows[i]
                     results[g][d] = verdict
@@ -287,6 +304,13 @@ class Qwen3Reranker(RerankBackend):
         scores = torch.log_softmax(no_yes, dim=1)[:, 1].exp()
         logits = no_yes[:, 1] - no_yes[:, 0]
         return list(zip(scores.tolist(), logits.tolist()))
+
+
+def _first(prefix: KeyValues, length: int) -> KeyValues:
+    """The key/values of a prefix's first `length` positions (views, not copies)."""
+    if prefix[0][0].shape[2] == length:
+        return prefix
+    return [(k[:, :, :length], v[:, :, :length]) for k, v in prefix]
 
 
 def _unstoppable(progress: Progress | None) -> Progress | None:
