@@ -43,6 +43,8 @@ def test_the_sample_evaluated_as_the_command_evaluates_it(page: AppTest, tiny_mo
     assert table["measure"].tolist() == ["nDCG@10", "RR@10", "R@100", "AP"] and "run A" in table.columns
     assert [c.key for c in at.get("plotly_chart")] == ["eval_wins", "eval_distribution", "eval_threshold"]
     assert "queries gained" in " ".join(c.value for c in at.caption)
+    assert "30 queries evaluated" in " ".join(c.value for c in at.caption)
+    assert shown.document["queries_evaluated"] == 30 and shown.document["queries_without_candidates"] == 0
     opened = table_with(at, "before: document")
     assert {"before: document", "before: label", "after: document", "after: label"} <= set(opened.columns)
     assert any("Best F1" in m.value for m in at.markdown)

@@ -170,3 +170,70 @@ def test_a_big_corpus_is_streamed_not_loaded_whole(tmp_path: Path) -> None:
     assert corpus.stat().st_size > 200_000_000
     with pytest.raises(DatasetError, match="not in the corpus: nope"):
         read_documents(corpus, {"nope"})
+
+
+def pytrec_means(qrels: dict[str, dict[str, int]], run: dict[str, list[tuple[str, float]]],
+                 topics: list[str]) -> dict[str, float]:
+    """nDCG@10, RR@10, R@100 and AP averaged over `topics` by pytrec_eval itself (trec_eval's code) on the labels of
+    the topics alone; a topic the run lacks counts 0."""
+    import pytrec_eval
+
+    labels = {q: qrels[q] for q in topics}
+    values: dict[str, list[float]] = {m: [] for m in MEASURES}
+    deep = pytrec_eval.RelevanceEvaluator(labels, {"ndcg_cut.10", "recall.100", "map"}).evaluate(
+        {q: {d: s for d, s in run[q]} for q in topics if q in run})
+    top10 = pytrec_eval.RelevanceEvaluator(labels, {"recip_rank"}).evaluate(
+        {q: {d: s for d, s in sorted(run[q], key=lambda p: -p[1])[:10]} for q in topics if q in run})
+    for q in topics:
+        found, first = deep.get(q, {}), top10.get(q, {})
+        values["nDCG@10"].append(found.get("ndcg_cut_10", 0.0))
+        values["RR@10"].append(first.get("recip_rank", 0.0))
+        values["R@100"].append(found.get("recall_100", 0.0))
+        values["AP"].append(found.get("map", 0.0))
+    return {m: sum(v) / len(v) for m, v in values.items()}
+
+
+def test_a_subset_of_the_topics_is_averaged_over_itself_and_a_topic_without_candidates_counts_0(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A held-out split: 8 of the sample's 30 queries as topics, the full qrels, a run that holds every relevant
+    document of 7 of them and nothing of the 8th. Before the fix R@100 read 7/30 of what it is."""
+    queries = read_queries(SAMPLE / "queries.jsonl")
+    qrels = {q: {} for q in queries}
+    for line in (SAMPLE / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        qid, docid, grade = line.split("\t")
+        qrels[qid][docid] = int(grade)
+    topics = [q for q in queries if qrels[q]][:8]
+    held = tmp_path / "held_out.tsv"
+    held.write_text("".join(f"{q}\t{queries[q]}\n" for q in topics), encoding="utf-8")
+    others = sorted(read_documents(SAMPLE / "corpus.jsonl"))[:6]
+    run = {q: [(d, float(20 - n)) for n, d in enumerate(
+        [*(d for d, g in qrels[q].items() if g > 0), *(d for d in others if d not in qrels[q])])]
+        for q in topics[:7]}
+    run_file = tmp_path / "held_out.trec"
+    run_file.write_text("".join(f"{q} Q0 {d} {n + 1} {s} mine\n" for q, ranked in run.items()
+                                for n, (d, s) in enumerate(ranked)))
+
+    done = evaluate(tmp_path, tiny_model_dir, "--queries", str(held), "--run", str(run_file), "--top-k", "3",
+                    "--json", str(tmp_path / "m.json"), "--output", str(tmp_path / "out.trec"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["queries_evaluated"] == 8 and metrics["queries_without_candidates"] == 1
+    assert metrics["query_ids_without_candidates"] == [topics[7]]
+    assert "8 queries evaluated" in done.stdout and "1 of 8 has no candidates" in done.stdout
+    assert set(metrics["per_query"]["before"]["R@100"]) == set(topics)
+    assert metrics["per_query"]["before"]["R@100"][topics[7]] == 0.0
+    assert metrics["before"]["R@100"] == pytest.approx(7 / 8)  # every relevant document of 7 topics is in the run
+    assert metrics["before"] == pytest.approx(pytrec_means(qrels, run, topics), abs=1e-9)
+    assert metrics["after"] == pytest.approx(pytrec_means(qrels, read_run(tmp_path / "out.trec"), topics), abs=1e-9)
+    for name in MEASURES:  # the paired test pairs the 8 topics, not the 30 labelled queries
+        assert set(metrics["per_query"]["after"][name]) == set(topics)
+
+
+def test_measure_leaves_out_labelled_queries_outside_the_topics() -> None:
+    from reranker.analysis.evaluation import measure, parse_measures
+
+    qrels = {"a": {"d1": 1}, "b": {"d2": 1}, "c": {"d3": 1}}
+    run = {"a": [("d1", 2.0), ("d9", 1.0)], "x": [("d1", 1.0)]}
+    found = measure(qrels, run, parse_measures([]), topics=["a", "b", "x"])
+    assert found["R@100"] == {"a": 1.0, "b": 0.0}  # b asked but not ranked: 0; c not asked; x has no labels
+    assert measure(qrels, {}, parse_measures([]), topics=["a"])["nDCG@10"] == {"a": 0.0}

@@ -12,6 +12,7 @@ import streamlit as st
 from reranker.analysis.evaluation import (
     PRECISION_TARGET,
     best_f1,
+    coverage_text,
     for_precision,
     load_evaluation,
     measure,
@@ -99,7 +100,7 @@ if pressed and ready:
         st.error(widgets.plain_markdown(in_their_words(str(e), folder, names)), title="The data cannot be used")
         st.stop()
     measures = parse_measures([])
-    before = measure(dataset.qrels, first, measures)
+    before = measure(dataset.qrels, first, measures, dataset.queries)
     with widgets.scoring_errors_shown(), widgets.scoring_run("evaluate") as show_progress:
         def judge(model, queries, _progress):
             return judge_in_steps(widgets.score_cache(), model, queries, show_progress)
@@ -107,11 +108,11 @@ if pressed and ready:
         results = []
         for model, instruction in chosen:
             result = rerank_run(model, first, dataset.queries, texts, top_k, instruction, judge)
-            result.per_query = measure(dataset.qrels, result.run, measures)
+            result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
             results.append(result)
         document = metrics_document("sample" if source == SAMPLE_CHOICE else ", ".join(names.values()),
                                     str(names.get("run.trec", "bm25.trec")) if run_file else "BM25 (bm25s)",
-                                    chosen[0][0].model_name, top_k, before, results, dataset.qrels)
+                                    chosen[0][0].model_name, top_k, first, before, results, dataset.qrels)
         st.session_state.evaluation = EvaluationShown(document, first, results, dataset.qrels, dataset.queries,
                                                       texts, list(NAMES[:len(results)]))
 
@@ -123,7 +124,7 @@ if shown is None:
 document = shown.document
 st.divider()
 st.subheader("Before and after")
-st.caption(f"{document['queries']} queries; each one's top {document['top_k']} of the first stage "
+st.caption(f"{coverage_text(document)}; each one's top {document['top_k']} of the first stage "
            f"({widgets.plain_markdown(document['first_stage'])}) reranked. ★: the change is significant at 0.05 "
            "(paired t-test over the queries).")
 for name, run in zip(shown.names, document["instructions"]):

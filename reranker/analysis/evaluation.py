@@ -11,7 +11,7 @@ sorts by score, not by the rank column).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +34,9 @@ from reranker.formats.retrieval import (
 )
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "AP")
+"""Always measured; `--measures` adds more, named as ir-measures writes them (P@5, nDCG@20, Success@1, ...)."""
 PRECISION_TARGET = 0.9
 """The precision the threshold finder reports a threshold for, beside the one of best F1."""
-"""Always measured; `--measures` adds more, named as ir-measures writes them (P@5, nDCG@20, Success@1, ...)."""
 PerQuery = dict[str, dict[str, float]]
 """Measure name -> query id -> value."""
 Judge = Callable[[RerankBackend, Sequence[Query], Progress | None], list[list[Judgement]]]
@@ -83,12 +83,30 @@ def parse_measures(names: Sequence[str]) -> list[ir_measures.Measure]:
     return measures
 
 
-def measure(qrels: Qrels, run: Run, measures: Sequence[ir_measures.Measure]) -> PerQuery:
-    """Each measure's value per query, for the queries the run ranks and the labels cover (trec_eval's default)."""
-    scored = {qid: {docid: score for docid, score in ranked} for qid, ranked in run.items()}
-    out: PerQuery = {str(m): {} for m in measures}
-    for metric in ir_measures.iter_calc(list(measures), qrels, scored):
-        out[str(metric.measure)][metric.query_id] = float(metric.value)
+def evaluated_queries(topics: Iterable[str], qrels: Qrels) -> list[str]:
+    """The queries an evaluation averages over: the topics' queries (queries.jsonl or `--queries`) that have labels,
+    in the topics' order. A labelled query outside the topics is not asked about, so it is not evaluated."""
+    return [qid for qid in topics if qid in qrels]
+
+
+def without_candidates(topics: Iterable[str], qrels: Qrels, run: Run) -> list[str]:
+    """The evaluated queries for which the run ranks no document (each counts 0 for every measure)."""
+    return [qid for qid in evaluated_queries(topics, qrels) if not run.get(qid)]
+
+
+def measure(qrels: Qrels, run: Run, measures: Sequence[ir_measures.Measure], topics: Iterable[str]) -> PerQuery:
+    """Each measure's value per evaluated query (`evaluated_queries`): one the run does not rank counts 0, as
+    trec_eval -c counts it, and the run's queries outside them are not measured.
+
+    ir-measures alone would also count 0 for every labelled query the run lacks, topics or not, which dilutes any
+    evaluation of a subset of a dataset's queries (a held-out split, a language)."""
+    asked = evaluated_queries(topics, qrels)
+    labels = {qid: qrels[qid] for qid in asked}
+    scored = {qid: {docid: score for docid, score in run[qid]} for qid in asked if run.get(qid)}
+    out: PerQuery = {str(m): dict.fromkeys(asked, 0.0) for m in measures}
+    if scored:
+        for metric in ir_measures.iter_calc(list(measures), labels, scored):
+            out[str(metric.measure)][metric.query_id] = float(metric.value)
     return out
 
 
@@ -200,10 +218,11 @@ def load_evaluation(folder: Path, run: Path | None, top_k: int, queries: Path | 
     return dataset, first, documents
 
 
-def metrics_document(dataset_name: str, first_stage: str, model: str, top_k: int, before: PerQuery,
+def metrics_document(dataset_name: str, first_stage: str, model: str, top_k: int, first: Run, before: PerQuery,
                      reranked: Sequence[Reranked], qrels: Qrels) -> dict:
     """METRICS.json (and the Evaluate page's JSON): the first run's figures at the top (`before`, `after`,
-    `significance`), every run's under `instructions`, with per-query values and the threshold finder."""
+    `significance`), every run's under `instructions`, with per-query values and the threshold finder; which queries
+    were evaluated (`before`'s, see `measure`) and which of them the first stage gave no candidate."""
     runs = []
     for n, result in enumerate(reranked):
         tested = compare(before, result.per_query)
@@ -222,12 +241,25 @@ def metrics_document(dataset_name: str, first_stage: str, model: str, top_k: int
             "per_query": result.per_query,
             "threshold": {"best_f1": _row(best), f"precision_{PRECISION_TARGET:g}": _row(precise)},
         })
-    first = runs[0]
+    evaluated = list(next(iter(before.values()), {}))
+    empty = [qid for qid in evaluated if not first.get(qid)]
+    top = runs[0]
     return {"dataset": dataset_name, "first_stage": first_stage, "model": model, "top_k": top_k,
-            "queries": len(next(iter(before.values()), {})),
-            "before": means(before), "after": first["after"], "significance": first["significance"],
-            "per_query": {"before": before, "after": first["per_query"]}, "threshold": first["threshold"],
+            "queries": len(evaluated), "queries_evaluated": len(evaluated), "queries_without_candidates": len(empty),
+            "query_ids_without_candidates": empty,
+            "before": means(before), "after": top["after"], "significance": top["significance"],
+            "per_query": {"before": before, "after": top["per_query"]}, "threshold": top["threshold"],
             "instructions": runs}
+
+
+def coverage_text(document: Mapping) -> str:
+    """How many queries were evaluated, and how many of them had nothing to rerank, in words."""
+    evaluated, empty = document["queries_evaluated"], document["queries_without_candidates"]
+    text = f"{evaluated:,} quer{'y' if evaluated == 1 else 'ies'} evaluated (the topics' labelled queries)"
+    if empty:
+        text += (f"; {empty:,} of {evaluated:,} {'has' if empty == 1 else 'have'} no candidates in the first stage's "
+                 "run and count 0 for every measure")
+    return text
 
 
 def _row(row: ThresholdRow | None) -> dict | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reranker.analysis.evaluation import (
     Reranked,
+    coverage_text,
     load_evaluation,
     measure,
     metrics_document,
@@ -82,7 +83,7 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
             ray_address=None if options.ray_address == "local" else options.ray_address))
     else:
         backend = open_backend(options.backend, options.key, dtype=options.dtype)
-    before = measure(dataset.qrels, first, measures)
+    before = measure(dataset.qrels, first, measures, dataset.queries)
     store = JudgementStore(options.store or Path(os.environ.get("RERANKER_DATA_DIR") or "data") / "judgements.sqlite3")
     pairs = sum(min(len(r), options.top_k) for r in first.values())
     report(f"{len(first):,} queries, top {options.top_k} of the first stage: {pairs:,} pairs per instruction, "
@@ -98,7 +99,7 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
             started, scored_before = time.perf_counter(), store.scored
             result = rerank_run(backend, first, dataset.queries, texts, options.top_k, instruction, judge, progress,
                                 options.passage_tokens, options.max_passages)
-            result.per_query = measure(dataset.qrels, result.run, measures)
+            result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
             reranked.append(result)
             report(f"instruction {resolve_instruction(instruction)!r}: {store.scored - scored_before:,} pairs scored "
                    f"now ({pairs - (store.scored - scored_before):,} from the store) in "
@@ -106,7 +107,7 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     finally:
         store.close()
     document = metrics_document(str(options.dataset), str(options.run) if options.run else "BM25 (bm25s)",
-                                backend.model_name, options.top_k, before, reranked, dataset.qrels)
+                                backend.model_name, options.top_k, first, before, reranked, dataset.qrels)
     return Outcome(first, before, reranked, document)
 
 
@@ -127,7 +128,7 @@ def write_outputs(outcome: Outcome, output: Path | None, metrics: Path | None) -
 
 def table(summary: dict) -> str:
     """The before/after figures as people read them."""
-    lines = [f"{summary['queries']} queries, top {summary['top_k']} reranked by {summary['model']}"]
+    lines = [f"{coverage_text(summary)}; top {summary['top_k']} reranked by {summary['model']}"]
     for run in summary["instructions"]:
         lines.append(f"\ninstruction: {run['instruction']}")
         lines.append(f"{'measure':<10} {'before':>8} {'after':>8} {'change':>8}  p (paired t)")
