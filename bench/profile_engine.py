@@ -68,9 +68,9 @@ def main() -> None:
         else:
             others[event.key] = event.self_cpu_time_total / 1e6
     rate = mm_rate()
-    body = sum(p.numel() for p in engine._body.parameters()) - engine._body.embed_tokens.weight.numel()
+    body = sum(p.numel() for p in engine._decoder.parameters()) - engine._decoder.embed_tokens.weight.numel()
     if args.dtype == "int8":
-        body += sum(m.weight_t.numel() for m in engine._body.modules() if hasattr(m, "weight_t"))
+        body += sum(m.weight_t.numel() for m in engine._decoder.modules() if hasattr(m, "weight_t"))
     useful = 2 * body * tokens / 1e9
     print(f"{args.dtype}: {wall:.2f} s for 16 documents ({tokens:,} prompt tokens computed, the shared prefix once); "
           f"{useful:.0f} GFLOP of linear-layer arithmetic at the float32 rate measured here "

@@ -22,13 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reranker.analysis.explanations import Span, explain
     from reranker.backends import open_backend
-    from reranker.core.backend import (
-        BackendError,
-        Capabilities,
-        ModelLoadError,
-        RerankBackend,
-        UnsupportedOption,
-    )
+    from reranker.core.backend import Capabilities, RerankBackend
+    from reranker.core.failures import BackendError, ModelLoadError, RerankerError, UnsupportedOption
     from reranker.core.model_names import DEFAULT_MODEL, KNOWN_MODELS
     from reranker.core.prompt import DEFAULT_INSTRUCTION
     from reranker.core.ranking import Judgement, Query, RankedDocument, rank_judgements
@@ -36,14 +31,15 @@ if TYPE_CHECKING:
 
 _HOMES = {"Qwen3Reranker": "engine.qwen3_reranker", "DEFAULT_MODEL": "core.model_names",
           "KNOWN_MODELS": "core.model_names", "RerankBackend": "core.backend", "Capabilities": "core.backend",
-          "BackendError": "core.backend", "UnsupportedOption": "core.backend", "ModelLoadError": "core.backend",
+          "BackendError": "core.failures", "RerankerError": "core.failures", "UnsupportedOption": "core.failures",
+          "ModelLoadError": "core.failures",
           "open_backend": "backends", "DEFAULT_INSTRUCTION": "core.prompt", "Judgement": "core.ranking",
           "Query": "core.ranking", "RankedDocument": "core.ranking", "rank_judgements": "core.ranking",
           "explain": "analysis.explanations", "Span": "analysis.explanations"}
 
 __all__ = ["DEFAULT_INSTRUCTION", "DEFAULT_MODEL", "KNOWN_MODELS", "BackendError", "Capabilities", "Judgement",
-           "ModelLoadError", "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "Span", "UnsupportedOption",
-           "explain", "open_backend", "rank_judgements"]
+           "ModelLoadError", "Query", "Qwen3Reranker", "RankedDocument", "RerankBackend", "RerankerError", "Span",
+           "UnsupportedOption", "explain", "open_backend", "rank_judgements"]
 
 
 def __getattr__(name: str) -> Any:

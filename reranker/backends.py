@@ -4,11 +4,11 @@ knows every backend, and no backend knows it."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from reranker.core.addresses import is_server
 from reranker.core.backend import RerankBackend
+from reranker.core.environment import API_KEY, API_URL, SERVER, SERVER_KEY
 from reranker.core.model_names import model_and_dtype
 
 _HOSTED: dict[tuple[str, str | None], Callable[[], RerankBackend]] = {}
@@ -16,12 +16,12 @@ _HOSTED: dict[tuple[str, str | None], Callable[[], RerankBackend]] = {}
 
 def server_from_env() -> tuple[str | None, str | None]:
     """(RERANKER_SERVER, RERANKER_SERVER_KEY); the workbench's old RERANKER_API_URL / RERANKER_API_KEY still work."""
-    url = os.environ.get("RERANKER_SERVER", "").strip()
+    url = SERVER.read()
     if url:
-        return url, os.environ.get("RERANKER_SERVER_KEY") or None
-    url = os.environ.get("RERANKER_API_URL", "").strip()
+        return url, SERVER_KEY.read()
+    url = API_URL.read()
     if url:
-        return url, os.environ.get("RERANKER_SERVER_KEY") or os.environ.get("RERANKER_API_KEY") or None
+        return url, SERVER_KEY.read() or API_KEY.read()
     return None, None
 
 

@@ -13,7 +13,7 @@ import requests
 from conftest import LOGIT_TOLERANCE, SCORE_TOLERANCE
 from vllm_stand_in import VllmStandIn
 
-from reranker import BackendError, Query, Qwen3Reranker, RerankBackend, UnsupportedOption, open_backend
+from reranker import Query, Qwen3Reranker, RerankBackend, RerankerError, UnsupportedOption, open_backend
 from reranker.remote import RerankApiBackend, SidecarBackend, VllmScoreBackend
 from reranker.remote.remote_backend import logit_of
 from reranker.sidecar.settings import SettingsError, refuse_own_address
@@ -110,7 +110,7 @@ def test_a_busy_server_is_asked_again_after_its_retry_after(vllm: VllmStandIn) -
     vllm.faults.extend([(503, {"Retry-After": "0"}), (503, {"Retry-After": "0"})])
     assert len(backend.judge_many([QUERIES[0]])[0]) == 4
     vllm.faults.extend([(503, {"Retry-After": "0"})] * 4)
-    with pytest.raises(BackendError, match="busy or not ready.*3 retries"):
+    with pytest.raises(RerankerError, match="busy or not ready.*3 retries"):
         backend.judge_many([Query("q", ["d"])])
     vllm.faults.clear()
 
@@ -122,13 +122,13 @@ def test_a_busy_server_is_asked_again_after_its_retry_after(vllm: VllmStandIn) -
 def test_a_failing_server_is_named_with_the_fix(vllm: VllmStandIn, fault, words: str) -> None:
     backend = open_backend(vllm.url)
     vllm.faults.append(fault)
-    with pytest.raises(BackendError) as caught:
+    with pytest.raises(RerankerError) as caught:
         backend.judge_many([Query("q", ["d"])])
     assert words in str(caught.value) and vllm.url in str(caught.value)
 
 
 def test_an_address_the_server_has_no_route_for_says_check_the_address(open_sidecar) -> None:
-    with pytest.raises(BackendError) as caught:
+    with pytest.raises(RerankerError) as caught:
         open_backend(f"{open_sidecar.url}/nowhere/v1/rerank").judge_many([Query("q", ["d"])])
     assert re.search(r"does not exist \(HTTP 40[45]", str(caught.value)) and "check the address" in str(caught.value)
 
@@ -136,17 +136,17 @@ def test_an_address_the_server_has_no_route_for_says_check_the_address(open_side
 def test_a_malformed_answer_is_named(vllm: VllmStandIn) -> None:
     vllm.malformed = True
     try:
-        with pytest.raises(BackendError, match="cannot read"):
+        with pytest.raises(RerankerError, match="cannot read"):
             open_backend(vllm.url).judge_many([Query("q", ["d"])])
     finally:
         vllm.malformed = False
 
 
 def test_a_wrong_key_is_told_when_the_backend_opens(keyed_sidecar, tiny_model_dir: Path) -> None:
-    with pytest.raises(BackendError, match="refused the key.*RERANKER_SERVER_KEY"):
+    with pytest.raises(RerankerError, match="refused the key.*RERANKER_SERVER_KEY"):
         open_backend(keyed_sidecar.url, key="not-the-key")
     with VllmStandIn(str(tiny_model_dir), key="secret") as server:
-        with pytest.raises(BackendError, match="refused the key"):
+        with pytest.raises(RerankerError, match="refused the key"):
             open_backend(server.url)
         assert open_backend(server.url, key="secret").judge_many([Query("q", ["d"])])[0][0].tokens is None
 
@@ -154,7 +154,7 @@ def test_a_wrong_key_is_told_when_the_backend_opens(keyed_sidecar, tiny_model_di
 def test_an_unreachable_server_is_named_within_seconds() -> None:
     address = dead_address()
     started = time.monotonic()
-    with pytest.raises(BackendError, match=f"Could not reach the reranking server at {address}"):
+    with pytest.raises(RerankerError, match=f"Could not reach the reranking server at {address}"):
         open_backend(address)
     assert time.monotonic() - started < 10
 
@@ -227,7 +227,7 @@ def test_a_sidecar_that_failed_to_load_is_named_not_mistaken(tmp_path: Path) -> 
            "RERANKER_API_KEY": ""}
     with SidecarProcess(env=env, log_path=tmp_path / "server.log") as server:
         server.wait_for_status("failed")
-        with pytest.raises(BackendError, match="Qwen-Ranker sidecar at .* could not load its model.*no-such-model"):
+        with pytest.raises(RerankerError, match="Qwen-Ranker sidecar at .* could not load its model.*no-such-model"):
             open_backend(server.url)
 
 

@@ -3,9 +3,10 @@ first and bounded, all still there when the store is opened again (a restart); a
 same comparison. The page side (a reload, a closed tab) is tested in a real browser (test_browser.py)."""
 
 from reranker import Query
+from reranker.core.browser_ids import is_browser_id
 from reranker.formats.documents import format_documents, parse_documents
 from reranker.workbench.comparison import CompareRun, Comparison
-from reranker.workbench.drafts import HISTORY_KEPT, DraftStore, is_browser_id
+from reranker.workbench.drafts import HISTORY_KEPT, DraftStore
 from reranker.workbench.saved_sessions import comparison_from_json, comparison_json
 
 ME, YOU = "a" * 32, "b" * 32

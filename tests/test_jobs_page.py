@@ -14,9 +14,8 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from reranker.backends import open_backend
-from reranker.core.backend import BackendError
+from reranker.core.failures import RerankerError, Unreachable
 from reranker.formats.exports import EXPORT_COLUMNS
-from reranker.remote.connection import Unreachable
 from reranker.remote.sidecar import SidecarJobs
 from reranker.testing.workbench_process import file_input, workbench_process
 
@@ -198,7 +197,7 @@ def test_a_running_job_can_be_cancelled_and_retried(keyed_sidecar, monkeypatch):
     finally:
         try:
             client.cancel(job_id)  # the sidecar is shared: leave it free for the other tests
-        except BackendError:
+        except RerankerError:
             pass
 
 

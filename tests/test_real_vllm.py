@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import SCORE_TOLERANCE
 
-from reranker import BackendError, Query, Qwen3Reranker, open_backend
-from reranker.core.backend import PromptTooLong
+from reranker import Query, Qwen3Reranker, RerankerError, open_backend
+from reranker.core.failures import PromptTooLong
 from reranker.remote import VllmScoreBackend, open_server
 from reranker.testing.random_models import build_random_model
 from reranker.testing.vllm_process import TEST_SHAPE, VllmProcess, VllmUnavailable
@@ -76,7 +76,7 @@ def test_every_address_of_the_server_scores_exactly(vllm: VllmProcess, engine: Q
 
 
 def test_a_wrong_model_name_is_told_with_the_names_the_server_serves(vllm: VllmProcess) -> None:
-    with pytest.raises(BackendError) as caught:
+    with pytest.raises(RerankerError) as caught:
         open_server(vllm.url, model="Qwen/Qwen3-Reranker-8B")  # as RERANKER_SERVER_MODEL names it
     said = str(caught.value)
     assert "does not serve the model 'Qwen/Qwen3-Reranker-8B'" in said and repr(vllm.served_name) in said
@@ -104,7 +104,7 @@ def templated_vllm(vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.mark.parametrize("suffix", ["", "/score", "/v1/rerank"])
 def test_a_server_with_a_chat_template_is_refused_naming_cause_and_fix(templated_vllm: VllmProcess,
                                                                         suffix: str) -> None:
-    with pytest.raises(BackendError) as caught:
+    with pytest.raises(RerankerError) as caught:
         open_backend(templated_vllm.url + suffix)
     said = str(caught.value)
     assert "wraps what it scores in a chat template" in said and "without --chat-template" in said

@@ -10,8 +10,8 @@ import pytest
 from conftest import SCORE_TOLERANCE
 
 from reranker import Judgement, Query, Qwen3Reranker
+from reranker.core.failures import QueueClosed, QueueFull
 from reranker.core.ranking import Progress
-from reranker.sidecar.errors import QueueClosed, QueueFull
 from reranker.sidecar.request_queue import BackendCall, RequestQueue
 
 QUERY = "What is the capital of China?"

@@ -159,11 +159,7 @@ if labels is not None:
     st.success(best_text(metrics, k))
 
 records = comparison.records()
-csv_column, json_column = st.columns(2)
-csv_column.download_button("Download CSV", export_csv(records), "compared.csv", "text/csv", key="compare_csv",
-                           on_click="ignore", width="stretch")
-json_column.download_button("Download JSON", export_json(records), "compared.json", "application/json",
-                            key="compare_json", on_click="ignore", width="stretch")
+widgets.download_buttons(export_csv(records), export_json(records), "compared", key="compare")
 st.caption(f"Downloads hold every document in each of the {len(comparison.runs)} runs, best first within each; "
            "the model and instruction columns tell the runs apart.")
 draft_panel.history("compare", "comparisons", open_past)

@@ -5,22 +5,11 @@ import time
 
 import streamlit as st
 
-from reranker.core.backend import BackendError
-from reranker.formats.columns import guess_columns
+from reranker.core.failures import RerankerError
 from reranker.formats.exports import export_csv, export_json, with_input_columns
-from reranker.formats.tables import (
-    TableError,
-    decode_text,
-    delimiter_of,
-    is_json,
-    pairs_from_table,
-    read_table,
-    read_table_skipping,
-)
-from reranker.workbench import ASSETS, frame, job_panel, widgets
+from reranker.workbench import ASSETS, frame, job_panel, table_upload, widgets
 from reranker.workbench.batch_scoring import batch_metrics, run_batch
 
-NONE = "(none)"
 ALL_QUERIES = "(all queries)"
 BIG_BATCH_PAIRS = 1_000
 # The results table's columns: the document in view, the instruction shown once above it.
@@ -41,78 +30,21 @@ upload = st.file_uploader("CSV or TSV file, or JSON", type=["csv", "tsv", "tab",
 if upload is None:
     st.info("Upload a file to start; its columns are mapped in the next step.")
     st.stop()
-data = upload.getvalue()
-try:
-    table = read_table(data, upload.name)
-except TableError as e:
-    if not str(e).startswith(("line ", "this file could not be read as")):  # not a row it could leave out
-        st.error(widgets.plain_markdown(str(e)), title=f"{widgets.plain_markdown(upload.name)} cannot be used")
-        st.stop()
-    st.error(widgets.plain_markdown(str(e)), title=f"{widgets.plain_markdown(upload.name)} has a row that cannot "
-             "be read")
-    if not st.checkbox("Leave out the rows that cannot be read, and go on with the rest", key="batch_skip_bad"):
-        st.stop()
-    try:
-        table, skipped = read_table_skipping(data, upload.name)
-    except TableError as again:
-        st.error(widgets.plain_markdown(str(again)), title=f"{widgets.plain_markdown(upload.name)} cannot be used")
-        st.stop()
-    shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5:,} more" if len(skipped) > 5 else "")
-    st.warning(widgets.plain_markdown(f"{len(skipped):,} left out ({shown}). {len(table):,} rows are used; their "
-                                      "input # counts the rows read."), icon=":material/rule:")
-    # what a background job gets: the rows read, as they were (no cell changed), nothing it would refuse
-    data = (table.to_json(orient="records", lines=True, force_ascii=False) if is_json(upload.name) else
-            table.to_csv(index=False, sep=delimiter_of(decode_text(data), upload.name))).encode("utf-8")
+read = table_upload.uploaded_table(upload)
+if read is None:
+    st.stop()
+table, data = read
 
 st.subheader("Columns")
-columns = list(table.columns)
-if len(columns) < 2:
-    st.error(widgets.plain_markdown(
-        f"{upload.name} has one column ({columns[0]}); a batch needs a query column and a document column. "
-        "Is it separated by something other than commas or tabs?"), title="No document column")
+mapping = table_upload.column_mapping(table, upload.name)
+if mapping is None:
     st.stop()
-guess = guess_columns(table)
-optional = [NONE, *columns]
-
-
-def index_of(options: list[str], name: str | None, fallback: int) -> int:
-    return options.index(name) if name in options else min(fallback, len(options) - 1)
-
-
-query_column, document_column, label_column, instruction_column = st.columns(4)
-query_name = query_column.selectbox("Query column", columns, index=index_of(columns, guess["query"], 0),
-                                    key="map_query")
-document_name = document_column.selectbox("Document column", columns, index=index_of(columns, guess["document"], 1),
-                                          key="map_document")
-label_name = label_column.selectbox("Label column (optional)", optional, index=index_of(optional, guess["label"], 0),
-                                    key="map_label")
-instruction_name = instruction_column.selectbox("Instruction column (optional)", optional,
-                                                index=index_of(optional, guess["instruction"], 0),
-                                                key="map_instruction")
-unnamed = [f"{role} = {name}" for role, name in (("query", query_name), ("document", document_name))
-           if guess[role] is None]
-if unnamed:
-    st.warning(widgets.plain_markdown(
-        f"No column is named like a {' or '.join(r.split(' =')[0] for r in unnamed)}, so the columns were guessed by "
-        f"position: {', '.join(unnamed)}. Check them above before scoring."), icon=":material/help:")
-mapping = {"query": query_name, "document": document_name,
-           "label": None if label_name == NONE else label_name,
-           "instruction": None if instruction_name == NONE else instruction_name}
 instruction = widgets.instruction_picker("Instruction for rows without one", key="batch_instruction")
 passages = widgets.passage_setting("batch_passage_tokens")
-if query_name == document_name:
-    st.error("The query and the document need different columns.")
-    st.stop()
-try:
-    rows = pairs_from_table(table, mapping["query"], mapping["document"], mapping["label"], mapping["instruction"])
-except TableError as e:
-    st.error(widgets.plain_markdown(str(e)), title="These columns cannot be used")
+rows = table_upload.pair_rows(table, mapping)
+if rows is None:
     st.stop()
 query_count = len({(r.query, r.instruction) for r in rows})
-empty = sum(not r.query.strip() or not r.document.strip() for r in rows)
-if empty:
-    st.warning(f"{empty} row{'s have' if empty > 1 else ' has'} an empty query or document; "
-               "they are scored as they are.")
 
 st.subheader("Preview")
 labelled = sum(r.label is not None for r in rows)
@@ -171,11 +103,7 @@ if batch is not None:
                  })
     used = {name for name in mapping.values() if name}
     records = with_input_columns(results, table.iloc[results["index"]], used).to_dict("records")
-    csv_column, json_column = st.columns(2)
-    csv_column.download_button("Download CSV", export_csv(records), "batch-reranked.csv", "text/csv",
-                               key="batch_csv", on_click="ignore", width="stretch")
-    json_column.download_button("Download JSON", export_json(records), "batch-reranked.json",
-                                "application/json", key="batch_json", on_click="ignore", width="stretch")
+    widgets.download_buttons(export_csv(records), export_json(records), "batch-reranked", key="batch")
 
     per_query = batch_metrics(results, k)
     if len(per_query):
@@ -195,7 +123,7 @@ if sidecar is not None:
             job_id = sidecar.submit_table(upload.name, data, mapping, instruction, passages)["id"]
             st.session_state.sidecar_job = (run_key[0], job_id)  # said for this file only
             job_panel.pick_job(job_id)
-        except (BackendError, ValueError, KeyError) as e:
+        except (RerankerError, ValueError, KeyError) as e:
             st.error(widgets.plain_markdown(str(e)), title="The job was not started")
     sent = st.session_state.get("sidecar_job")
     if sent is not None and sent[0] == run_key[0]:

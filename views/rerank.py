@@ -1,7 +1,6 @@
 """The Rerank page: the query, instruction and documents on the left; on the right their ranking as cards (each with
 its Why?), a sortable table and the score-decay chart, and the panel that saves or shares it."""
 
-import os
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -9,6 +8,7 @@ import streamlit as st
 
 from reranker import Query
 from reranker.analysis.ranking_metrics import label_metrics, metric_text
+from reranker.core.environment import API_KEY
 from reranker.formats.documents import format_documents, parse_documents
 from reranker.formats.exports import export_csv, export_json
 from reranker.formats.retrieval import labelled_dataset_zip
@@ -58,11 +58,10 @@ def api_address() -> tuple[str, bool] | None:
     None where there is no such API (`streamlit run app.py` alone, a vLLM server, a Cohere-style API)."""
     if backend is None or not backend.capabilities.jobs:
         return None
-    where = backend.capabilities.where
-    if where.startswith("server "):
-        return where.removeprefix("server "), True
+    if backend.capabilities.address is not None:
+        return backend.capabilities.address, True
     page = urlsplit(st.context.url if isinstance(st.context.url, str) else "http://localhost:8501")
-    return f"{page.scheme}://{page.netloc}", bool(os.environ.get("RERANKER_API_KEY"))
+    return f"{page.scheme}://{page.netloc}", bool(API_KEY.read())
 
 
 def show_last(body: str) -> None:
@@ -191,11 +190,7 @@ with output:
                 "text": st.column_config.TextColumn("text", width="large"),
             })
         records = ranking.records(kept)
-        csv_column, json_column = st.columns(2)
-        csv_column.download_button("Download CSV", export_csv(records), "reranked.csv", "text/csv",
-                                   key="download_csv", on_click="ignore", width="stretch")
-        json_column.download_button("Download JSON", export_json(records), "reranked.json", "application/json",
-                                    key="download_json", on_click="ignore", width="stretch")
+        widgets.download_buttons(export_csv(records), export_json(records), "reranked", key="download")
         st.caption(f"Downloads hold the {len(kept):,} documents of the table, best first, with the query, "
                    "instruction and model on each row.")
         if labels is not None:

@@ -43,7 +43,7 @@ Judge = Callable[[RerankBackend, Sequence[Query], Progress | None], list[list[Ju
 
 
 @dataclass(frozen=True)
-class Comparison:
+class PairedComparison:
     """A measure of two runs over the queries both answer: their means, and whether the difference is real."""
 
     before: float
@@ -114,7 +114,7 @@ def means(per_query: PerQuery) -> dict[str, float]:
     return {name: sum(values.values()) / len(values) if values else 0.0 for name, values in per_query.items()}
 
 
-def compare(before: PerQuery, after: PerQuery) -> dict[str, Comparison]:
+def compare(before: PerQuery, after: PerQuery) -> dict[str, PairedComparison]:
     """Each measure's means before and after, and a paired t-test over the queries both have."""
     out = {}
     for name, was in before.items():
@@ -128,7 +128,7 @@ def compare(before: PerQuery, after: PerQuery) -> dict[str, Comparison]:
         else:
             p_value = float(stats.ttest_rel(b, a).pvalue)
             p_value = 1.0 if math.isnan(p_value) else p_value
-        out[name] = Comparison(sum(a) / len(a) if a else 0.0, sum(b) / len(b) if b else 0.0, p_value)
+        out[name] = PairedComparison(sum(a) / len(a) if a else 0.0, sum(b) / len(b) if b else 0.0, p_value)
     return out
 
 

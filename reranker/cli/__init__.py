@@ -1,15 +1,15 @@
 """The command line, `python -m reranker` (or `qwen-ranker`): `rank` ranks a file of documents; `batch` scores a
 file of pairs on Ray (cli/ray_batch.py); `serve` starts the HTTP API alone; `workbench` the pages and the API on one
-port (reranker/one_port.py). `batch`, `serve` and `workbench` need their pip extras."""
+port (reranker/sidecar/one_port.py). `batch`, `serve` and `workbench` need their pip extras."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
+from reranker.core.environment import HOST, SERVER, SERVER_KEY
 from reranker.formats.documents import document_lines
 
 
@@ -120,7 +120,7 @@ def _missing_extra(command: str) -> str | None:
 
 
 def _listen_options(parser: argparse.ArgumentParser, default_port: int) -> None:
-    parser.add_argument("--host", default=os.environ.get("RERANKER_HOST") or "127.0.0.1",
+    parser.add_argument("--host", default=HOST.read(),
                         help="address to listen on ($RERANKER_HOST; default 127.0.0.1, this machine only; 0.0.0.0: "
                              "every interface, which needs RERANKER_API_KEY)")
     parser.add_argument("--port", type=int, default=default_port)
@@ -133,8 +133,7 @@ def _workbench(args: argparse.Namespace) -> int:
     from reranker.sidecar.server import checked_start
 
     settings, data_lock = checked_start("workbench", args.host, args.port, args.allow_open)
-    os.environ["RERANKER_HOST"] = args.host  # the pages ask for the key when it is not loopback (workbench.frame)
-    from reranker.one_port import PAGES, run, workbench_app
+    from reranker.sidecar.one_port import PAGES, run, workbench_app
 
     if not PAGES.is_file():
         print(f"reranker workbench: the pages ({PAGES.name}, views/, assets/) are not beside this package, at "
@@ -176,7 +175,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 def _rank(args: argparse.Namespace) -> int:
     from reranker.backends import open_backend
-    from reranker.core.backend import BackendError, ModelLoadError, UnsupportedOption
+    from reranker.core.failures import ModelLoadError, RerankerError, UnsupportedOption
     from reranker.core.ranking import Query
     from reranker.formats.exports import export_csv, export_json, export_records
 
@@ -197,7 +196,7 @@ def _rank(args: argparse.Namespace) -> int:
         backend = open_backend(spec, key, device=args.device, dtype=args.dtype, max_length=args.max_length)
         [ranked] = backend.rank_many([Query(args.query, documents, args.instruction, passage_tokens=args.passage_tokens,
                                             max_passages=args.max_passages)], args.top_k)
-    except (ModelLoadError, BackendError, UnsupportedOption, ValueError) as e:
+    except (ModelLoadError, RerankerError, UnsupportedOption, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     records = export_records(ranked, args.query, args.instruction, backend.model_name)
@@ -221,10 +220,10 @@ def _backend_spec(model: str | None, server: str | None) -> tuple[str | None, st
     from reranker.backends import server_from_env
 
     if server:
-        return server, os.environ.get("RERANKER_SERVER_KEY") or None
+        return server, SERVER_KEY.read()
     if model:
         return model, None
-    return server_from_env() if os.environ.get("RERANKER_SERVER") else (None, None)
+    return server_from_env() if SERVER.read() else (None, None)
 
 
 def _batch(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ resumed without scoring again what was scored, and a second evaluation of the sa
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from reranker.analysis.evaluation import (
 from reranker.analysis.judgement_store import CHUNK_PAIRS, JudgementStore
 from reranker.backends import open_backend
 from reranker.core.backend import RerankBackend
+from reranker.core.environment import DATA_DIR
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.formats.retrieval import DatasetError, Run, write_run
@@ -84,7 +84,7 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     else:
         backend = open_backend(options.backend, options.key, dtype=options.dtype)
     before = measure(dataset.qrels, first, measures, dataset.queries)
-    store = JudgementStore(options.store or Path(os.environ.get("RERANKER_DATA_DIR") or "data") / "judgements.sqlite3")
+    store = JudgementStore(options.store or DATA_DIR.read() / "judgements.sqlite3")
     pairs = sum(min(len(r), options.top_k) for r in first.values())
     report(f"{len(first):,} queries, top {options.top_k} of the first stage: {pairs:,} pairs per instruction, "
            f"scored by {backend.model_name} ({backend.capabilities.where})")
@@ -96,14 +96,14 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     reranked = []
     try:
         for instruction in options.instructions:
-            started, scored_before = time.perf_counter(), store.scored
+            started, scored_before = time.perf_counter(), store.pairs_scored
             result = rerank_run(backend, first, dataset.queries, texts, options.top_k, instruction, judge, progress,
                                 options.passage_tokens, options.max_passages)
             result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
             reranked.append(result)
-            report(f"instruction {resolve_instruction(instruction)!r}: {store.scored - scored_before:,} pairs scored "
-                   f"now ({pairs - (store.scored - scored_before):,} from the store) in "
-                   f"{time.perf_counter() - started:.1f} s")
+            scored = store.pairs_scored - scored_before
+            report(f"instruction {resolve_instruction(instruction)!r}: {scored:,} pairs scored now "
+                   f"({pairs - scored:,} from the store) in {time.perf_counter() - started:.1f} s")
     finally:
         store.close()
     document = metrics_document(str(options.dataset), str(options.run) if options.run else "BM25 (bm25s)",
@@ -147,7 +147,7 @@ def table(summary: dict) -> str:
 
 def main(args) -> int:
     """The `evaluate` command (cli/__init__ parses its arguments)."""
-    from reranker.core.backend import BackendError, ModelLoadError, UnsupportedOption
+    from reranker.core.failures import ModelLoadError, RerankerError, UnsupportedOption
 
     options = EvaluateOptions(dataset=Path(args.dataset), run=Path(args.run) if args.run else None, top_k=args.top_k,
                               instructions=args.instruction or [None], measures=args.measures or [],
@@ -162,7 +162,7 @@ def main(args) -> int:
             return 2
     try:
         outcome = evaluate(options, lambda line: print(line, file=sys.stderr, flush=True), _progress_line)
-    except (DatasetError, ValueError, ModelLoadError, BackendError, UnsupportedOption) as e:
+    except (DatasetError, ValueError, ModelLoadError, RerankerError, UnsupportedOption) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1
     for path in write_outputs(outcome, Path(args.output) if args.output else None,

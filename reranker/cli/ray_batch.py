@@ -19,7 +19,9 @@ import pandas as pd
 
 from reranker.backends import open_backend
 from reranker.core.addresses import is_server
-from reranker.core.backend import BackendError, Capabilities, RerankBackend
+from reranker.core.backend import Capabilities, RerankBackend
+from reranker.core.environment import DTYPE
+from reranker.core.failures import RerankerError
 from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Passage, Progress, Query, in_pair_order, queries_of, rank_each
@@ -90,7 +92,7 @@ def run_batch_file(source: str, output: str, options: BatchOptions,
     if is_server(options.backend):
         try:
             open_backend(options.backend, options.key)  # a wrong address or key is told now, before Ray starts
-        except BackendError as e:
+        except RerankerError as e:
             raise BatchFailed(f"nothing was written: {e}") from None
     table = read_pairs(source)
     for problem in table.problems:
@@ -220,7 +222,7 @@ class RayBackend(RerankBackend):
 
     def __init__(self, options: BatchOptions) -> None:
         self.options = replace(options, backend=options.backend or resolve_model(None))
-        dtype = self.options.dtype or os.environ.get("RERANKER_DTYPE")
+        dtype = self.options.dtype or DTYPE.read()
         self.model_name = (scored_name(self.options.backend, dtype) if not is_server(self.options.backend)
                            else "(on a server)")
 

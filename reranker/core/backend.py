@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reranker.core.failures import UnsupportedOption
 from reranker.core.ranking import Judgement, Progress, Query, RankedDocument, rank_each
 
 QUERY_OPTIONS = frozenset({"document_tokens", "keep_document_end", "refuse_truncation", "passage_tokens",
@@ -28,15 +29,15 @@ class Capabilities:
     kind: str
     """What it is, in words: "Qwen3 engine", "Qwen-Ranker sidecar", "vLLM server", ..."""
     where: str
-    """"in this process", or "server <address>" (without credentials)."""
+    """Where it runs, in words for a status line: "in this process", or "server <address>"."""
+    address: str | None = None
+    """The server's base address as messages show it (without credentials); None when it runs in this process."""
     in_process: bool = False
     """The model's weights are in this process (another model may be opened beside it, memory permitting)."""
     instruction: bool = True
     """A query's own instruction is honoured (a Cohere-style API has no field for one)."""
     query_options: frozenset[str] = QUERY_OPTIONS
     """Which of QUERY_OPTIONS it honours; a query asking for another is refused with UnsupportedOption."""
-    token_counts: bool = True
-    """Judgement.tokens and .truncated are reported (else None)."""
     jobs: bool = False
     """It runs background jobs for big tables: `jobs()` answers."""
     extra_models: bool = False
@@ -50,7 +51,7 @@ class Capabilities:
 class JobService(Protocol):
     """Background jobs where the model is (a Qwen-Ranker sidecar over HTTP, or under ./start.sh this process's own
     job store): big tables scored where they survive a closed page; each answer is the JSON of the API's job routes
-    (docs/API.md, "Jobs"), each failure a BackendError."""
+    (docs/API.md, "Jobs"), each failure a RerankerError."""
 
     shown: str
     """Where the jobs run, as pages show it: the server's address, or "this workbench"."""
@@ -80,7 +81,7 @@ class RerankBackend(ABC):
     @abstractmethod
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
         """Each query's documents judged, in input order. Raises UnsupportedOption for a query option this
-        backend cannot honour, and BackendError when a server fails."""
+        backend cannot honour, and RerankerError when a server fails."""
 
     def describe(self) -> dict[str, object]:
         """What a status line shows: `model`, `where` and `kind`, and whatever else the backend knows."""
@@ -139,39 +140,3 @@ class ScoringStopped(Exception):
     def __init__(self, partial: list[list[Judgement | None]]) -> None:
         super().__init__("scoring was stopped between forward passes")
         self.partial = partial
-
-
-class BackendError(RuntimeError):
-    """A remote server could not score: the message names the server, what went wrong and the fix."""
-
-
-class RequestTooBig(BackendError):
-    """The server answered 413: the request holds more than it takes; a smaller one may pass."""
-
-
-class RequestRefused(BackendError):
-    """The server refused the request's content (a 400 or 422: a text over its limit, say)."""
-
-
-class ServerBusy(BackendError):
-    """The server answered 503 still after the retries: it is loading, or too busy."""
-
-
-class UnsupportedOption(ValueError):
-    """A query asks for something this backend cannot do (a per-request truncation on a vLLM server, say)."""
-
-
-class PromptTooLong(ValueError):
-    """A prompt would have to be cut to fit the model's max length, and its query asked not to cut it."""
-
-
-class ModelLoadError(RuntimeError):
-    """The model or tokenizer could not be loaded; the message says where it looked and how to fix it."""
-
-
-def failure_text(error: BaseException) -> str:
-    """What every entry point says when a backend could not be opened or could not score: the explained message of
-    our own errors, else the error's type and words."""
-    if isinstance(error, BackendError | ModelLoadError | UnsupportedOption | PromptTooLong):
-        return str(error)
-    return f"{type(error).__name__}: {error}"

@@ -3,14 +3,14 @@ talks to a server (the workbench under ./start.sh) never imports it."""
 
 from __future__ import annotations
 
-import os
+from reranker.core.environment import DTYPE, MODEL
 
-DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+DEFAULT_MODEL = MODEL.default
 KNOWN_MODELS = ("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B")
 
 
 def resolve_model(model: str | None) -> str:
-    return model or os.environ.get("RERANKER_MODEL") or DEFAULT_MODEL
+    return model or MODEL.read()
 
 INT8 = "int8"
 """The approximate CPU mode's dtype (engine/int8.py)."""
@@ -36,4 +36,4 @@ def model_and_dtype(name: str) -> tuple[str, str | None]:
 
 def default_dtype() -> str | None:
     """$RERANKER_DTYPE by its shown name (None when unset or auto)."""
-    return DTYPE_NAMES.get(os.environ.get("RERANKER_DTYPE", "").strip().lower())
+    return DTYPE_NAMES.get(DTYPE.read().strip().lower())

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from reranker.core.backend import UnsupportedOption
+from reranker.core.failures import UnsupportedOption
 from reranker.core.ranking import Judgement, Passage, Query, best_of
 from reranker.core.sentences import SENTENCE_END, looks_like_code
 

@@ -30,6 +30,15 @@ class Query:
     """With passage_tokens: read at most this many passages of a document (the rest is not read: truncated)."""
 
 
+def character_cost(query: Query, documents: Iterable[str] | None = None) -> int:
+    """What judging a query's pairs costs, in characters: each document's, plus the query's and instruction's that
+    its prompt repeats. A cheap stand-in for prompt tokens, which the sidecar's queue budgets a backend call by.
+
+    documents: some of the query's documents (default: all of them)."""
+    repeated = len(query.query) + len(query.instruction or "")
+    return sum(len(d) + repeated for d in (query.documents if documents is None else documents))
+
+
 @dataclass(frozen=True)
 class Passage:
     """A part of a document judged on its own: its text is `document[start:end]`."""

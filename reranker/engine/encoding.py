@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
-from reranker.core.prompt import ASSISTANT_SUFFIX, NO_TOKEN, SYSTEM_PREFIX, YES_TOKEN, query_lead, user_turn
+from reranker.core.prompt import ASSISTANT_SUFFIX, SYSTEM_PREFIX, query_lead, user_turn
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,6 @@ class PromptEncoder:
                 f"max_length={max_length} leaves no room for the query and document: the prompt's fixed "
                 f"part alone takes {len(self.prefix_ids) + len(self.suffix_ids)} tokens"
             )
-        self.yes_id = _single_token_id(tokenizer, YES_TOKEN)
-        self.no_id = _single_token_id(tokenizer, NO_TOKEN)
         self._plain = plain_text_tokenizer(tokenizer)
 
     def tokenize_text(self, texts: Sequence[str]) -> list[list[int]]:
@@ -121,13 +119,6 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
-
-
-def _single_token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
-    token_id = tokenizer.convert_tokens_to_ids(token)
-    if token_id is None or token_id == tokenizer.unk_token_id:
-        raise ValueError(f"the tokenizer has no single token {token!r}; is this a Qwen3-Reranker tokenizer?")
-    return token_id
 
 
 def plain_text_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Tokenizer | None:

@@ -4,8 +4,9 @@ Weights are quantized once at load, one scale per output channel; activations at
 (row), so a document's score never depends on which other documents share its forward pass. The products are
 exact integer matrix products (`torch._int_mm`: oneDNN's int8 kernels, VNNI where the CPU has it), rescaled to
 float32. Everything else (embeddings, norms, attention, rotary embeddings, the key/value cache) stays float32, and
-the yes/no head is taken from the float32 weights before anything is quantized: a quantized score head gave all-zero
-or 0.5 scores in other engines. Measured against float32 in docs/BENCHMARKS.md ("The approximate CPU mode").
+the yes/no head (engine/yes_no_head.py) copies its two rows from the float32 weights before the decoder is
+quantized, and is never quantized itself: a quantized score head gave all-zero or 0.5 scores in other engines.
+Measured against float32 in docs/BENCHMARKS.md ("The approximate CPU mode").
 """
 
 from __future__ import annotations

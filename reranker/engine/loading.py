@@ -13,14 +13,15 @@ from huggingface_hub import try_to_load_from_cache
 from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from reranker.core.backend import ModelLoadError
+from reranker.core.environment import DEVICE, DTYPE
+from reranker.core.failures import ModelLoadError
 from reranker.core.model_names import DTYPE_NAMES, INT8, KNOWN_MODELS
 
 HUB_CHECK_SECONDS = 5.0
 
 
 def resolve_device(device: str | None) -> torch.device:
-    device = device or os.environ.get("RERANKER_DEVICE") or "auto"
+    device = device or DEVICE.read()
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -39,7 +40,7 @@ def resolve_device(device: str | None) -> torch.device:
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype | Literal["int8"]:
     """auto: bfloat16 on CUDA (the model's own dtype), float32 elsewhere (exact on CPU, safe on MPS); "int8" is
     the approximate CPU mode (engine/int8.py), chosen, never picked by auto."""
-    dtype = dtype or os.environ.get("RERANKER_DTYPE") or "auto"
+    dtype = dtype or DTYPE.read()
     if isinstance(dtype, torch.dtype):
         return dtype
     dtype = dtype.strip().lower()

@@ -1,11 +1,12 @@
 """Qwen3Reranker: the score of the model card, computed without its waste.
 
 Three things make it fast, none of which changes a score:
-- only the final position's hidden state meets the LM head, and only its "yes" and "no" rows;
-- the prompt part every document of a query shares (system + instruction + query) runs once, and
-  its key/value cache is reused by each document; the part every query under one instruction shares
-  (system + instruction) is kept across calls, so many small requests pay for little more than their
-  own query and documents;
+- only the final position's hidden state meets the LM head, and only its "yes" and "no" rows (`YesNoHead`);
+- the prompt part every document of a query shares (the query prefix: system + instruction + query) runs
+  once, and its key/value cache is reused by each document; the part every query under one instruction
+  shares (the instruction prefix: system + instruction) is kept across calls, so many small requests pay
+  for little more than their own query and documents; documents that begin like the query's longest one
+  read that shared beginning from its key/values too (`_plan_call` decides who reads what);
 - documents go in length-sorted forward passes under a token budget, so padding is rare.
 """
 
@@ -17,23 +18,29 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from transformers import DynamicCache
 
-from reranker.core.backend import Capabilities, PromptTooLong, RerankBackend, ScoringStopped, StopScoring
+from reranker.core.backend import Capabilities, RerankBackend, ScoringStopped, StopScoring
+from reranker.core.failures import PromptTooLong
 from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.engine.encoding import EncodedPair, PromptEncoder, common_prefix_length
 from reranker.engine.int8 import INT8, quantize_linear_layers
 from reranker.engine.loading import load_model, resolve_device, resolve_dtype
+from reranker.engine.yes_no_head import Verdict, YesNoHead
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, (key, value) tensors of shape (batch, kv_heads, length, head_dim)."""
-_STEMS_KEPT = 8
-_QUERIES_KEPT = 2
-"""Query prefixes kept across calls: a request served in slices reads its query's key/values from the last one."""
+_INSTRUCTION_PREFIXES_KEPT = 8
+"""System + instruction prefixes whose key/values are kept across calls (one per instruction in use)."""
+_RECENT_PREFIXES_KEPT = 2
+"""Longer prefixes (a query's, a shared document beginning's) kept across calls: a request served in slices reads
+its query's key/values from the last one."""
 _SHARED_DOCUMENT_TOKENS = 64
 """Documents of a query whose beginnings agree this far (in tokens, past the query) share that beginning's pass."""
 _KEPT_PREFIX_TOKENS = 512
@@ -85,19 +92,17 @@ class Qwen3Reranker(RerankBackend):
         self.max_length = max_length
         self.batch_tokens = batch_tokens or (1024 if self.device.type == "cpu" else 32768)
         self.encoder = PromptEncoder(self.tokenizer, max_length)
-        head = self.model.get_output_embeddings()
-        rows = [self.encoder.no_id, self.encoder.yes_id]
-        self._no_yes_weight = head.weight[rows].detach().float()
-        self._no_yes_bias = head.bias[rows].detach().float() if getattr(head, "bias", None) is not None else None
-        self._body = self.model.get_decoder()
-        if int8:  # after the yes/no rows above were taken from the float32 weights
-            quantize_linear_layers(self._body)
+        self.yes_no_head = YesNoHead(self.model, self.tokenizer)
+        self._decoder = self.model.get_decoder()
+        if int8:  # after the yes/no head copied its rows from the float32 weights
+            quantize_linear_layers(self._decoder)
         # transformers 5.2x renamed the decoder's past_key_values to cache; the old name goes in 5.40
-        self._cache_arg = "cache" if "cache" in inspect.signature(self._body.forward).parameters else "past_key_values"
+        decoder_parameters = inspect.signature(self._decoder.forward).parameters
+        self._cache_arg = "cache" if "cache" in decoder_parameters else "past_key_values"
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._lock = threading.RLock()  # re-entered by a progress callback that scores in between passes
-        self._stems: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
-        self._recent_prefixes: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
+        self._instruction_prefix_cache: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
+        self._recent_prefix_cache: OrderedDict[tuple[int, ...], KeyValues] = OrderedDict()
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
         """Judge several queries' documents in shared forward passes (jobs, CSV batches, concurrent requests); a query
@@ -148,63 +153,30 @@ class Qwen3Reranker(RerankBackend):
     # The forward passes.
 
     def _run(self, queries: Sequence[Query], encoded: list[list[EncodedPair]],
-             progress: Progress | None) -> tuple[list[list[tuple[float, float] | None]], bool]:
+             progress: Progress | None) -> tuple[list[list[Verdict | None]], bool]:
         """(score, logit) per pair, grouped like `encoded`, and whether every pair was scored: a progress callback
         that raises StopScoring stops the passes there (None for each pair not scored)."""
-        prefixes: dict[tuple[int, ...], int] = {}
-        stem_lengths: list[int] = []
-        rows: list[tuple[int, int, int]] = []  # (group, document, prefix number)
-        row_prefix_len: list[int] = []
-
-        def prefix_number(key: tuple[int, ...], stem: list[int]) -> int:
-            number = prefixes.setdefault(key, len(prefixes))
-            if number == len(stem_lengths):
-                stem_lengths.append(max(1, common_prefix_length(stem, key)))
-            return number
-
-        for g, (q, pairs) in enumerate(zip(queries, encoded)):
-            if not pairs:
-                continue
-            shared = self.encoder.shared_prefix(q.query, q.instruction)
-            length = min(min(common_prefix_length(p.input_ids, shared), len(p.input_ids) - 1) for p in pairs)
-            stem = self.encoder.instruction_prefix(q.instruction)
-            number = prefix_number(tuple(shared[:length]), stem)
-            # Documents that begin like the query's longest one (a "Why?" asks for the document without each of its
-            # sentences; pasted pages may share a header) read that beginning from its key/values, computed once.
-            anchor = max((p.input_ids for p in pairs), key=len)
-            along = [min(common_prefix_length(p.input_ids, anchor), len(p.input_ids) - 1) for p in pairs]
-            alike = [a - length >= _SHARED_DOCUMENT_TOKENS for a in along]
-            anchored = prefix_number(tuple(anchor[:max(along)]), stem) if sum(alike) >= 2 else None
-            for d in range(len(pairs)):
-                if anchored is not None and alike[d]:
-                    rows.append((g, d, anchored))
-                    row_prefix_len.append(along[d])
-                else:
-                    rows.append((g, d, number))
-                    row_prefix_len.append(length)
-        results: list[list[tuple[float, float] | None]] = [[None] * len(p) for p in encoded]
-        if not rows:
-            return results, True
-        tails = [encoded[g][d].input_ids[row_prefix_len[i]:] for i, (g, d, _) in enumerate(rows)]
+        plan = _plan_call(self.encoder, queries, encoded)
+        verdicts: list[list[Verdict | None]] = [[None] * len(pairs) for pairs in encoded]
+        if not plan.rows:
+            return verdicts, True
+        total = len(plan.rows)
         with self._lock, torch.inference_mode():
-            cached = self._prefix_cache([(list(k), s) for k, s in zip(prefixes, stem_lengths)])
-            order = sorted(range(len(rows)), key=lambda i: (-len(tails[i]), -row_prefix_len[i], i))
+            prefix_key_values = self._prefix_key_values(plan.prefixes)
             done = 0
-            for members in self._passes(order, tails, row_prefix_len):
-                verdicts = self._tail_pass([tails[i] for i in members],
-                                           [_first(cached[rows[i][2]], row_prefix_len[i]) for i in members])
-                for i, verdict in zip(members, verdicts):
-                    g, d, _ = rows[i]
-                    results[g][d] = verdict
-                done += len(members)
-                if progress is not None:
-                    try:
-                        progress(done, len(rows))
-                    except StopScoring:
-                        return results, done == len(rows)
-        return results, True
+            tails, prefix_lengths = [r.tail for r in plan.rows], [r.prefix_length for r in plan.rows]
+            for members in self._passes(plan.longest_tails_first(), tails, prefix_lengths):
+                rows = [plan.rows[i] for i in members]
+                read = [_first_positions(prefix_key_values[r.prefix], r.prefix_length) for r in rows]
+                for row, verdict in zip(rows, self._tail_pass([r.tail for r in rows], read)):
+                    verdicts[row.query][row.document] = verdict
+                done += len(rows)
+                if progress is not None and not _goes_on(progress, done, total):
+                    return verdicts, done == total
+        return verdicts, True
 
-    def _passes(self, order: list[int], tails: list[list[int]], prefix_len: list[int]) -> list[list[int]]:
+    def _passes(self, order: list[int], tails: Sequence[Sequence[int]],
+                prefix_lengths: Sequence[int]) -> list[list[int]]:
         """`order` cut into runs whose padded key/value slots (rows x (widest prefix + widest tail)) fit the budget,
         of at most `batch_size` rows.
 
@@ -215,70 +187,85 @@ class Qwen3Reranker(RerankBackend):
         current: list[int] = []
         widest_tail = widest_prefix = 0
         for i in order:
-            tail, prefix = max(widest_tail, len(tails[i])), max(widest_prefix, prefix_len[i])
+            tail, prefix = max(widest_tail, len(tails[i])), max(widest_prefix, prefix_lengths[i])
             full = self.batch_size is not None and len(current) >= self.batch_size
             if current and (full or (len(current) + 1) * (tail + prefix) > self.batch_tokens):
                 passes.append(current)
-                current, tail, prefix = [], len(tails[i]), prefix_len[i]
+                current, tail, prefix = [], len(tails[i]), prefix_lengths[i]
             current.append(i)
             widest_tail, widest_prefix = tail, prefix
         if current:
             passes.append(current)
         return passes
 
-    def _prefix_cache(self, prefixes: list[tuple[list[int], int]]) -> list[KeyValues]:
-        """Each (prefix, stem length)'s key/values, its query part run on top of its cached instruction stem (or
-        taken from the last few calls' prefixes), the last few kept for the next call."""
+    def _prefix_key_values(self, prefixes: list[_Prefix]) -> list[KeyValues]:
+        """Each prefix's key/values: kept from one of the last few calls, or its part past the instruction run on
+        top of that instruction's cached key/values (and then kept, the last few, for the next call)."""
         out: list[KeyValues] = [[] for _ in prefixes]
-        by_stem: dict[tuple[int, ...], list[int]] = {}
-        for n, (ids, stem_length) in enumerate(prefixes):
-            kept = self._recent_prefixes.get(tuple(ids))
+        by_instruction: dict[tuple[int, ...], list[int]] = {}
+        for n, prefix in enumerate(prefixes):
+            kept = self._recent_prefix_cache.get(prefix.ids)
             if kept is not None:
-                self._recent_prefixes.move_to_end(tuple(ids))
+                self._recent_prefix_cache.move_to_end(prefix.ids)
                 out[n] = kept
             else:
-                by_stem.setdefault(tuple(ids[:stem_length]), []).append(n)
-        for stem, members in by_stem.items():
-            stem_kv = self._stem_kv(stem)
-            rest = [prefixes[m][0][len(stem):] for m in members]
-            longest_first = sorted(range(len(members)), key=lambda i: -len(rest[i]))
-            for chunk in self._passes(longest_first, rest, [len(stem)] * len(members)):
-                tails = [rest[i] for i in chunk]
-                if not any(tails):
-                    for i in chunk:
-                        out[members[i]] = stem_kv
-                    continue
-                cache = _cache_of([kv.expand(len(chunk), -1, -1, -1) for kv in pair] for pair in stem_kv)
-                ids = _right_padded(tails, self._pad_id, self.device)
-                positions = len(stem) + torch.arange(ids.shape[1], device=self.device).expand(len(chunk), -1)
-                self._body(input_ids=ids, position_ids=positions, use_cache=True, **{self._cache_arg: cache})
-                layers = _key_values(cache)
-                for row, (i, tail) in enumerate(zip(chunk, tails)):
-                    end = len(stem) + len(tail)
-                    out[members[i]] = [(k[row:row + 1, :, :end], v[row:row + 1, :, :end]) for k, v in layers]
-        computed = [n for members in by_stem.values() for n in members
-                    if prefixes[n][1] < len(prefixes[n][0]) <= _KEPT_PREFIX_TOKENS]
-        for n in computed[-_QUERIES_KEPT:]:  # the last query of a call is the one a sliced request continues
-            # a copy, so that the kept prefix does not hold its whole pass's key/values in memory
-            self._recent_prefixes[tuple(prefixes[n][0])] = [(k.clone(), v.clone()) for k, v in out[n]]
-            if len(self._recent_prefixes) > _QUERIES_KEPT:
-                self._recent_prefixes.popitem(last=False)
+                by_instruction.setdefault(prefix.ids[:prefix.instruction_length], []).append(n)
+        for instruction_ids, members in by_instruction.items():
+            rests = [prefixes[m].ids[len(instruction_ids):] for m in members]
+            for m, key_values in zip(members, self._run_on_instruction_prefix(instruction_ids, rests)):
+                out[m] = key_values
+        computed = [n for members in by_instruction.values() for n in members]
+        self._keep_recent([(prefixes[n], out[n]) for n in computed])
         return out
 
-    def _stem_kv(self, stem: tuple[int, ...]) -> KeyValues:
-        """Key/values of the system prompt + one instruction, kept across calls (a few instructions at most)."""
-        if stem in self._stems:
-            self._stems.move_to_end(stem)
-            return self._stems[stem]
-        ids = torch.tensor([list(stem)], dtype=torch.long, device=self.device)
-        cache = DynamicCache()
-        self._body(input_ids=ids, use_cache=True, **{self._cache_arg: cache})
-        self._stems[stem] = _key_values(cache)
-        if len(self._stems) > _STEMS_KEPT:
-            self._stems.popitem(last=False)
-        return self._stems[stem]
+    def _run_on_instruction_prefix(self, instruction_ids: tuple[int, ...],
+                               rests: list[tuple[int, ...]]) -> list[KeyValues]:
+        """The key/values of `instruction_ids` followed by each of `rests`, the rests run in passes on top of the
+        instruction prefix's cached key/values."""
+        base = self._instruction_prefix_key_values(instruction_ids)
+        out: list[KeyValues] = [base] * len(rests)  # what an empty rest reads
+        longest_first = sorted(range(len(rests)), key=lambda i: -len(rests[i]))
+        for chunk in self._passes(longest_first, rests, [len(instruction_ids)] * len(rests)):
+            tails = [list(rests[i]) for i in chunk]
+            if not any(tails):
+                continue
+            cache = _cache_of([kv.expand(len(chunk), -1, -1, -1) for kv in pair] for pair in base)
+            ids = _right_padded(tails, self._pad_id, self.device)
+            positions = len(instruction_ids) + torch.arange(ids.shape[1], device=self.device).expand(len(chunk), -1)
+            self._decoder(input_ids=ids, position_ids=positions, use_cache=True, **{self._cache_arg: cache})
+            layers = _key_values(cache)
+            for row, (i, tail) in enumerate(zip(chunk, tails)):
+                end = len(instruction_ids) + len(tail)
+                out[i] = [(k[row:row + 1, :, :end], v[row:row + 1, :, :end]) for k, v in layers]
+        return out
 
-    def _tail_pass(self, tails: list[list[int]], prefixes: list[KeyValues]) -> list[tuple[float, float]]:
+    def _keep_recent(self, computed: list[tuple[_Prefix, KeyValues]]) -> None:
+        """Keep the last few prefixes this call computed for the next call (those longer than their instruction and
+        short enough to hold): the last query of a call is the one a sliced request continues."""
+        worth_keeping = [(prefix, key_values) for prefix, key_values in computed
+                         if prefix.instruction_length < len(prefix.ids) <= _KEPT_PREFIX_TOKENS]
+        for prefix, key_values in worth_keeping[-_RECENT_PREFIXES_KEPT:]:
+            # a copy, so that the kept prefix does not hold its whole pass's key/values in memory
+            self._recent_prefix_cache[prefix.ids] = [(k.clone(), v.clone()) for k, v in key_values]
+            if len(self._recent_prefix_cache) > _RECENT_PREFIXES_KEPT:
+                self._recent_prefix_cache.popitem(last=False)
+
+    def _instruction_prefix_key_values(self, ids: tuple[int, ...]) -> KeyValues:
+        """Key/values of the system prompt + one instruction, kept across calls (a few instructions at most)."""
+        if ids in self._instruction_prefix_cache:
+            self._instruction_prefix_cache.move_to_end(ids)
+            return self._instruction_prefix_cache[ids]
+        cache = DynamicCache()
+        self._decoder(input_ids=torch.tensor([list(ids)], dtype=torch.long, device=self.device), use_cache=True,
+                      **{self._cache_arg: cache})
+        self._instruction_prefix_cache[ids] = _key_values(cache)
+        if len(self._instruction_prefix_cache) > _INSTRUCTION_PREFIXES_KEPT:
+            self._instruction_prefix_cache.popitem(last=False)
+        return self._instruction_prefix_cache[ids]
+
+    def _tail_pass(self, tails: list[list[int]], prefixes: list[KeyValues]) -> list[Verdict]:
+        """One forward pass over the tails, each on top of its prefix's key/values (prefixes of different lengths
+        padded and masked out); the (score, logit) of each."""
         lengths = [p[0][0].shape[2] for p in prefixes]
         widest = max(lengths)
         cache = _cache_of(
@@ -294,23 +281,111 @@ class Qwen3Reranker(RerankBackend):
             prefix_len = torch.tensor(lengths, device=self.device)[:, None]
             tail_len = torch.tensor([len(t) for t in tails], device=self.device)[:, None]
             mask = ((slots < prefix_len) | ((slots >= widest) & (slots < widest + tail_len))).long()
-        hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            **{self._cache_arg: cache}).last_hidden_state
+        hidden = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                               **{self._cache_arg: cache}).last_hidden_state
         last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
-        final = hidden[torch.arange(len(tails), device=self.device), last].float()
-        no_yes = final @ self._no_yes_weight.T
-        if self._no_yes_bias is not None:
-            no_yes = no_yes + self._no_yes_bias
-        scores = torch.log_softmax(no_yes, dim=1)[:, 1].exp()
-        logits = no_yes[:, 1] - no_yes[:, 0]
-        return list(zip(scores.tolist(), logits.tolist()))
+        return self.yes_no_head(hidden[torch.arange(len(tails), device=self.device), last])
 
 
-def _first(prefix: KeyValues, length: int) -> KeyValues:
+# Which prompt reads which prefix: planned before any forward pass, from the token ids alone.
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """A prompt beginning whose key/values a call computes once (or finds kept) for all the prompts that read it."""
+
+    ids: tuple[int, ...]
+    instruction_length: int
+    """How many of its first ids are the system + instruction prefix (at least 1), whose key/values are kept
+    across calls: the rest is computed on top of them."""
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One prompt of a call: its first `prefix_length` positions read from a prefix's key/values, its tail run."""
+
+    query: int
+    document: int
+    prefix: int
+    """Index of the prefix it reads in `_CallPlan.prefixes`."""
+    prefix_length: int
+    tail: list[int]
+    """The prompt's ids past `prefix_length`: at least its last one, whose hidden state meets the head."""
+
+
+@dataclass(frozen=True)
+class _CallPlan:
+    prefixes: list[_Prefix]
+    """Distinct prefixes, in the order their queries come (a query's own before its shared document beginning)."""
+    rows: list[_Row]
+
+    def longest_tails_first(self) -> list[int]:
+        """Row indices by tail length, then prefix length, longest first: neighbours in a pass pad little."""
+        return sorted(range(len(self.rows)),
+                      key=lambda i: (-len(self.rows[i].tail), -self.rows[i].prefix_length, i))
+
+
+class _QueryPrefixes(NamedTuple):
+    """Where one query's prompts begin to be computed."""
+
+    prefixes: list[tuple[int, ...]]
+    """The query prefix (what all its prompts share: system + instruction + query); then, when at least two documents
+    begin alike, the longest prompt less its last id."""
+    reads: list[tuple[int, int]]
+    """Per prompt, (which of `prefixes` it reads, how many of its first ids)."""
+
+
+def _query_prefixes(prompts: Sequence[Sequence[int]], query_prefix: Sequence[int]) -> _QueryPrefixes:
+    """The prefixes one query's prompts (at least one) read. Every prompt keeps at least its last id to compute."""
+    query_prefix_length = min(min(common_prefix_length(p, query_prefix), len(p) - 1) for p in prompts)
+    query_only = _QueryPrefixes([tuple(query_prefix[:query_prefix_length])], [(0, query_prefix_length)] * len(prompts))
+    # Documents that begin like the query's longest one (a "Why?" asks for the document without each of its
+    # sentences; pasted pages may share a header) read that beginning from its key/values, computed once.
+    longest = max(prompts, key=len)
+    shared_with_longest = [min(common_prefix_length(p, longest), len(p) - 1) for p in prompts]
+    begins_like_longest = [n - query_prefix_length >= _SHARED_DOCUMENT_TOKENS for n in shared_with_longest]
+    if sum(begins_like_longest) < 2:
+        return query_only
+    reads = [(1, n) if alike else (0, query_prefix_length)
+             for n, alike in zip(shared_with_longest, begins_like_longest)]
+    return _QueryPrefixes([*query_only.prefixes, tuple(longest[:max(shared_with_longest)])], reads)
+
+
+def _plan_call(encoder: PromptEncoder, queries: Sequence[Query], encoded: list[list[EncodedPair]]) -> _CallPlan:
+    """Every prompt of a call as a row reading some prefix's key/values; a prefix several queries share (the same
+    query and instruction in two requests merged into one call) is computed once."""
+    numbers: dict[tuple[int, ...], int] = {}
+    prefixes: list[_Prefix] = []
+    rows: list[_Row] = []
+    for q, (query, pairs) in enumerate(zip(queries, encoded)):
+        if not pairs:
+            continue
+        prompts = [pair.input_ids for pair in pairs]
+        planned = _query_prefixes(prompts, encoder.shared_prefix(query.query, query.instruction))
+        instruction_prefix = encoder.instruction_prefix(query.instruction)
+        for ids in planned.prefixes:
+            if ids not in numbers:
+                numbers[ids] = len(prefixes)
+                prefixes.append(_Prefix(ids, max(1, common_prefix_length(instruction_prefix, ids))))
+        rows += [_Row(q, d, numbers[planned.prefixes[which]], length, prompts[d][length:])
+                 for d, (which, length) in enumerate(planned.reads)]
+    return _CallPlan(prefixes, rows)
+
+
+def _first_positions(key_values: KeyValues, length: int) -> KeyValues:
     """The key/values of a prefix's first `length` positions (views, not copies)."""
-    if prefix[0][0].shape[2] == length:
-        return prefix
-    return [(k[:, :, :length], v[:, :, :length]) for k, v in prefix]
+    if key_values[0][0].shape[2] == length:
+        return key_values
+    return [(k[:, :, :length], v[:, :, :length]) for k, v in key_values]
+
+
+def _goes_on(progress: Progress, done: int, total: int) -> bool:
+    """Tell `progress`; False when it asks to stop (StopScoring)."""
+    try:
+        progress(done, total)
+    except StopScoring:
+        return False
+    return True
 
 
 def _unstoppable(progress: Progress | None) -> Progress | None:

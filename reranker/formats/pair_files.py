@@ -29,7 +29,6 @@ ROW = "_row"
 """The column holding each kept row's 0-based position among the rows read."""
 _WHERE = "_where"
 """While reading: where each row sits in the file ("line 7", "row 3"), for the report of bad rows."""
-_UNREAD = "the row could not be read"
 
 
 @dataclass(frozen=True)
@@ -51,18 +50,42 @@ def file_format(path: str | Path) -> str:
 
 def read_pairs(path: str | Path) -> PairTable:
     """The rows of a pair file with their column roles (guessed from the header, English or Chinese)."""
+    frame, problems = _read_frame(path)
+    columns = _column_roles(path, frame, problems)
+    keep, labels = [], []
+    for n, record in enumerate(frame.to_dict("records")):
+        label, problem = _row_label(record, columns)
+        if problem is None:
+            keep.append(n)
+            labels.append(label)
+        else:
+            problems.append(f"{record[_WHERE]}: {problem}")
+    rows = frame.iloc[keep].drop(columns=[_WHERE]).reset_index(drop=True)
+    rows[ROW] = keep
+    if columns["label"]:
+        rows[columns["label"]] = labels
+    problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))  # in file order
+    return PairTable(rows, columns, problems)
+
+
+def _read_frame(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The file's rows as read (with _WHERE), and the rows that could not be read."""
     kind = file_format(path)
     try:
         if kind == "parquet":
-            frame, problems = _read_parquet(path)
-        elif kind == "jsonl":
-            frame, problems = _read_jsonl(Path(path).read_bytes())
-        else:
-            frame, problems = _read_delimited(Path(path).read_bytes(), str(path))
+            return _read_parquet(path)
+        if kind == "jsonl":
+            return _read_jsonl(Path(path).read_bytes())
+        return _read_delimited(Path(path).read_bytes(), str(path))
     except TableError as e:
         raise TableError(f"{path}: {e}") from None
     except (OSError, ValueError) as e:
         raise TableError(f"cannot read {path}: {e}") from None
+
+
+def _column_roles(path: str | Path, frame: pd.DataFrame, problems: list[str]) -> dict[str, str | None]:
+    """Which column is the query, the document, the label and the instruction; TableError when the file has no rows,
+    a header naming a column twice, or no query or document column."""
     if frame.empty and not problems:
         raise TableError(f"{path} holds no rows")
     repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
@@ -76,25 +99,21 @@ def read_pairs(path: str | Path) -> PairTable:
         if columns[role] is None:
             raise TableError(f"{path}: no column looks like the {role} (name it query/document, or 查询/文档); "
                              f"the file has: {', '.join(c for c in frame.columns if c != _WHERE) or 'no columns'}")
-    keep, labels = [], []
-    for n, record in enumerate(frame.to_dict("records")):
-        query, document = record[columns["query"]], record[columns["document"]]
-        if not isinstance(query, str) or not query.strip() or not isinstance(document, str) or not document.strip():
-            problems.append(f"{record[_WHERE]}: the query or the document is empty or not text")
-            continue
-        label = record[columns["label"]] if columns["label"] else None
-        try:
-            labels.append(None if label is None or str(label).strip() in ("", "nan", "None") else float(label))
-        except (TypeError, ValueError):
-            problems.append(f"{record[_WHERE]}: the label {label!r} is not a number")
-            continue
-        keep.append(n)
-    rows = frame.iloc[keep].drop(columns=[_WHERE]).reset_index(drop=True)
-    rows[ROW] = keep
-    if columns["label"]:
-        rows[columns["label"]] = labels
-    problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))  # in file order
-    return PairTable(rows, columns, problems)
+    return columns
+
+
+def _row_label(record: dict, columns: dict[str, str | None]) -> tuple[float | None, str | None]:
+    """A row's label (None: unlabelled), or why the row cannot be scored."""
+    query, document = record[columns["query"]], record[columns["document"]]
+    if not isinstance(query, str) or not query.strip() or not isinstance(document, str) or not document.strip():
+        return None, "the query or the document is empty or not text"
+    label = record[columns["label"]] if columns["label"] else None
+    if label is None or str(label).strip() in ("", "nan", "None"):
+        return None, None
+    try:
+        return float(label), None
+    except (TypeError, ValueError):
+        return None, f"the label {label!r} is not a number"
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:

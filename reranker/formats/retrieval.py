@@ -16,13 +16,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reranker.core.failures import BadRequest
+
 Qrels = dict[str, dict[str, int]]
 """Query id -> document id -> graded relevance (0: not relevant)."""
 Run = dict[str, list[tuple[str, float]]]
 """Query id -> (document id, score), best first as trec_eval reads it."""
 
 
-class DatasetError(ValueError):
+class DatasetError(BadRequest, ValueError):
     """A file of an evaluation cannot be used; the message names the file and line and says what to fix."""
 
 
@@ -53,11 +55,6 @@ def beir_files(folder: Path, queries: Path | None = None, qrels: Path | None = N
         if not path.exists():
             raise DatasetError(f"{path}: missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv")
     return corpus, queries, qrels
-
-
-def read_dataset(folder: Path) -> Dataset:
-    corpus, queries, qrels = beir_files(folder)
-    return Dataset(corpus, read_queries(queries), read_qrels(qrels))
 
 
 def lines_of(path: Path) -> Iterator[tuple[int, str]]:

@@ -10,13 +10,20 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from reranker.core.failures import BadRequest
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ENCODINGS = ("utf-8-sig", "gb18030")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-class TableError(ValueError):
+class TableError(BadRequest, ValueError):
     """An uploaded table cannot be used; the message is meant for the person who uploaded it."""
+
+
+class UnreadableRow(TableError):
+    """One row of a CSV or TSV cannot be read (too many or too few fields, a stray quote): the rest of the file may
+    be read without it (`read_table_skipping`)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def read_table_skipping(data: bytes, filename: str = "", max_bytes: int = MAX_UP
     if is_json(filename):
         records, _, problems = json_records(text)
         if problems and not skip_bad_rows:
-            raise TableError(problems[0])
+            raise UnreadableRow(problems[0])
         if not records:
             raise TableError("the file holds no JSON object" + (" that can be read" if problems else ""))
         frame = pd.DataFrame.from_records([{k: _cell_text(v) for k, v in r.items()} for r in records])
@@ -139,12 +146,12 @@ def delimited_rows(text: str, delimiter: str, skip_bad_rows: bool) -> tuple[list
                 problems.append(f"line {reader.line_num}: {len(row)} fields where the header has {len(header)}; "
                                 "the row could not be read")
             else:
-                raise TableError(f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
+                raise UnreadableRow(f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
                                  f"fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it needs "
                                  "double quotes around it) and upload the file again")
     except csv.Error as e:
         if not skip_bad_rows:
-            raise TableError(f"this file could not be read as {kind}: line {reader.line_num}: {e} (a cell with a "
+            raise UnreadableRow(f"this file could not be read as {kind}: line {reader.line_num}: {e} (a cell with a "
                              'quote in it is written in double quotes, its quote doubled: "say ""yes"""); fix that '
                              "line and upload the file again") from None
         problems.append(f"line {reader.line_num}: {e}; the rest of the file was not read")

@@ -11,11 +11,11 @@
 
 from __future__ import annotations
 
-import os
-
-from reranker.core.backend import BackendError, RerankBackend
+from reranker.core.backend import RerankBackend
+from reranker.core.environment import SERVER_MODEL
+from reranker.core.failures import ServerFailed, Unreachable
 from reranker.core.model_names import DEFAULT_MODEL
-from reranker.remote.connection import ServerConnection, Unreachable
+from reranker.remote.connection import ServerConnection
 from reranker.remote.rerank_api import RerankApiBackend
 from reranker.remote.sidecar import SERVER_NAME, SidecarBackend
 from reranker.remote.vllm_server import VllmScoreBackend, open_vllm
@@ -39,7 +39,7 @@ def open_server(url: str, key: str | None = None, timeout: float = 120.0, model:
 
 def _backend_for(url: str, key: str | None, timeout: float, model: str | None) -> RerankBackend:
     url = url.strip().rstrip("/")
-    model = model or os.environ.get("RERANKER_SERVER_MODEL") or None
+    model = model or SERVER_MODEL.read()
     for suffix in ("/v1/score", "/score"):
         if url.endswith(suffix):
             return open_vllm(url.removesuffix(suffix), key, timeout, model)
@@ -53,7 +53,7 @@ def _backend_for(url: str, key: str | None, timeout: float, model: str | None) -
     _, health = probe.probe("/health")  # a sidecar says so while loading (503) too
     if isinstance(health, dict) and health.get("server") == SERVER_NAME:
         if health.get("status") == "failed":
-            raise BackendError(f"The Qwen-Ranker sidecar at {probe.shown} could not load its model: "
+            raise ServerFailed(f"The Qwen-Ranker sidecar at {probe.shown} could not load its model: "
                                f"{health.get('error')}")
         connection = ServerConnection(url, key, timeout, kind=SidecarBackend.kind)
         connection.get("/api/jobs?limit=1")  # a wrong key is told now, not at the first rerank

@@ -12,28 +12,22 @@ from typing import Any
 import requests
 
 from reranker.core.addresses import shown_address
-from reranker.core.backend import BackendError, RequestRefused, RequestTooBig, ServerBusy
+from reranker.core.failures import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    RerankerError,
+    ServerFailed,
+    TooLarge,
+    Unavailable,
+    Unreachable,
+    WrongKey,
+)
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a connection: a wrong address fails fast even where answers may take minutes."""
 MAX_RETRY_WAIT = 30.0
 """A Retry-After longer than this is cut to it: a batch should not sleep for minutes on one answer."""
-
-
-class Unreachable(BackendError):
-    """No answer at all: the address is wrong, the server is down, or it took longer than the timeout."""
-
-
-class WrongKey(BackendError):
-    """The server answered 401 or 403."""
-
-
-class NotFound(BackendError):
-    """The server has no such thing (a job id it does not know, say): a 404 with its own reason."""
-
-
-class Conflict(BackendError):
-    """The server answered 409: the thing is not in a state that allows this (results of a running job, say)."""
 
 
 _NO_SUCH_ROUTE = ("", "Not Found", "Method Not Allowed")
@@ -101,8 +95,8 @@ class ServerConnection:
             return response
         raise AssertionError("unreachable")
 
-    def malformed(self, path: str, what: str) -> BackendError:
-        return BackendError(f"The {self.kind} at {self.shown} gave an answer to {path} that this client cannot read "
+    def malformed(self, path: str, what: str) -> ServerFailed:
+        return ServerFailed(f"The {self.kind} at {self.shown} gave an answer to {path} that this client cannot read "
                             f"({what}). Fix: check that {self.shown} is a {self.kind}, and its version.")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -116,30 +110,39 @@ class ServerConnection:
             raise Unreachable(f"Could not reach the {self.kind} at {self.shown} ({type(e).__name__}). Fix: check the "
                                "address and that the server is running and reachable from here.") from None
 
-    def _refusal(self, response: requests.Response, path: str) -> BackendError:
+    def _refusal(self, response: requests.Response, path: str) -> RerankerError:
+        """The one place where a server's error status becomes one of our failures (sidecar.http_errors maps them
+        back to statuses on the way out)."""
         status, detail = response.status_code, _detail(response)
-        said = f"HTTP {status}" + (f": {detail}" if detail else "")
-        if status in (401, 403):
-            return WrongKey(f"The {self.kind} at {self.shown} refused the key ({said}). Fix: set "
-                                "RERANKER_SERVER_KEY (or the key field in the sidebar) to that server's API key.")
-        if status in (404, 405) and _answered_json(response) and detail not in _NO_SUCH_ROUTE:  # no such job, say
-            return NotFound(f"The {self.kind} at {self.shown} answered {path} with {said}.")
-        if status in (404, 405):
-            return BackendError(f"{self.shown}{path} does not exist ({said}): {self.shown} is not a {self.kind}, or "
-                                "not of the kind its address suggests. Fix: check the address.")
-        if status == 413:
-            return RequestTooBig(f"The {self.kind} at {self.shown} found the request too big ({said}). Fix: send "
-                                 "fewer or shorter documents at a time.")
-        if status == 503:
-            return ServerBusy(f"The {self.kind} at {self.shown} is busy or not ready ({said}), still after "
-                                f"{self.retries} retries. Fix: try again later.")
-        if status == 409:
-            return Conflict(f"The {self.kind} at {self.shown} cannot do that now ({said}).")
-        if status >= 500:
-            return BackendError(f"The {self.kind} at {self.shown} failed ({said}). Fix: see that server's log.")
-        if status in (400, 422):
-            return RequestRefused(f"The {self.kind} at {self.shown} refused the request ({said}).")
-        return BackendError(f"The {self.kind} at {self.shown} refused the request ({said}).")
+        if status in (404, 405) and not (_answered_json(response) and detail not in _NO_SUCH_ROUTE):
+            status = NO_ROUTE
+        elif status not in _REFUSALS:
+            status = SERVER_ERROR if status >= 500 else OTHER_REFUSAL
+        kind, words = _REFUSALS[status]
+        said = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+        return kind(words.format(kind=self.kind, at=self.shown, path=path, said=said, retries=self.retries))
+
+
+NO_ROUTE, SERVER_ERROR, OTHER_REFUSAL = -1, -2, -3
+"""The keys of _REFUSALS that are not one status: an address nothing answers at (a framework's own 404 or 405), any
+other 5xx, any other 4xx."""
+_WRONG_KEY = (WrongKey, "The {kind} at {at} refused the key ({said}). Fix: set RERANKER_SERVER_KEY (or the key field "
+                        "in the sidebar) to that server's API key.")
+_NOT_FOUND = (NotFound, "The {kind} at {at} answered {path} with {said}.")
+_REFUSED = (BadRequest, "The {kind} at {at} refused the request ({said}).")
+_REFUSALS: dict[int, tuple[type[RerankerError], str]] = {
+    401: _WRONG_KEY, 403: _WRONG_KEY, 404: _NOT_FOUND, 405: _NOT_FOUND, 400: _REFUSED, 422: _REFUSED,
+    409: (Conflict, "The {kind} at {at} cannot do that now ({said})."),
+    413: (TooLarge, "The {kind} at {at} found the request too big ({said}). Fix: send fewer or shorter documents at "
+                    "a time."),
+    503: (Unavailable, "The {kind} at {at} is busy or not ready ({said}), still after {retries} retries. Fix: try "
+                       "again later."),
+    NO_ROUTE: (ServerFailed, "{at}{path} does not exist ({said}): {at} is not a {kind}, or not of the kind its "
+                             "address suggests. Fix: check the address."),
+    SERVER_ERROR: (ServerFailed, "The {kind} at {at} failed ({said}). Fix: see that server's log."),
+    OTHER_REFUSAL: (ServerFailed, "The {kind} at {at} refused the request ({said})."),
+}
+"""A server's error status -> the failure it is and its words, for every server this client talks to."""
 
 
 def _retry_wait(response: requests.Response, attempt: int) -> float:

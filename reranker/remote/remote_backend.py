@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from reranker.core.backend import Capabilities, RequestTooBig, RerankBackend, UnsupportedOption
+from reranker.core.backend import Capabilities, RerankBackend
+from reranker.core.failures import TooLarge, UnsupportedOption
 from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.prompt import DEFAULT_INSTRUCTION, resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
@@ -52,7 +53,7 @@ class RemoteBackend(RerankBackend):
     @property
     def capabilities(self) -> Capabilities:
         """What the server's API carries; subclasses whose API carries less say so."""
-        return Capabilities(self.kind, f"server {self.connection.shown}")
+        return Capabilities(self.kind, f"server {self.connection.shown}", self.connection.shown)
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
         wants_passages = any(q.passage_tokens is not None or q.max_passages is not None for q in queries)
@@ -110,7 +111,7 @@ class RemoteBackend(RerankBackend):
         """One request; one the server finds too big is sent again as two halves, down to single pairs."""
         try:
             return self._judge(queries)
-        except RequestTooBig:
+        except TooLarge:
             if sum(len(q.documents) for q in queries) <= 1:
                 raise
         if len(queries) > 1:

@@ -33,8 +33,8 @@ class RerankApiBackend(RemoteBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.kind, f"server {self.connection.shown}", instruction=False,
-                            query_options=frozenset(), token_counts=False)
+        return Capabilities(self.kind, f"server {self.connection.shown}", self.connection.shown, instruction=False,
+                            query_options=frozenset())
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         [q] = queries

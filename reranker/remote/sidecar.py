@@ -28,7 +28,8 @@ class SidecarBackend(RemoteBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.kind, f"server {self.connection.shown}", jobs=True, extra_models=True)
+        return Capabilities(self.kind, f"server {self.connection.shown}", self.connection.shown, jobs=True,
+                            extra_models=True)
 
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         first = queries[0]
@@ -59,7 +60,7 @@ class SidecarBackend(RemoteBackend):
 
 
 class SidecarJobs:
-    """A sidecar's job API (docs/API.md, "Jobs"); every failure is a BackendError naming the sidecar and the fix."""
+    """A sidecar's job API (docs/API.md, "Jobs"); every failure is a RerankerError naming the sidecar and the fix."""
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection

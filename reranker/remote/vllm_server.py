@@ -22,7 +22,8 @@ the in-process engine never does (docs/SCALING.md has the measured difference). 
 
 from __future__ import annotations
 
-from reranker.core.backend import BackendError, Capabilities, PromptTooLong
+from reranker.core.backend import Capabilities
+from reranker.core.failures import PromptTooLong, ServerFailed
 from reranker.core.prompt import ASSISTANT_SUFFIX, SYSTEM_PREFIX, prompt_halves, user_turn
 from reranker.core.ranking import Judgement, Query
 from reranker.remote.connection import ServerConnection
@@ -45,15 +46,15 @@ class VllmScoreBackend(RemoteBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.kind, f"server {self.connection.shown}",
-                            query_options=frozenset({"refuse_truncation"}), token_counts=False)
+        return Capabilities(self.kind, f"server {self.connection.shown}", self.connection.shown,
+                            query_options=frozenset({"refuse_truncation"}))
 
     def check_no_template(self) -> None:
         """Refuse a server that wraps what it scores in a chat template: every score would be silently wrong."""
         answer = self.connection.post("/score", {"model": self.model_name, "text_1": "a", "text_2": "b"})
         read = (answer.get("usage") or {}).get("prompt_tokens") if isinstance(answer, dict) else None
         if isinstance(read, int) and read > TEMPLATE_PROBE_TOKENS:
-            raise BackendError(
+            raise ServerFailed(
                 f"The vLLM server at {self.connection.shown} wraps what it scores in a chat template (a pair of two "
                 f"one-letter texts became a prompt of {read} tokens): the prompt this client sends, already the "
                 "model card's, would be wrapped a second time and every score would be wrong. Fix: start vLLM "
@@ -124,7 +125,7 @@ def open_vllm(url: str, key: str | None, timeout: float, model: str | None) -> V
         raise connection.malformed("/v1/models", "no model listed")
     name = model or next(iter(listed))
     if name not in listed:
-        raise BackendError(f"The vLLM server at {connection.shown} does not serve the model {name!r}; it serves "
+        raise ServerFailed(f"The vLLM server at {connection.shown} does not serve the model {name!r}; it serves "
                            f"{', '.join(map(repr, listed))}. Fix: set RERANKER_SERVER_MODEL to one of those, or unset "
                            "it to use the first.")
     limit = listed[name]

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
 
 from reranker.core.backend import RerankBackend
+from reranker.sidecar.dialects.registry import SCORING_PATHS
 from reranker.sidecar.http_errors import install_error_handlers
 from reranker.sidecar.middleware import (
     BearerAuthMiddleware,
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, backend_factory: Callable[[], R
             return settings.max_job_bytes, "RERANKER_MAX_JOB_BYTES"
         return settings.max_body_bytes, "RERANKER_MAX_BODY_BYTES"
 
-    app.add_middleware(CancelOnDisconnect, paths=reranking.SCORING_PATHS)
+    app.add_middleware(CancelOnDisconnect, paths=SCORING_PATHS)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     if settings.api_key:
         app.add_middleware(BearerAuthMiddleware, key=settings.api_key)

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reranker.core.backend import RerankBackend, failure_text
+from reranker.core.backend import RerankBackend
+from reranker.core.failures import BadRequest, NotReady, failure_text
 from reranker.engine.memory import fit_of
-from reranker.sidecar.errors import InvalidInput, NotReady
 from reranker.sidecar.request_queue import RequestQueue
 
 log = logging.getLogger("reranker.sidecar")
@@ -33,10 +33,10 @@ class ExtraModels:
         self._extras: dict[str, _Extra] = {}
 
     def start(self, name: str) -> _Extra:
-        """Begin loading the extra model `name` unless it is loaded or loading; InvalidInput (400) when it is not
+        """Begin loading the extra model `name` unless it is loaded or loading; BadRequest (400) when it is not
         one of them or does not fit in free memory."""
         if name not in self.names:
-            raise InvalidInput(f"{name!r} is not one of this sidecar's extra models "
+            raise BadRequest(f"{name!r} is not one of this sidecar's extra models "
                                f"({', '.join(self.names) or 'none: RERANKER_EXTRA_MODELS is not set'})")
         with self._lock:
             extra = self._extras.get(name)
@@ -48,10 +48,10 @@ class ExtraModels:
 
     def queue(self, name: str) -> RequestQueue:
         """The queue of the extra model `name`, loading it on first use. NotReady (503) while it loads;
-        InvalidInput (400) when it does not fit in memory or failed to load."""
+        BadRequest (400) when it does not fit in memory or failed to load."""
         extra = self.start(name)
         if extra.error is not None:
-            raise InvalidInput(f"the model {name} could not be loaded: {extra.error}")
+            raise BadRequest(f"the model {name} could not be loaded: {extra.error}")
         if extra.queue is None:
             raise NotReady(f"the model {name} is loading; retry in a few seconds (GET /health lists the models)")
         return extra.queue
@@ -76,7 +76,7 @@ class ExtraModels:
     def _check_fits(self, name: str) -> None:
         fit, on_machine = fit_of(name, self._bytes_per_parameter), "on the sidecar's machine"
         if not fit.fits:
-            raise InvalidInput(f"the model {fit.refusal(on_machine)}")
+            raise BadRequest(f"the model {fit.refusal(on_machine)}")
 
     def _load(self, name: str, extra: _Extra) -> None:
         try:

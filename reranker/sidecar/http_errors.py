@@ -1,11 +1,11 @@
-"""The one place where errors become HTTP answers: a status code per service error, readable 422s, and the error
-shape of the dialect the client speaks (Cohere reads `message`, TEI `error` and `error_type`, vLLM an error
-object; our own API `detail`)."""
+"""The one place where failures become HTTP answers: a status code per kind of failure (reranker.core.failures),
+readable 422s, and the error shape of the dialect the client speaks, which each dialect's module gives
+(dialects/registry: Cohere reads `message`, TEI `error` and `error_type`, vLLM an error object; our own API
+`detail`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,51 +14,30 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from reranker.sidecar.errors import (
+from reranker.core.failures import (
+    BadRequest,
     Conflict,
     InvalidField,
-    InvalidInput,
+    ModelLoadError,
     NotFound,
     QueueFull,
-    ServiceError,
+    RequestAbandoned,
+    RerankerError,
+    ServerFailed,
     TooLarge,
     Unavailable,
     UnsupportedMediaType,
-    UpstreamFailed,
 )
+from reranker.sidecar.dialects.registry import Dialect, dialect_of_path
 
-STATUS_CODES: Mapping[type[ServiceError], int] = {
-    InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413, UnsupportedMediaType: 415, InvalidField: 422,
-    UpstreamFailed: 502, Unavailable: 503, ServiceError: 400,
+STATUS_CODES: Mapping[type[RerankerError], int] = {
+    InvalidField: 422, UnsupportedMediaType: 415, TooLarge: 413, BadRequest: 400, NotFound: 404, Conflict: 409,
+    Unavailable: 503, ModelLoadError: 503, ServerFailed: 502, RequestAbandoned: 499, RerankerError: 500,
 }
-"""The first kind an error is an instance of decides; a ServiceError of no listed kind is a 400."""
+"""Each failure's status on the way out (remote/connection maps statuses back on the way in). The first kind an
+error is an instance of decides, so a kind comes before the kinds it belongs to."""
 _DETAILS_SHOWN = 20
 """Field errors listed in one 422 (a 20 MB body of the wrong shape would otherwise list thousands)."""
-
-
-class Dialect(StrEnum):
-    API = "api"
-    """Our own /api/*, /health: {"detail": ...} (and "message" beside a 422's list)."""
-    RERANK_V1 = "rerank_v1"
-    """/v1/rerank and /rerank with documents, shared by Jina, Cohere v1 and vLLM clients: "message" and "detail"."""
-    COHERE = "cohere"
-    """/v2/rerank: {"message": ...}."""
-    TEI = "tei"
-    """/rerank with texts: {"error": ..., "error_type": ...}."""
-    VLLM = "vllm"
-    """/score, /v1/score: vLLM's error object, as vLLM 0.32 nests it ({"error": {"message", "type", "param",
-    "code"}}) and as older vLLM sent it flat beside "object": "error", so clients of either read theirs."""
-    BARE_RERANK = "bare_rerank"
-    """/rerank before its body tells TEI (`texts`) from the /v1/rerank shape (`documents`): TEI's `error` and
-    `error_type` beside /v1/rerank's `message` and `detail`, so either client reads its own fields."""
-
-
-_BY_PATH = {"/v1/rerank": Dialect.RERANK_V1, "/rerank": Dialect.BARE_RERANK, "/v2/rerank": Dialect.COHERE,
-            "/score": Dialect.VLLM, "/v1/score": Dialect.VLLM}
-_TEI_TYPES = {413: "Validation", 422: "Validation", 400: "Validation", 401: "Unauthorized", 429: "Overloaded",
-              503: "Unhealthy"}
-_VLLM_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 413: "BadRequestError",
-               415: "BadRequestError", 422: "BadRequestError", 503: "ServiceUnavailableError"}
 
 
 class ErrorBody(BaseModel):
@@ -86,47 +65,27 @@ def set_dialect(request: Request, dialect: Dialect) -> None:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RerankerError, _failure)
     app.add_exception_handler(HTTPException, _http_error)
 
 
-def status_code(error: ServiceError) -> int:
+def status_code(error: RerankerError) -> int:
     return next(code for kind, code in STATUS_CODES.items() if isinstance(error, kind))
 
 
 def error_answer(dialect: Dialect, status: int, message: str, details: list[dict[str, Any]] | None = None,
                  headers: Mapping[str, str] | None = None, overloaded: bool = False) -> JSONResponse:
     """The error in the dialect's shape; `overloaded`: too many requests wait (TEI names that apart)."""
-    tei_type = "Overloaded" if overloaded else _TEI_TYPES.get(status, "Backend")
-    if dialect is Dialect.COHERE:
-        body: dict[str, Any] = {"message": message}
-    elif dialect is Dialect.TEI:
-        body = {"error": message, "error_type": tei_type}
-    elif dialect is Dialect.BARE_RERANK:
-        body = {"error": message, "error_type": tei_type, "message": message,
-                "detail": details if details is not None else message}
-    elif dialect is Dialect.VLLM:
-        error = {"message": message, "type": _VLLM_TYPES.get(status, "InternalServerError"), "param": None,
-                 "code": status}
-        body = {"object": "error", **error, "error": error}
-    elif dialect is Dialect.RERANK_V1:
-        body = {"message": message, "detail": details if details is not None else message}
-    else:
-        body = {"detail": details, "message": message} if details is not None else {"detail": message}
-    return JSONResponse(body, status, headers=dict(headers) if headers else None)
-
-
-def dialect_of_path(path: str) -> Dialect:
-    """The dialect a path speaks, before its body is read."""
-    return _BY_PATH.get(path, Dialect.API)
+    return JSONResponse(dialect.error_body(status, message, details, overloaded), status,
+                        headers=dict(headers) if headers else None)
 
 
 def _dialect(request: Request) -> Dialect:
     return getattr(request.state, "dialect", None) or dialect_of_path(request.url.path)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+async def _failure(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RerankerError)
     if isinstance(exc, InvalidField):
         return _field_errors(request, [{"loc": ["body", *exc.location], "msg": str(exc), "type": exc.kind}])
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) and exc.retry_after else None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reranker.core.progress import seconds_left
 from reranker.core.ranking import Judgement, Passage, RankedDocument, rank_judgements
+from reranker.formats.sqlite_files import open_sqlite
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -131,7 +132,6 @@ class JobStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -145,10 +145,9 @@ class JobStore:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # autocommit: _tx opens each transaction itself (BEGIN IMMEDIATE); any thread: close() runs on another
+            db = open_sqlite(self.path, autocommit=True, any_thread=True)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)

@@ -1,12 +1,12 @@
 """What one request or job may ask: sizes (TooLarge, naming the limit and its setting) and texts the model can
-read (InvalidInput, naming the field)."""
+read (BadRequest, naming the field)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reranker.core.failures import BadRequest, TooLarge
 from reranker.core.ranking import Query
-from reranker.sidecar.errors import InvalidInput, TooLarge
 from reranker.sidecar.settings import Settings
 
 
@@ -24,7 +24,7 @@ def check_unicode(name: str, text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InvalidInput(f"{name} is not valid Unicode text: it holds a lone surrogate ({text[e.start]!r}) at "
+        raise BadRequest(f"{name} is not valid Unicode text: it holds a lone surrogate ({text[e.start]!r}) at "
                            f"character {e.start}; send the text as UTF-8 (in JSON, escape only whole characters)"
                            ) from None
 
@@ -34,7 +34,7 @@ def check_queries(settings: Settings, queries: Sequence[Query], several_queries:
     for q, query in enumerate(queries):
         name = f"queries[{q}]" if several_queries else "query"
         if not query.query.strip():
-            raise InvalidInput(f"{name} is blank; send the text to rank the documents against")
+            raise BadRequest(f"{name} is blank; send the text to rank the documents against")
         check_text(settings, name, query.query)
         if query.instruction is not None:
             check_text(settings, "instruction", query.instruction)

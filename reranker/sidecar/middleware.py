@@ -11,7 +11,8 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reranker.sidecar.http_errors import dialect_of_path, error_answer
+from reranker.sidecar.dialects.registry import dialect_of_path
+from reranker.sidecar.http_errors import error_answer
 from reranker.sidecar.telemetry import SidecarMetrics
 
 # A body over the limit is still read (and thrown away) up to this size before the 413 goes out, so that
@@ -148,7 +149,10 @@ class CancelOnDisconnect:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") not in self.paths:
             await self.app(scope, receive, send)
-            return
+        else:
+            await self._cancelled_on_disconnect(scope, receive, send)
+
+    async def _cancelled_on_disconnect(self, scope: Scope, receive: Receive, send: Send) -> None:
         body_read = asyncio.Event()
 
         async def reading() -> Message:

@@ -13,12 +13,12 @@ from typing import IO
 
 from reranker.backends import open_backend
 from reranker.core.addresses import shown_address
-from reranker.core.backend import RerankBackend, failure_text
+from reranker.core.backend import RerankBackend
+from reranker.core.failures import NotReady, failure_text
 from reranker.core.model_names import resolve_model
 from reranker.core.ranking import Judgement, Query
 from reranker.remote.sidecar import SERVER_NAME
 from reranker.sidecar.data_lock import lock_data_dir
-from reranker.sidecar.errors import NotReady
 from reranker.sidecar.extra_models import ExtraModels
 from reranker.sidecar.job_store import JobStore
 from reranker.sidecar.job_worker import JobWorker

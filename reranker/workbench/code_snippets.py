@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-KEY_VARIABLE = "RERANKER_API_KEY"
+from reranker.core.environment import API_KEY
+
+KEY_VARIABLE = API_KEY.name
 
 
 def rerank_body(query: str, documents: Sequence[str], instruction: str | None = None,

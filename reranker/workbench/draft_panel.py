@@ -14,7 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from reranker.workbench.drafts import BROWSER_COOKIE, DraftStore, PastResult, is_browser_id
+from reranker.core.browser_ids import BROWSER_COOKIE, is_browser_id
+from reranker.workbench.drafts import DraftStore, PastResult
 from reranker.workbench.saved_sessions import SessionError, data_folder
 from reranker.workbench.widgets import plain_markdown
 

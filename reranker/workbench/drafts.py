@@ -1,8 +1,8 @@
 """What each browser was doing on a page, kept on the server so that a reload, a closed tab, a crash or a restart
 loses nothing: the page's inputs as they are typed, and its recent results, newest first, to go back to.
 
-A browser is told apart by a random id in a long-lived cookie (BROWSER_COOKIE), which the one-port server gives
-every browser that has none (`one_port.BrowserCookie`). Two tabs of one browser share their inputs (the last one
+A browser is told apart by a random id in a long-lived cookie (`core/browser_ids`), which the one-port server
+gives every browser that has none. Two tabs of one browser share their inputs (the last one
 typed in wins) and their history. Kept in `<data folder>/drafts.sqlite3`; each page keeps its last HISTORY_KEPT
 results per browser.
 """
@@ -10,20 +10,14 @@ results per browser.
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-BROWSER_COOKIE = "qrp_browser"
+from reranker.formats.sqlite_files import open_sqlite
+
 HISTORY_KEPT = 20
-_BROWSER_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def is_browser_id(value: object) -> bool:
-    return isinstance(value, str) and _BROWSER_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -39,9 +33,8 @@ class DraftStore:
     """Inputs and recent results per (browser, page); safe to share between the script threads of one server."""
 
     def __init__(self, path: Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db = open_sqlite(path, any_thread=True)  # shared by the server's script threads, under _lock
         with self._lock, self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS inputs (browser TEXT, page TEXT, body TEXT, saved_at TEXT, "
                              "PRIMARY KEY (browser, page))")

@@ -4,21 +4,22 @@
 frame chose (None while there is none to use), and never load a model themselves.
 
 The backend is the model in this process, or a server: RERANKER_SERVER or whatever address the user types in the
-sidebar. Under `./start.sh` (reranker/one_port.py) the model in this process is the one the API scores with, judged
+sidebar. Under `./start.sh` (sidecar/one_port.py) the model in this process is the one the API scores with, judged
 through its queue. Talking to a server, this process never imports torch.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from reranker.backends import open_backend, server_from_env
 from reranker.core.addresses import is_loopback, is_server
-from reranker.core.backend import JobService, RerankBackend, failure_text
+from reranker.core.backend import JobService, RerankBackend
+from reranker.core.environment import API_KEY, listening_host
+from reranker.core.failures import failure_text
 from reranker.core.model_names import INT8, KNOWN_MODELS, default_dtype, model_and_dtype, resolve_model, scored_name
 from reranker.workbench import ASSETS
 from reranker.workbench.backend_openings import Openings, Spec
@@ -55,8 +56,8 @@ def unlocked() -> bool:
     """Whether this browser session may use the pages. A workbench listening beyond this machine (RERANKER_HOST)
     with a RERANKER_API_KEY asks for that key once per session, so a server on a network is not an open door;
     on loopback, or with no key (RERANKER_ALLOW_OPEN), the pages are open."""
-    key = os.environ.get("RERANKER_API_KEY") or ""
-    if not key or is_loopback(os.environ.get("RERANKER_HOST") or "127.0.0.1") or st.session_state.get(_UNLOCKED):
+    key = API_KEY.read() or ""
+    if not key or is_loopback(listening_host()) or st.session_state.get(_UNLOCKED):
         return True
     st.title("Qwen-Ranker Pro")
     typed = st.text_input("Key", type="password", key="unlock_key",

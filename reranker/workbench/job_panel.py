@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from reranker.core.backend import BackendError, JobService, RerankBackend
+from reranker.core.backend import JobService, RerankBackend
+from reranker.core.failures import RerankerError
 from reranker.core.progress import duration_text
 from reranker.formats.exports import Record, export_json, records_of_job
 from reranker.workbench.batch_scoring import batch_metrics
-from reranker.workbench.widgets import metrics_view, plain_markdown
+from reranker.workbench.widgets import download_buttons, metrics_view, plain_markdown
 
 T = TypeVar("T")
 Job = dict[str, Any]
@@ -175,7 +176,7 @@ def _older_job(sidecar: JobService, job_id: str) -> Job | None:
         return None
     try:
         return sidecar.job(job_id)
-    except BackendError as e:
+    except RerankerError as e:
         st.warning(plain_markdown(f"Job {job_id} cannot be shown ({e}); showing the newest job instead."))
         return None
 
@@ -233,13 +234,7 @@ def _results_view(sidecar: JobService, job: Job, model: str) -> None:
         return
     csv, data, records = results
     partial = job["status"] != "done"
-    row = st.container(horizontal=True)
-    row.download_button(f"Download the {done:,} scored (CSV)" if partial else "Download CSV", csv,
-                        f"job-{job_id}-results.csv", "text/csv", key="job_csv", on_click="ignore",
-                        icon=":material/download:")
-    row.download_button(f"Download the {done:,} scored (JSON)" if partial else "Download JSON", data,
-                        f"job-{job_id}-results.json", "application/json", key="job_json", on_click="ignore",
-                        icon=":material/download:")
+    download_buttons(csv, data, f"job-{job_id}-results", key="job", scored=done if partial else None)
     per_query = batch_metrics(pd.DataFrame(records), METRICS_K)
     if len(per_query):
         st.subheader("Against the labels" + (" (the pairs scored so far)" if partial else ""))
@@ -292,6 +287,6 @@ def _sidecar_call(call: Callable[..., T], arg: Any, failure: str) -> T | None:
     """call(arg), or None with the sidecar's reason shown under the title `failure`."""
     try:
         return call(arg)
-    except BackendError as e:
+    except RerankerError as e:
         st.error(plain_markdown(str(e)), title=plain_markdown(failure))
         return None

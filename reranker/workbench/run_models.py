@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import streamlit as st
 
 from reranker.core.addresses import is_server
-from reranker.core.backend import BackendError, RerankBackend
+from reranker.core.backend import RerankBackend
+from reranker.core.failures import RerankerError
 from reranker.core.model_names import INT8, KNOWN_MODELS, model_and_dtype, scored_name
 from reranker.engine.memory import fit_of
 from reranker.workbench import frame
@@ -85,7 +86,7 @@ def _extras(server: RerankBackend) -> dict[str, dict]:
     """The server's extra models and their states ({} when it has none or does not answer)."""
     try:
         return server.extra_models()
-    except BackendError:
+    except RerankerError:
         return {}
 
 
@@ -102,7 +103,7 @@ def _extra_model(key: str, server: RerankBackend, choice: str, extra: dict) -> R
     elif st.button("Load it on the sidecar", key=f"{key}_load", icon=":material/download:"):
         try:
             server.load_model(choice)
-        except BackendError as e:
+        except RerankerError as e:
             st.error(plain_markdown(str(e)), title="The sidecar did not load it")
         else:
             st.rerun()
@@ -114,7 +115,7 @@ def _extra_loading(server: RerankBackend, name: str) -> None:
     """While the server loads `name`: say so, and rerun the page once it has (or has failed)."""
     try:
         state = server.extra_models().get(name, {}).get("state")
-    except BackendError:
+    except RerankerError:
         state = None
     if state != "loading":
         st.rerun()

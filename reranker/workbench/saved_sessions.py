@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reranker.core.environment import DATA_DIR
 from reranker.core.ranking import Judgement, Passage, RankedDocument, rank_judgements
 from reranker.formats.documents import ParsedDocuments, parse_documents
 from reranker.workbench.comparison import CompareRun, Comparison
@@ -43,7 +44,7 @@ class SavedSession:
 
 
 def data_folder() -> Path:
-    return Path(os.environ.get("RERANKER_DATA_DIR") or "data")
+    return DATA_DIR.read()
 
 
 def session_json(ranking: Ranking, documents_text: str, saved_at: str | None = None, id: str | None = None) -> str:

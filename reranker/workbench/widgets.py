@@ -11,19 +11,19 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from reranker.analysis.judgement_store import JudgementStore
 from reranker.analysis.ranking_metrics import metric_text
-from reranker.core.backend import BackendError, UnsupportedOption
+from reranker.core.failures import RerankerError
 from reranker.formats.documents import ParsedDocuments, format_documents
 from reranker.workbench.batch_scoring import overall_metrics
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
-from reranker.workbench.score_cache import ScoreCache
 from reranker.workbench.scoring_steps import ScoringProgress
 
 
-def score_cache() -> ScoreCache:
-    """This session's judgements per (model, instruction, query, document)."""
+def score_cache() -> JudgementStore:
+    """This browser session's judgements, in memory (analysis/judgement_store.py): a pair is scored once."""
     if "score_cache" not in st.session_state:
-        st.session_state.score_cache = ScoreCache()
+        st.session_state.score_cache = JudgementStore.in_memory()
     return st.session_state.score_cache
 
 
@@ -81,8 +81,8 @@ def scoring_run(name: str, where: DeltaGenerator | None = None) -> Iterator[Call
     """A progress bar (done, elapsed, time left) and a Cancel button where this is called (or in `where`, a place
     kept in view), for the run `name`; yields the progress callback for scoring_steps.judge_in_steps.
 
-    Cancel makes Streamlit stop this script at its next progress update and run the page again, so the steps
-    already scored stay in the score cache; cancel_notice(name) then says how far it got."""
+    Cancel makes Streamlit stop this script at its next progress update and run the page again; what was scored
+    (the passes, or the steps, done) stays in the score cache; cancel_notice(name) then says how far it got."""
     area = (where or st).empty()
     with area.container():
         bar = st.progress(0.0, text="Starting…")
@@ -118,10 +118,21 @@ def scoring_errors_shown() -> Iterator[None]:
     """A scoring run that fails (out of memory, a bad text) says so on the page instead of a traceback."""
     try:
         yield
-    except (BackendError, UnsupportedOption) as e:
+    except RerankerError as e:
         st.error(plain_markdown(str(e)), title="The server could not score; nothing was changed")
     except (RuntimeError, ValueError, TypeError, MemoryError) as e:
         st.error(plain_markdown(f"{type(e).__name__}: {e}"), title="Scoring failed; nothing was changed")
+
+
+def download_buttons(csv: str | bytes, json: str | bytes, filename: str, key: str, scored: int | None = None) -> None:
+    """A page's results as CSV and JSON, two buttons side by side: `filename` without its extension, `key` the
+    buttons' key without its `_csv` / `_json`; `scored`: how many pairs a partial result holds, said on the buttons."""
+    csv_column, json_column = st.columns(2)
+    for column, data, kind, mime in ((csv_column, csv, "CSV", "text/csv"),
+                                     (json_column, json, "JSON", "application/json")):
+        label = f"Download {kind}" if scored is None else f"Download the {scored:,} scored ({kind})"
+        column.download_button(label, data, f"{filename}.{kind.lower()}", mime, key=f"{key}_{kind.lower()}",
+                               on_click="ignore", width="stretch", icon=":material/download:")
 
 
 def metrics_view(per_query: pd.DataFrame, key: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reranker.sidecar.errors import InvalidField, InvalidInput
+from reranker.core.failures import BadRequest, InvalidField
 from reranker.sidecar.limits import check_unicode
 
 CHUNK_TOKENS = 512
@@ -41,7 +41,7 @@ class InstructedBody(LenientBody):
     def task_instruction(self) -> str | None:
         """The instruction asked for; both names with different texts is refused rather than one silently lost."""
         if self.instruction is not None and self.instruct is not None and self.instruction != self.instruct:
-            raise InvalidInput("the request gives both 'instruction' and 'instruct', with different texts; "
+            raise BadRequest("the request gives both 'instruction' and 'instruct', with different texts; "
                                "send one of them")
         return self.instruction if self.instruction is not None else self.instruct
 
@@ -56,7 +56,7 @@ def document_text(document: str | dict[str, Any], index: int, rank_fields: list[
     if rank_fields:
         missing = [f for f in rank_fields if f not in document]
         if missing:
-            raise InvalidInput(f"documents[{index}] has no field {missing[0]!r}, which rank_fields names")
+            raise BadRequest(f"documents[{index}] has no field {missing[0]!r}, which rank_fields names")
         return "\n".join(f"{f}: {_as_text(document[f])}" for f in rank_fields)
     if not isinstance(document.get("text"), str):
         raise InvalidField(["documents", index, "text"], "a document given as an object needs a string field "
@@ -89,7 +89,7 @@ def _check_readable(value: Any, name: str) -> None:
 def document_token_cap(truncate_prompt_tokens: int | None) -> int | None:
     """vLLM's `truncate_prompt_tokens` as a cut of each document: absent or -1 (the model's limit) cuts none."""
     if truncate_prompt_tokens == 0:
-        raise InvalidInput("truncate_prompt_tokens is 0, which would leave no document to score; send a number of "
+        raise BadRequest("truncate_prompt_tokens is 0, which would leave no document to score; send a number of "
                            "tokens, or -1 for the model's limit")
     return None if truncate_prompt_tokens in (None, -1) else truncate_prompt_tokens
 

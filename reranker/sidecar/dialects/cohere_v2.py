@@ -82,3 +82,9 @@ async def rerank(service: SidecarService, body: CohereV2Request) -> CohereV2Resp
         model=service.answering(body.model),
         usage=usage_of(tokens),
     )
+
+
+def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None,
+               overloaded: bool = False) -> dict[str, Any]:
+    """The cohere SDK reads `message`."""
+    return {"message": message}

@@ -80,3 +80,9 @@ async def rerank(service: SidecarService, body: RerankRequest) -> RerankResponse
                  for r in ranked],
         usage=usage_of(tokens),
     )
+
+
+def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None,
+               overloaded: bool = False) -> dict[str, Any]:
+    """Jina's and Cohere v1's clients read `message`, vLLM's `detail` (FastAPI's list for a 422)."""
+    return {"message": message, "detail": details if details is not None else message}

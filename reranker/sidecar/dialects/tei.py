@@ -8,7 +8,7 @@ Request: `query`, `texts`, `raw_scores` (answer the logit instead of the probabi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,3 +43,13 @@ async def rerank(service: SidecarService, body: TeiRerankRequest) -> list[TeiRan
     return [TeiRank(index=r.index, score=r.logit if body.raw_scores else r.score,
                     text=r.document if body.return_text else None)
             for r in ranked]
+
+
+_ERROR_TYPES = {413: "Validation", 422: "Validation", 400: "Validation", 401: "Unauthorized", 429: "Overloaded",
+                503: "Unhealthy"}
+
+
+def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None,
+               overloaded: bool = False) -> dict[str, Any]:
+    """TEI's `error` and `error_type` (`overloaded`: too many requests wait, which TEI names apart)."""
+    return {"error": message, "error_type": "Overloaded" if overloaded else _ERROR_TYPES.get(status, "Backend")}

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reranker.core.failures import BadRequest
 from reranker.core.ranking import in_pair_order, queries_of, total_tokens
 from reranker.sidecar.dialects import MODEL_FIELD, InstructedBody, document_token_cap
-from reranker.sidecar.errors import InvalidInput
 from reranker.sidecar.service import SidecarService
 
 Texts = str | list[str]
@@ -42,14 +42,14 @@ class ScoreRequest(InstructedBody):
         queries = self.queries if self.queries is not None else self.text_1
         documents = self.documents if self.documents is not None else self.text_2
         if queries is None or documents is None:
-            raise InvalidInput("send the queries and the documents to score: 'queries' and 'documents' "
+            raise BadRequest("send the queries and the documents to score: 'queries' and 'documents' "
                                "(or 'text_1' and 'text_2'), each a string or a list of strings")
         queries = [queries] if isinstance(queries, str) else queries
         documents = [documents] if isinstance(documents, str) else documents
         if len(queries) == 1:
             queries = queries * len(documents)
         if len(queries) != len(documents):
-            raise InvalidInput(f"{len(queries)} queries and {len(documents)} documents: send one query, or one "
+            raise BadRequest(f"{len(queries)} queries and {len(documents)} documents: send one query, or one "
                                "query per document")
         return queries, documents
 
@@ -88,3 +88,16 @@ async def score(service: SidecarService, body: ScoreRequest) -> ScoreResponse:
                          model=service.answering(body.model),
                          data=[ScoreData(index=i, score=j.score) for i, j in enumerate(judged)],
                          usage=None if tokens is None else ScoreUsage(prompt_tokens=tokens, total_tokens=tokens))
+
+
+_ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 413: "BadRequestError",
+                415: "BadRequestError", 422: "BadRequestError", 503: "ServiceUnavailableError"}
+
+
+def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None,
+               overloaded: bool = False) -> dict[str, Any]:
+    """vLLM's error object as vLLM 0.32 nests it ({"error": {"message", "type", "param", "code"}}) and as older vLLM
+    sent it flat beside "object": "error", so clients of either read theirs."""
+    error = {"message": message, "type": _ERROR_TYPES.get(status, "InternalServerError"), "param": None,
+             "code": status}
+    return {"object": "error", **error, "error": error}

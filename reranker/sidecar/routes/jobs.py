@@ -10,8 +10,8 @@ from fastapi import Query as QueryParam
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from reranker.core.failures import InvalidField, UnsupportedMediaType
 from reranker.formats.columns import COLUMN_FIELDS
-from reranker.sidecar.errors import InvalidField, UnsupportedMediaType
 from reranker.sidecar.http_errors import ERROR_RESPONSES, ErrorBody
 from reranker.sidecar.routes import parse_body, service_of
 from reranker.sidecar.schemas import JobCreated, JobResults, JobStatus, MultiQueryRerankRequest

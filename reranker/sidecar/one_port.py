@@ -10,7 +10,6 @@ page and the API requests share one queue and its fairness, with no HTTP between
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,13 +24,14 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reranker.backends import host
+from reranker.core.browser_ids import BROWSER_COOKIE, is_browser_id, new_browser_id
+from reranker.core.environment import set_listening_host
 from reranker.core.model_names import default_dtype, resolve_model, scored_name
 from reranker.sidecar.application import create_app
 from reranker.sidecar.in_process import hosted_backend
 from reranker.sidecar.settings import Settings
-from reranker.workbench.drafts import BROWSER_COOKIE, is_browser_id
 
-PAGES = Path(__file__).resolve().parents[1] / "app.py"
+PAGES = Path(__file__).resolve().parents[2] / "app.py"
 """The workbench's entry script (it declares the pages); the one-port server runs it from the checkout."""
 API_PREFIXES = ("/api/", "/v1/", "/v2/")
 """Paths under these are the API's even where it has no route (a JSON 404, not a page)."""
@@ -72,7 +72,7 @@ class BrowserCookie:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
-                    cookie = f"{BROWSER_COOKIE}={secrets.token_hex(16)}; Path=/; Max-Age=31536000; SameSite=Lax; " \
+                    cookie = f"{BROWSER_COOKIE}={new_browser_id()}; Path=/; Max-Age=31536000; SameSite=Lax; " \
                              "HttpOnly"
                     message = {**message, "headers": [*headers, (b"set-cookie", cookie.encode())]}
             await send(message)
@@ -108,6 +108,8 @@ def workbench_app(settings: Settings, data_lock: IO[str] | None = None) -> st.Ap
 
 
 def run(app: st.App, address: str, port: int) -> None:
-    """Serve `app` on address:port until Ctrl-C or SIGTERM."""
+    """Serve `app` on address:port until Ctrl-C or SIGTERM. The pages, run in this process, learn the address from
+    `reranker.core.environment.listening_host()` (beyond loopback, with a key set, they ask for it)."""
+    set_listening_host(address)
     sys.argv = [str(PAGES)]  # the pages' script is the one Streamlit's script-level settings belong to
     app.run(config={"server.address": address, "server.port": port, "server.showEmailPrompt": False})

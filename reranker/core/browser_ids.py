@@ -1,0 +1,18 @@
+"""A browser told apart by a random id in a long-lived cookie: the one-port server gives one to every browser that
+has none (`sidecar/one_port.BrowserCookie`), and the pages keep each browser's work under it (`workbench/drafts`)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+BROWSER_COOKIE = "qrp_browser"
+_BROWSER_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_browser_id() -> str:
+    return secrets.token_hex(16)
+
+
+def is_browser_id(value: object) -> bool:
+    return isinstance(value, str) and _BROWSER_ID.fullmatch(value) is not None
