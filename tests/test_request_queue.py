@@ -269,3 +269,90 @@ def test_a_request_whose_client_went_away_stops_at_the_next_pass(two_per_pass) -
         queue.close()
     assert len(after[0]) == 2
     assert [c.pairs for c in calls] == [2, 2, 2]  # of the 40, one pass of two was scored
+
+
+class SlowPasses:
+    """The real engine, two documents a pass, each pass a little slow: a page has time to look between them."""
+
+    def __init__(self, tiny_model_dir) -> None:
+        self.engine = Qwen3Reranker(str(tiny_model_dir), device="cpu", batch_size=2)
+        self.model_name = self.engine.model_name
+        self.capabilities = self.engine.capabilities
+
+    def describe(self) -> dict[str, object]:
+        return self.engine.describe()
+
+    def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
+        def slowly(done: int, total: int) -> None:
+            time.sleep(0.03)
+            if progress is not None:
+                progress(done, total)
+
+        return self.engine.judge_many(queries, slowly)
+
+
+def test_a_caller_follows_its_request_between_passes_and_stops_it_keeping_what_was_scored(tiny_model_dir,
+                                                                                          reranker) -> None:
+    queue = RequestQueue(SlowPasses(tiny_model_dir))
+    big = documents(40, "big")
+    try:
+        queue.submit([Query(QUERY, documents(2, "warm"))]).result(60)  # the pace is known: the big one is one call
+        followed = queue.submit([Query("big question", big)])
+        seen = []
+        while not seen or seen[-1][0] < 10:
+            seen.append(queue.progress_of(followed))
+            time.sleep(0.005)
+        partial = queue.stop(followed)
+        with pytest.raises(Exception, match="stopped"):
+            followed.result(60)
+    finally:
+        queue.close()
+    assert [total for _, total in seen] == [40] * len(seen)
+    assert [answered for answered, _ in seen] == sorted(answered for answered, _ in seen)  # it only moves on
+    [answers] = partial
+    kept = [n for n, judged in enumerate(answers) if judged is not None]
+    assert 10 <= len(kept) < 40  # the passes scored before the stop, no more than one pass after it
+    assert [answers[n].score for n in kept] == pytest.approx(
+        reranker.score("big question", [big[n] for n in kept]), abs=SCORE_TOLERANCE)
+    assert queue.stop(followed) is None  # it is gone from the queue
+
+
+def test_a_page_in_the_one_port_server_sends_its_request_whole_and_cancel_keeps_what_was_scored(
+        tiny_model_dir, reranker, tmp_path) -> None:
+    """Under ./start.sh a page scores through the API's queue (sidecar/in_process.QueuedBackend): it says it yields
+    between passes, so the page sends its request in one call (workbench/scoring_steps.judge_whole), follows it,
+    and Cancel (an exception the page's progress raises) keeps the pairs scored in the store."""
+    from reranker.analysis.judgement_store import JudgementStore
+    from reranker.sidecar.in_process import hosted_backend
+    from reranker.sidecar.runtime import Runtime
+    from reranker.sidecar.service import SidecarService
+    from reranker.sidecar.settings import Settings
+    from reranker.workbench.scoring_steps import ScoringProgress, judge_in_steps, sent_whole
+
+    class Cancelled(BaseException):
+        """Streamlit stops a script this way: not an Exception."""
+
+    runtime = Runtime(Settings(data_dir=tmp_path), lambda: SlowPasses(tiny_model_dir))
+    runtime.start()
+    big = documents(40, "big")
+    shown: list[ScoringProgress] = []
+
+    def on_progress(progress: ScoringProgress) -> None:
+        shown.append(progress)
+        if progress.done >= 10:
+            raise Cancelled
+
+    try:
+        backend = hosted_backend(SidecarService(runtime))()
+        store = JudgementStore.in_memory()
+        assert sent_whole(backend, [Query("big question", big)])
+        with pytest.raises(Cancelled):
+            judge_in_steps(store, backend, [Query("big question", big)], on_progress)
+        kept = sum(store.kept(backend, [Query("big question", big)])[0])
+        [again] = judge_in_steps(store, backend, [Query("big question", big)])
+    finally:
+        runtime.stop()
+    assert store.backend_calls == 2  # one call, stopped; then one for the rest
+    assert 10 <= kept < 40 and store.pairs_scored == 40
+    assert any(0 < p.done < 40 for p in shown)
+    assert [j.score for j in again] == pytest.approx(reranker.score("big question", big), abs=SCORE_TOLERANCE)

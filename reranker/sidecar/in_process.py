@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from typing import Any
 
-from reranker.core.backend import Capabilities, RerankBackend
+from reranker.core.backend import Capabilities, RerankBackend, ScoringStopped, StopScoring
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.sidecar.request_queue import RequestQueue
 from reranker.sidecar.runtime import Runtime
 from reranker.sidecar.service import SidecarService
+
+PROGRESS_SECONDS = 0.5
+"""How often a page's thread, waiting for the queue, tells its progress (and may stop it)."""
 
 
 class QueuedBackend(RerankBackend):
@@ -31,19 +36,37 @@ class QueuedBackend(RerankBackend):
         served = self.queue.backend.capabilities
         return Capabilities(served.kind, served.where, in_process=served.in_process, instruction=served.instruction,
                             query_options=served.query_options, address=served.address, jobs=True,
-                            extra_models=bool(self.runtime.extra_models.names))
+                            extra_models=bool(self.runtime.extra_models.names), yields_between_passes=True)
 
     def describe(self) -> dict[str, object]:
         return {**self.queue.backend.describe(), "model": self.model_name}
 
     def judge_many(self, queries: Sequence[Query], progress: Progress | None = None) -> list[list[Judgement]]:
-        """The queue's verdicts; `progress` is told only the end: the queue tells no request's progress while it
-        runs, nor hands back what it scored when stopped, so this backend does not say `yields_between_passes` and
-        the pages send it steps (workbench/scoring_steps.py; ARCHITECTURE.md, "Where one request is cut")."""
-        verdicts = self.queue.submit(list(queries)).result()
-        if progress is not None:
-            total = sum(len(q.documents) for q in queries)
+        """The queue's verdicts. With `progress`, this thread follows the request every PROGRESS_SECONDS
+        (`RequestQueue.progress_of`) and tells it; a progress that raises StopScoring stops the request where the
+        queue can (`RequestQueue.stop`), and ScoringStopped carries what was scored. So the pages send a request whole
+        and the queue alone cuts it (ARCHITECTURE.md, "Where one request is cut")."""
+        future = self.queue.submit(list(queries))
+        while progress is not None and not future.done():
+            with suppress(FutureTimeout):
+                return self._told_at_the_end(future.result(timeout=PROGRESS_SECONDS), progress)
+            try:
+                progress(*self.queue.progress_of(future))
+            except StopScoring:
+                partial = self.queue.stop(future)
+                if partial is None:  # answered meanwhile: all of it is kept
+                    partial = future.result()
+                raise ScoringStopped(partial) from None
+        verdicts = future.result()
+        return verdicts if progress is None else self._told_at_the_end(verdicts, progress)
+
+    @staticmethod
+    def _told_at_the_end(verdicts: list[list[Judgement]], progress: Progress) -> list[list[Judgement]]:
+        total = sum(len(group) for group in verdicts)
+        try:
             progress(total, total)
+        except StopScoring:  # stopped at the last report, with everything scored
+            raise ScoringStopped(verdicts) from None  # type: ignore[arg-type]
         return verdicts
 
     def jobs(self) -> LocalJobs:

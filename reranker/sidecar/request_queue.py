@@ -12,7 +12,9 @@ newcomer in sooner: the call's progress callback (`_BetweenPasses`) serves, betw
 requests the policy lets in (`SchedulingPolicy.call_between_passes`) in a call of their own, and the first call goes
 on where it was; a small request then waits one forward pass, not one slice, and nothing is computed twice. That
 inner call gets no progress callback, so calls nest one deep at most. A request whose client went away (`abandon`)
-is scored no further, and a call that holds nothing else stops at its next pass.
+is scored no further, and a call that holds nothing else stops at its next pass. A caller in this process may
+follow its request (`progress_of`) and stop it keeping what was scored (`stop`): the pages of the one-port server do,
+through `in_process.QueuedBackend`, so a page sends its request whole and the queue alone cuts it.
 
 Clients that were answered together send their next requests together, a few milliseconds apart; the worker
 waits for them briefly (at most a tenth of the last call's time, and 50 ms) rather than starting a call with
@@ -69,6 +71,12 @@ class RequestQueue:
         self._closed = False
         self._running: list[PendingRequest] = []
         """The requests of the worker loop's call in flight."""
+        self._running_pairs: dict[PendingRequest, int] = {}
+        """How many pairs of each of those that call holds."""
+        self._running_fraction = 0.0
+        """How far that call has got: pairs scored over pairs held, as its last pass told (between passes)."""
+        self._between: list[PendingRequest] = []
+        """The requests of a call served between two passes of the call in flight."""
         self._thread = threading.Thread(target=self._loop, name="reranker-queue", daemon=True)
         self._thread.start()
 
@@ -96,6 +104,30 @@ class RequestQueue:
                 if request.future is future:
                     request.abandon(RequestAbandoned("its client went away"))
             self.policy.drop_finished()
+
+    def progress_of(self, future: Future[Verdicts]) -> tuple[int, int]:
+        """(pairs answered, pairs asked) of the request `future` answers; the pairs of it in the call in flight count
+        by how far that call has got, as its passes tell."""
+        with self._cond:
+            request = self._find(future)
+            if request is None:
+                return (1, 1) if future.done() else (0, 1)
+            asked = len(request.pair_order)
+            answered = asked - request.answers.missing
+            return min(answered + round(self._running_pairs.get(request, 0) * self._running_fraction), asked), asked
+
+    def stop(self, future: Future[Verdicts], timeout: float = 30.0) -> list[list[Judgement | None]] | None:
+        """Score no more of the request `future` answers (as `abandon` does), wait for a call that holds some of it
+        to end or stop at its next pass, and give what was scored: its verdicts, None for each pair not scored.
+        None when it is no longer in the queue (answered or failed: its future says)."""
+        with self._cond:
+            request = self._find(future)
+            if request is None:
+                return None
+            request.abandon(RequestAbandoned("its caller stopped it"))
+            self.policy.drop_finished()
+            self._cond.wait_for(lambda: request not in (*self._running, *self._between), timeout)
+            return [list(group) for group in request.answers.verdicts]
 
     def depth(self) -> dict[str, int]:
         """Requests waiting (not yet wholly handed to the engine), by queue."""
@@ -126,6 +158,8 @@ class RequestQueue:
                     return
                 call = self.policy.next_call(time.monotonic())
                 self._running = _requests_of(call)
+                self._running_pairs = _pairs_of(call)
+                self._running_fraction = 0.0
             try:
                 self._serve(call)
             except Exception as e:  # noqa: BLE001 - the worker must outlive any one call, or every client hangs
@@ -134,7 +168,8 @@ class RequestQueue:
                     piece.request.fail(e)
             finally:
                 with self._cond:
-                    self._running = []
+                    self._running, self._running_pairs = [], {}
+                    self._cond.notify_all()  # stop() waits for its request to leave the call
 
     def _gather(self) -> None:
         """Give the last interactive call's clients a moment to send their next requests (see the module doc)."""
@@ -164,9 +199,11 @@ class RequestQueue:
         (`SchedulingPolicy.call_between_passes`) in a call of their own, right there, so a small request waits one
         forward pass, not one slice. The seconds that took."""
         with self._cond:
+            self._running_fraction = done / total if total else 1.0
             if all(r.stage is Stage.ABANDONED for r in self._running):
                 raise StopScoring
             inner = self.policy.call_between_passes(self._running, background, time.monotonic()) if done < total else []
+            self._between = _requests_of(inner)
         if not inner:
             return 0.0
         started = time.perf_counter()
@@ -178,6 +215,10 @@ class RequestQueue:
             log.exception("engine call failed")
             for piece in inner:
                 piece.request.fail(e)
+        finally:
+            with self._cond:
+                self._between = []
+                self._cond.notify_all()
         return time.perf_counter() - started
 
     def _judge(self, call: list[Slice], progress: Progress | None) -> Sequence[Sequence[Judgement | None]] | None:
@@ -229,6 +270,11 @@ class RequestQueue:
                     request.fill(piece, group)
 
 
+    def _find(self, future: Future[Verdicts]) -> PendingRequest | None:
+        """The request `future` answers, while it waits or a call holds some of it (call under the lock)."""
+        return next((r for r in (*self.policy.waiting(), *self._running, *self._between) if r.future is future), None)
+
+
 class _BetweenPasses:
     """The progress callback of a worker-loop call: runs `serve` (RequestQueue._between_passes) between its passes
     and adds up the seconds that took, which are not the call's own."""
@@ -244,6 +290,13 @@ class _BetweenPasses:
 def _requests_of(call: list[Slice]) -> list[PendingRequest]:
     """The call's requests, each once, in order."""
     return list(dict.fromkeys(piece.request for piece in call))
+
+
+def _pairs_of(call: list[Slice]) -> dict[PendingRequest, int]:
+    pairs: dict[PendingRequest, int] = {}
+    for piece in call:
+        pairs[piece.request] = pairs.get(piece.request, 0) + len(piece.positions)
+    return pairs
 
 
 def _yields_between_passes(backend: object) -> bool:
