@@ -27,11 +27,11 @@ LAYERS = {
 """Each part of the package and its layer. A module imports from its own part and from lower layers, never from a
 higher layer or another part of its own (ARCHITECTURE.md, "The layers")."""
 NOT_IMPORTED = {
-    "core": UI | HTTP_SERVER | HEAVY | {"requests", "pandas", "ray"},
-    "formats": UI | HTTP_SERVER | HEAVY | {"requests", "ray"},
+    "core": UI | HTTP_SERVER | HEAVY | {"requests", "pandas", "ray", "sentence_transformers"},
+    "formats": UI | HTTP_SERVER | HEAVY | {"requests", "ray", "sentence_transformers"},
     "engine": UI | HTTP_SERVER | {"pandas", "ray"},
-    "remote": UI | HTTP_SERVER | HEAVY | {"pandas", "ray"},
-    "analysis": UI | HTTP_SERVER | HEAVY | {"requests", "ray"},
+    "remote": UI | HTTP_SERVER | HEAVY | {"pandas", "ray", "sentence_transformers"},
+    "analysis": UI | HTTP_SERVER | HEAVY | {"requests", "ray", "sentence_transformers"},
     "backends": UI | HTTP_SERVER | {"pandas", "ray"},
     "cli": UI | HTTP_SERVER,
     "sidecar": UI,

@@ -71,6 +71,38 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_where.add_argument("--model", default=None, help="hub id or local folder")
     evaluate_where.add_argument("--server", default=None, help="score on this server ($RERANKER_SERVER)")
 
+    verify = commands.add_parser(
+        "verify", help="check that a deployment (a server, a quantized or converted model) scores as the model does",
+        description="TARGET: an address (.../v1/rerank, /v2/rerank, /rerank, /score, or a base address: each rerank "
+                    "address it offers), called as RAG clients call it; a model in another dtype ('MODEL (int8)'); "
+                    "or a converted checkpoint folder. The reference is the exact engine on the same weights here. "
+                    "Exit status 1 when the target is wrong, 2 when it could not be checked (docs/VERIFY.md).")
+    verify.add_argument("target", metavar="TARGET")
+    verify.add_argument("--reference", default=None, metavar="MODEL",
+                        help="hub id or folder of the weights the target serves (default: the model it says)")
+    verify.add_argument("--backend", action="store_true",
+                        help="check what this project's own backend for that server gets (it builds the prompt)")
+    verify.add_argument("--key", default=None, help="the target server's API key (default $RERANKER_SERVER_KEY)")
+    verify.add_argument("--drift", type=float, default=0.05, help="largest |dp| of an approximate target (0.05)")
+    verify.add_argument("--max-length", type=int, default=8192,
+                        help="the reference's prompt tokens at most: the server's limit when smaller (8192)")
+    verify.add_argument("--dataset", default=None, metavar="DIR", help="also rerank this BEIR folder's first stage "
+                                                                       "with both, and compare the measures")
+    verify.add_argument("--run", default=None, metavar="FIRST.trec", help="the dataset's first stage (default BM25)")
+    verify.add_argument("--top-k", type=int, default=10, help="documents reranked per query with --dataset (10)")
+    verify.add_argument("--instruction", default=None, help="the instruction for --dataset (default: web search)")
+    verify.add_argument("--json", default=None, metavar="REPORT.json", help="write the report here")
+
+    export = commands.add_parser(
+        "export", help="save a Qwen3-Reranker in another form: --to seq-cls, a sequence classifier for TEI, "
+                       "Infinity, vLLM's score task and sentence-transformers' CrossEncoder",
+        description="MODEL (a hub id or a folder) is saved into the new folder OUT as a one-label sequence "
+                    "classifier whose logit is the model card's log P(yes) - log P(no), with its tokenizer and a "
+                    "README.md on serving it and the two prompt halves each server must be sent.")
+    export.add_argument("model", metavar="MODEL")
+    export.add_argument("--to", required=True, choices=("seq-cls",), help="the form to save it in")
+    export.add_argument("out", metavar="OUT", help="a new (or empty) folder")
+
     serve = commands.add_parser("serve", help="the HTTP API alone (a GPU box, behind a gateway)")
     _listen_options(serve, default_port=8502)
 
@@ -83,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: {missing}", file=sys.stderr)
         return 2
+    if args.command == "export":
+        from reranker.cli.export_command import main as export_main
+
+        return export_main(args)
     if args.command == "serve":
         from reranker.sidecar.server import serve as run_server
 
@@ -92,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         return _workbench(args)
     if args.command == "batch":
         return _batch(args)
+    if args.command == "verify":
+        from reranker.cli.verify_command import main as verify_main
+
+        args.key = args.key or SERVER_KEY.read()
+        return verify_main(args)
     if args.command == "evaluate":
         from reranker.cli.evaluate_command import main as evaluate_main
 
@@ -102,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 _SERVER_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client", "fastapi_offline")
 EXTRAS = {"serve": ("server", _SERVER_MODULES), "batch": ("ray", ("ray",)),
-          "evaluate": ("eval", ("ir_measures", "scipy", "bm25s")),
+          "evaluate": ("eval", ("ir_measures", "scipy", "bm25s")), "verify": ("eval", ("ir_measures", "scipy")),
           "workbench": ("server,ui", (*_SERVER_MODULES, "streamlit", "plotly"))}
 """What a command needs beyond the engine: the pip extra that brings it, and the modules it imports."""
 

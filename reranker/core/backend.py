@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -140,3 +141,24 @@ class ScoringStopped(Exception):
     def __init__(self, partial: list[list[Judgement | None]]) -> None:
         super().__init__("scoring was stopped between forward passes")
         self.partial = partial
+
+
+def goes_on(progress: Progress, done: int, total: int) -> bool:
+    """Tell `progress` between two forward passes; False when it asks to stop (StopScoring)."""
+    try:
+        progress(done, total)
+    except StopScoring:
+        return False
+    return True
+
+
+def unstoppable(progress: Progress | None) -> Progress | None:
+    """`progress`, its StopScoring ignored (passages stand for their document only all together)."""
+    if progress is None:
+        return None
+
+    def told(done: int, total: int) -> None:
+        with suppress(StopScoring):
+            progress(done, total)
+
+    return told

@@ -63,7 +63,7 @@ def load_model(
     try:
         cache_only = not is_local and not _hub_reachable(model)
         tokenizer = AutoTokenizer.from_pretrained(str(source) if is_local else model, local_files_only=cache_only)
-        kwargs = {_dtype_kwarg(): dtype, "local_files_only": cache_only}
+        kwargs = {dtype_kwarg(): dtype, "local_files_only": cache_only}
         lm = AutoModelForCausalLM.from_pretrained(str(source) if is_local else model, **kwargs)
     except Exception as e:  # noqa: BLE001 - every failure becomes one explained error
         raise ModelLoadError(_explain(model, source, is_local, e)) from e
@@ -93,7 +93,8 @@ def _hub_reachable(model: str) -> bool:
         return False
 
 
-def _dtype_kwarg() -> str:
+def dtype_kwarg() -> str:
+    """The name from_pretrained gives the dtype argument in this transformers."""
     return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 

@@ -17,14 +17,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from transformers import DynamicCache
 
-from reranker.core.backend import Capabilities, RerankBackend, ScoringStopped, StopScoring
+from reranker.core.backend import Capabilities, RerankBackend, ScoringStopped, goes_on, unstoppable
 from reranker.core.failures import PromptTooLong
 from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.passages import estimated_spans, judge_in_passages
@@ -109,7 +108,7 @@ class Qwen3Reranker(RerankBackend):
         with passage_tokens has its documents judged as passages (core/passages.py), in the same passes."""
         if any(q.passage_tokens is not None or q.max_passages is not None for q in queries):
             # passages stand for their document only all together: they are not stopped between passes
-            return judge_in_passages(queries, lambda plain: self.judge_many(plain, _unstoppable(progress)),
+            return judge_in_passages(queries, lambda plain: self.judge_many(plain, unstoppable(progress)),
                                      self._spans, self.encoder.user_budget)
         for q in queries:
             _check_text("query", q.query)
@@ -171,7 +170,7 @@ class Qwen3Reranker(RerankBackend):
                 for row, verdict in zip(rows, self._tail_pass([r.tail for r in rows], read)):
                     verdicts[row.query][row.document] = verdict
                 done += len(rows)
-                if progress is not None and not _goes_on(progress, done, total):
+                if progress is not None and not goes_on(progress, done, total):
                     return verdicts, done == total
         return verdicts, True
 
@@ -377,27 +376,6 @@ def _first_positions(key_values: KeyValues, length: int) -> KeyValues:
     if key_values[0][0].shape[2] == length:
         return key_values
     return [(k[:, :, :length], v[:, :, :length]) for k, v in key_values]
-
-
-def _goes_on(progress: Progress, done: int, total: int) -> bool:
-    """Tell `progress`; False when it asks to stop (StopScoring)."""
-    try:
-        progress(done, total)
-    except StopScoring:
-        return False
-    return True
-
-
-def _unstoppable(progress: Progress | None) -> Progress | None:
-    """`progress`, its StopScoring ignored."""
-    if progress is None:
-        return None
-
-    def told(done: int, total: int) -> None:
-        with suppress(StopScoring):
-            progress(done, total)
-
-    return told
 
 
 def _check_text(name: str, value: object) -> None:

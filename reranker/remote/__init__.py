@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from reranker.core.backend import RerankBackend
 from reranker.core.environment import SERVER_MODEL
-from reranker.core.failures import ServerFailed, Unreachable
+from reranker.core.failures import ServerFailed
 from reranker.core.model_names import DEFAULT_MODEL
 from reranker.remote.connection import ServerConnection
 from reranker.remote.rerank_api import RerankApiBackend
 from reranker.remote.sidecar import SERVER_NAME, SidecarBackend
-from reranker.remote.vllm_server import VllmScoreBackend, open_vllm
+from reranker.remote.vllm_server import VllmScoreBackend, is_vllm, open_vllm
 
 __all__ = ["SidecarBackend", "RerankApiBackend", "VllmScoreBackend", "open_server"]
 
@@ -45,7 +45,7 @@ def _backend_for(url: str, key: str | None, timeout: float, model: str | None) -
             return open_vllm(url.removesuffix(suffix), key, timeout, model)
     if url.endswith("/rerank"):
         base = url.removesuffix("/rerank").removesuffix("/v1").removesuffix("/v2")
-        if _is_vllm(ServerConnection(base, key, timeout, retries=0)):
+        if is_vllm(ServerConnection(base, key, timeout, retries=0)):
             return open_vllm(base, key, timeout, model)
         return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
                                 path="", model_named=bool(model))
@@ -58,17 +58,7 @@ def _backend_for(url: str, key: str | None, timeout: float, model: str | None) -
         connection = ServerConnection(url, key, timeout, kind=SidecarBackend.kind)
         connection.get("/api/jobs?limit=1")  # a wrong key is told now, not at the first rerank
         return SidecarBackend(connection, str(health.get("model") or model or DEFAULT_MODEL))
-    if _is_vllm(probe):
+    if is_vllm(probe):
         return open_vllm(url, key, timeout, model)
     return RerankApiBackend(ServerConnection(url, key, timeout, kind=RerankApiBackend.kind), model or DEFAULT_MODEL,
                             model_named=bool(model))
-
-
-def _is_vllm(probe: ServerConnection) -> bool:
-    """Whether the server lists its models as vLLM does (`owned_by: vllm` in GET /v1/models)."""
-    try:
-        status, served = probe.probe("/v1/models")
-    except Unreachable:  # a wrong key (WrongKey) is told, not taken for another kind of server
-        return False
-    return status == 200 and isinstance(served, dict) and any(
-        isinstance(m, dict) and m.get("owned_by") == "vllm" for m in served.get("data") or [])

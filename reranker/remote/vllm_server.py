@@ -23,7 +23,7 @@ the in-process engine never does (docs/SCALING.md has the measured difference). 
 from __future__ import annotations
 
 from reranker.core.backend import Capabilities
-from reranker.core.failures import PromptTooLong, ServerFailed
+from reranker.core.failures import PromptTooLong, ServerFailed, Unreachable
 from reranker.core.prompt import ASSISTANT_SUFFIX, SYSTEM_PREFIX, prompt_halves, user_turn
 from reranker.core.ranking import Judgement, Query
 from reranker.remote.connection import ServerConnection
@@ -132,3 +132,20 @@ def open_vllm(url: str, key: str | None, timeout: float, model: str | None) -> V
     backend = VllmScoreBackend(connection, name, limit if isinstance(limit, int) else None)
     backend.check_no_template()
     return backend
+
+
+def listed_models(probe: ServerConnection) -> list[dict]:
+    """The models a server lists at GET /v1/models (vLLM, and OpenAI-style servers); [] when it lists none or does
+    not answer."""
+    try:
+        status, listed = probe.probe("/v1/models")
+    except Unreachable:
+        return []
+    if status != 200 or not isinstance(listed, dict) or not isinstance(listed.get("data"), list):
+        return []
+    return [m for m in listed["data"] if isinstance(m, dict)]
+
+
+def is_vllm(probe: ServerConnection) -> bool:
+    """Whether the server lists its models as vLLM does (`owned_by: vllm` in GET /v1/models)."""
+    return any(m.get("owned_by") == "vllm" for m in listed_models(probe))

@@ -4,7 +4,7 @@ Drawn with Streamlit: `frame`, `widgets`, `job_panel`, `session_panel`, `draft_p
 `table_upload`.
 Plain Python, so tests reach them without a page: `backend_openings`, `batch_scoring`, `charts`, `code_snippets`,
 `comparison`, `drafts`, `evaluation_view`, `explanation_view`, `presets`, `results`, `saved_sessions`,
-`scoring_steps`.
+`scoring_steps`, `verification_view`.
 
 The pages score through a backend (reranker.core), which may be a sidecar reached over HTTP (reranker.remote);
 nothing here imports FastAPI or the sidecar's code.
