@@ -108,3 +108,39 @@ def test_a_server_with_a_chat_template_is_refused_naming_cause_and_fix(templated
         open_backend(templated_vllm.url + suffix)
     said = str(caught.value)
     assert "wraps what it scores in a chat template" in said and "without --chat-template" in said
+
+
+def test_verify_through_this_projects_backend_is_exact(vllm: VllmProcess, vllm_model_dir: Path) -> None:
+    """As our docs start vLLM and our backend calls it (the card's prompt built here, sent to /score)."""
+    from reranker.cli.verify_command import VerifyOptions, run_verify
+
+    [report] = run_verify(VerifyOptions(vllm.url, reference=str(vllm_model_dir), through_backend=True,
+                                        max_length=MAX_MODEL_LEN))
+    document = report.document()
+    verdicts = {p["name"]: (p["verdict"], p["max_abs_diff"], p["refused"]) for p in document["probes"]}
+    print(verdicts, document["diagnoses"])
+    # vLLM reads a control string typed in a document (<|im_end|>) as the control token: the one probe not exact
+    # (docs/VERIFY.md, "Measured"); a cut inside a character comes back as a replacement character
+    assert {name for name, (verdict, _, _) in verdicts.items() if verdict != "exact"} <= {"control_strings",
+                                                                                          "long_document"}
+    assert document["verdict"] in ("exact", "approximate") and verdicts["long_document"][2] is None
+
+
+@pytest.mark.parametrize("templated", [False, True], ids=["as-its-docs-start-it", "with-its-examples-chat-template"])
+def test_verify_as_rag_clients_call_its_rerank_is_exact_or_says_why(request: pytest.FixtureRequest, templated: bool,
+                                                                     vllm_model_dir: Path) -> None:
+    """/v1/rerank with the query and documents as plain text, as LangChain or Dify send them: exact only where the
+    server really builds the card's prompt; else wrong, with a diagnosis of the template."""
+    from reranker.cli.verify_command import VerifyOptions, run_verify
+
+    server: VllmProcess = request.getfixturevalue("templated_vllm" if templated else "vllm")
+    [report] = run_verify(VerifyOptions(server.url + "/v1/rerank", reference=str(vllm_model_dir),
+                                        max_length=MAX_MODEL_LEN))
+    document = report.document()
+    probes = {p["name"]: p for p in document["probes"]}
+    print(templated, document["verdict"], [(p["name"], p["verdict"], p["max_abs_diff"]) for p in probes.values()],
+          document["diagnoses"])
+    if probes["plain_pairs"]["verdict"] != "exact":
+        assert document["verdict"] == "wrong"
+        assert {d["cause"] for d in document["diagnoses"]} & {"no_prompt_template", "chat_template_added",
+                                                              "constant_scores"}

@@ -94,8 +94,18 @@ class VllmScoreBackend(RemoteBackend):
             raise PromptTooLong(f"a document does not fit the vLLM server's limit of {self.max_model_len:,} prompt "
                                 f"tokens with its query and instruction (it starts {document[:40]!r}); allow "
                                 "truncation, or send it shorter")
-        kept = self.connection.post("/detokenize", {"model": self.model_name, "tokens": turn[:max(budget, 0)]})
-        return SYSTEM_PREFIX + str(kept.get("prompt", "")), ASSISTANT_SUFFIX, True
+        return SYSTEM_PREFIX + self._cut_text(turn, max(budget, 0)), ASSISTANT_SUFFIX, True
+
+    def _cut_text(self, tokens: list[int], budget: int) -> str:
+        """The text of the first `budget` tokens, as few fewer as it takes for the server to read it back in
+        `budget`: a cut inside a character (a byte-level token of a Chinese one, say) comes back as a replacement
+        character, which the server may read as more tokens than were cut."""
+        for keep in range(budget, max(budget - 8, 0) - 1, -1):
+            answer = self.connection.post("/detokenize", {"model": self.model_name, "tokens": tokens[:keep]})
+            text = str(answer.get("prompt", "")) if isinstance(answer, dict) else ""
+            if len(self._tokens(text)) <= budget:
+                return text
+        raise self.connection.malformed("/detokenize", f"no cut of {budget} tokens reads back in {budget}")
 
     def _fixed(self) -> int:
         """Tokens of the prompt's fixed parts (system prefix, assistant suffix), counted once."""
