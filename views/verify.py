@@ -81,7 +81,7 @@ if not reports:
     st.info("Name what to check, then press **Verify**. Nothing is sent anywhere but to that address.")
     st.stop()
 
-tabs = st.tabs([f"{VERDICT_ICONS[r['verdict']]} {r['target']}" for r in reports]) if len(reports) > 1 else [st]
+tabs = st.tabs([f"{r['verdict']}: {r['target']}" for r in reports]) if len(reports) > 1 else [st]
 for n, (tab, report) in enumerate(zip(tabs, reports)):
     with tab.container():
         verdict = report["verdict"]

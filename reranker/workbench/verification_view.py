@@ -10,12 +10,13 @@ import plotly.graph_objects as go
 
 from reranker.workbench.charts import plain_labels
 
-VERDICT_ICONS = {"exact": "✅", "approximate": "🟡", "wrong": "❌"}
+VERDICT_ICONS = {"exact": ":material/check_circle:", "approximate": ":material/adjust:", "wrong": ":material/cancel:"}
+"""Streamlit's icon of each verdict (Material icons: no emoji font needed)."""
 
 
 def probe_frame(report: dict) -> pd.DataFrame:
     """A row a probe: its verdict, largest |dp|, pairs and what it catches."""
-    return pd.DataFrame([{"verdict": f"{VERDICT_ICONS[p['verdict']]} {p['verdict']}", "probe": p["name"],
+    return pd.DataFrame([{"verdict": p["verdict"], "probe": p["name"],
                           "max |dp|": p["max_abs_diff"], "pairs": len(p["reference"]),
                           "catches": p["catches"] + (f" (refused: {p['refused']})" if p["refused"] else "")}
                          for p in report["probes"]])
@@ -44,7 +45,7 @@ def agreement_figure(report: dict) -> go.Figure:
                                                + probe["name"] + "</extra>"))
     fig.update_layout(xaxis_title='P("yes"), the model (reference)', yaxis_title='P("yes"), the deployment',
                       height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2})
-    fig.update_xaxes(range=[-0.02, 1.02])
+    fig.update_xaxes(range=[-0.02, 1.02], constrain="domain")
     fig.update_yaxes(range=[-0.02, 1.02], scaleanchor="x", scaleratio=1)
     return fig
 
