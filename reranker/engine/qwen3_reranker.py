@@ -218,7 +218,7 @@ class Qwen3Reranker(RerankBackend):
         return out
 
     def _run_on_instruction_prefix(self, instruction_ids: tuple[int, ...],
-                               rests: list[tuple[int, ...]]) -> list[KeyValues]:
+                                   rests: list[tuple[int, ...]]) -> list[KeyValues]:
         """The key/values of `instruction_ids` followed by each of `rests`, the rests run in passes on top of the
         instruction prefix's cached key/values."""
         base = self._instruction_prefix_key_values(instruction_ids)
