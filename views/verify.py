@@ -68,7 +68,6 @@ if st.button("Verify", type="primary", disabled=not target, key="verify_run"):
             for checked in targets:
                 status.write(f"Probing {checked.capabilities.where}…")
                 report = verify(engine, checked, probe_suite(), drift, status.write)
-                report.target = f"{checked.model_name} ({checked.capabilities.where})"
                 reports.append(report.document())
             st.session_state.verify_reports = reports
             status.update(label="Checked", state="complete", expanded=False)

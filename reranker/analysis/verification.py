@@ -97,6 +97,7 @@ class Diagnosis:
 @dataclass
 class Report:
     target: str
+    """The target's model and where it runs, as the report names it."""
     reference: str
     probes: list[ProbeResult]
     diagnoses: list[Diagnosis]
@@ -128,11 +129,12 @@ class Report:
         }
 
 
-Progress = Callable[[str], None]
+Say = Callable[[str], None]
+"""Told each line of progress, in words."""
 
 
 def verify(reference: RerankBackend, target: RerankBackend, probes: Sequence[Probe], drift: float = DRIFT,
-           report: Progress = lambda line: None) -> Report:
+           report: Say = lambda line: None) -> Report:
     """Each probe's requests judged by both, request by request as a client sends them; a request the target refuses
     is told in its probe (a reference that cannot score raises)."""
     results = []
@@ -149,7 +151,8 @@ def verify(reference: RerankBackend, target: RerankBackend, probes: Sequence[Pro
                                     for d, e, g in zip(query.documents, expected, got)])
         report(f"{probe.name}: {result.verdict} (max |dp| {result.max_abs_diff:.2g})")
         results.append(result)
-    return Report(target.model_name, reference.model_name, results, diagnose(results, drift), drift)
+    return Report(f"{target.model_name} ({target.capabilities.where})", reference.model_name, results,
+                  diagnose(results, drift), drift)
 
 
 CAUSES = ("no_prompt_template", "chat_template_added", "suffix_cut", "batch_dependent", "instruction_ignored",
@@ -296,7 +299,7 @@ def _shown(text: str, width: int = 80) -> str:
 
 
 def dataset_measures(reference: RerankBackend, target: RerankBackend, folder: Path, run: Path | None, top_k: int,
-                     instruction: str | None = None, say: Progress = lambda line: None) -> dict:
+                     instruction: str | None = None, say: Say = lambda line: None) -> dict:
     """Both rerank the same top K of a dataset's first stage (evaluate's formats and measures, docs/EVALUATE.md):
     each measure's mean for reference and target, the paired t-test between them, and each query's difference."""
     dataset, first, texts = load_evaluation(folder, run, top_k)

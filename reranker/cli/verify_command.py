@@ -48,7 +48,6 @@ def run_verify(options: VerifyOptions, say=lambda line: None) -> list[Report]:
     for target in targets:
         say(f"target: {target.model_name} at {target.capabilities.where}")
         report = verify(reference, target, probe_suite(), options.drift, lambda line: say(f"  {line}"))
-        report.target = f"{target.model_name} ({target.capabilities.where})"
         if options.dataset is not None:
             report.measures = dataset_measures(reference, target, options.dataset, options.run, options.top_k,
                                                options.instruction, say)

@@ -18,9 +18,9 @@ from reranker.core.backend import Capabilities, RerankBackend
 from reranker.core.prompt import DEFAULT_INSTRUCTION, resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.remote.connection import ServerConnection
-from reranker.remote.remote_backend import logit_of
+from reranker.remote.remote_backend import in_input_order, logit_of
 from reranker.remote.sidecar import SERVER_NAME
-from reranker.remote.vllm_server import is_vllm, listed_models
+from reranker.remote.vllm_server import listed_by_vllm, listed_models
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,10 @@ class ClientDialect:
     path: str
     body: Callable[[str, Query], dict[str, Any]]
     """(model, query) -> the request body."""
-    scores: Callable[[Any], list[tuple[int, float]]]
-    """The answer -> (index, score) of each document."""
+    results: Callable[[Any], Any]
+    """The answer -> its list of results, each with an `index` (None when the answer has none)."""
+    score_field: str
+    """The field of a result that holds the document's score."""
 
 
 def _rerank_body(model: str, q: Query) -> dict[str, Any]:
@@ -38,24 +40,16 @@ def _rerank_body(model: str, q: Query) -> dict[str, Any]:
             "return_documents": False, **_instruction(q)}
 
 
-def _rerank_scores(answer: Any) -> list[tuple[int, float]]:
-    return [(int(r["index"]), float(r["relevance_score"])) for r in answer["results"]]
+def _field(name: str) -> Callable[[Any], Any]:
+    return lambda answer: answer.get(name) if isinstance(answer, dict) else None
 
 
 def _tei_body(model: str, q: Query) -> dict[str, Any]:
     return {"query": q.query, "texts": list(q.documents), "raw_scores": False, "truncate": True, **_instruction(q)}
 
 
-def _tei_scores(answer: Any) -> list[tuple[int, float]]:
-    return [(int(r["index"]), float(r["score"])) for r in answer]
-
-
 def _score_body(model: str, q: Query) -> dict[str, Any]:
     return {"model": model, "text_1": q.query, "text_2": list(q.documents), **_instruction(q)}
-
-
-def _score_scores(answer: Any) -> list[tuple[int, float]]:
-    return [(int(r["index"]), float(r["score"])) for r in answer["data"]]
 
 
 def _instruction(q: Query) -> dict[str, str]:
@@ -64,10 +58,10 @@ def _instruction(q: Query) -> dict[str, str]:
 
 
 DIALECTS = {d.name: d for d in (
-    ClientDialect("v1_rerank", "/v1/rerank", _rerank_body, _rerank_scores),
-    ClientDialect("v2_rerank", "/v2/rerank", _rerank_body, _rerank_scores),
-    ClientDialect("tei", "/rerank", _tei_body, _tei_scores),
-    ClientDialect("score", "/score", _score_body, _score_scores),
+    ClientDialect("v1_rerank", "/v1/rerank", _rerank_body, _field("results"), "relevance_score"),
+    ClientDialect("v2_rerank", "/v2/rerank", _rerank_body, _field("results"), "relevance_score"),
+    ClientDialect("tei", "/rerank", _tei_body, lambda answer: answer, "score"),  # TEI answers a bare list
+    ClientDialect("score", "/score", _score_body, _field("data"), "score"),
 )}
 """Each dialect a client may speak, by name."""
 
@@ -95,15 +89,9 @@ class PlainTextClient(RerankBackend):
         out = []
         for q in queries:
             answer = self.connection.post(self.dialect.path, self.dialect.body(self.sent_model, q))
-            try:
-                slots: list[float | None] = [None] * len(q.documents)
-                for index, score in self.dialect.scores(answer):
-                    slots[index] = score
-                if None in slots:
-                    raise ValueError(f"{slots.count(None)} of {len(slots)} documents have no score")
-            except (KeyError, TypeError, ValueError, IndexError) as e:
-                raise self.connection.malformed(self.dialect.path, f"{type(e).__name__}: {e}") from None
-            out.append([Judgement(s, logit_of(s), None, None) for s in slots])  # type: ignore[arg-type]
+            scores = in_input_order(self.connection, self.dialect.path, self.dialect.results(answer),
+                                    len(q.documents), lambda item: float(item[self.dialect.score_field]))
+            out.append([Judgement(s, logit_of(s), None, None) for s in scores])
         return out
 
 
@@ -122,15 +110,16 @@ def plain_clients(url: str, key: str | None = None, timeout: float = 300.0, mode
     for suffix, name in SUFFIXES:
         if url.endswith(suffix):
             base = url.removesuffix(suffix)
-            served = model or _served_model(ServerConnection(base, key, timeout, retries=0))
+            served = model or _first_model(listed_models(ServerConnection(base, key, timeout, retries=0)))
             return [_client(base, key, timeout, replace(DIALECTS[name], path=suffix), served)], served
     probe = ServerConnection(url, key, timeout, retries=0)
     status, health = probe.probe("/health")
     if status == 200 and isinstance(health, dict) and health.get("server") == SERVER_NAME:
         served = model or str(health.get("model") or "") or None
         return [_client(url, key, timeout, d, served) for d in DIALECTS.values()], served
-    served = model or _served_model(probe)
-    if is_vllm(probe):
+    listed = listed_models(probe)
+    served = model or _first_model(listed)
+    if listed_by_vllm(listed):
         return [_client(url, key, timeout, DIALECTS[name], served) for name in ("v1_rerank", "score")], served
     return [_client(url, key, timeout, DIALECTS["v1_rerank"], served)], served
 
@@ -140,6 +129,6 @@ def _client(base: str, key: str | None, timeout: float, dialect: ClientDialect, 
     return PlainTextClient(connection, dialect, served or "the server's model", served or "")
 
 
-def _served_model(probe: ServerConnection) -> str | None:
-    """The first model the server lists (GET /v1/models), or None."""
-    return next((str(m["id"]) for m in listed_models(probe) if m.get("id")), None)
+def _first_model(listed: list[dict]) -> str | None:
+    """The first model of a server's listing (GET /v1/models), or None."""
+    return next((str(m["id"]) for m in listed if m.get("id")), None)

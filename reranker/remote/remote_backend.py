@@ -95,18 +95,6 @@ class RemoteBackend(RerankBackend):
     def _judge(self, queries: list[Query]) -> list[list[Judgement]]:
         raise NotImplementedError
 
-    def in_input_order(self, path: str, items: object, count: int, value: Callable[[dict], T]) -> list[T]:
-        """`value` of each answered item placed at its `index`: `count` of them, or the answer is malformed."""
-        try:
-            slots: list[T | None] = [None] * count
-            for item in items:  # type: ignore[attr-defined]  # a list of objects, or the answer is malformed
-                slots[item["index"]] = value(item)
-            if None in slots:
-                raise ValueError(f"{slots.count(None)} of {count} documents have no score")
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise self.connection.malformed(path, f"{type(e).__name__}: {e}") from None
-        return slots  # type: ignore[return-value]  # no slot is None past the check above
-
     def _judge_splitting(self, queries: list[Query]) -> list[list[Judgement]]:
         """One request; one the server finds too big is sent again as two halves, down to single pairs."""
         try:
@@ -166,3 +154,18 @@ def logit_of(score: float) -> float:
     """log(p / (1 - p)): the log-odds behind a score, for servers that report only P("yes")."""
     p = min(max(score, _LOGIT_CLIP), 1.0 - _LOGIT_CLIP)
     return math.log(p) - math.log1p(-p)
+
+
+def in_input_order(connection: ServerConnection, path: str, items: object, count: int,
+                   value: Callable[[dict], T]) -> list[T]:
+    """`value` of each item of a server's answer placed at its `index`: `count` of them, or the answer is malformed
+    (told as `connection.malformed`)."""
+    try:
+        slots: list[T | None] = [None] * count
+        for item in items:  # type: ignore[attr-defined]  # a list of objects, or the answer is malformed
+            slots[item["index"]] = value(item)
+        if None in slots:
+            raise ValueError(f"{slots.count(None)} of {count} documents have no score")
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise connection.malformed(path, f"{type(e).__name__}: {e}") from None
+    return slots  # type: ignore[return-value]  # no slot is None past the check above

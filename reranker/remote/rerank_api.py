@@ -11,7 +11,7 @@ from __future__ import annotations
 from reranker.core.backend import Capabilities
 from reranker.core.ranking import Judgement, Query
 from reranker.remote.connection import ServerConnection
-from reranker.remote.remote_backend import RemoteBackend, logit_of
+from reranker.remote.remote_backend import RemoteBackend, in_input_order, logit_of
 
 
 class RerankApiBackend(RemoteBackend):
@@ -42,5 +42,6 @@ class RerankApiBackend(RemoteBackend):
                 "top_n": len(q.documents), "return_documents": False}
         answer = self.connection.post(self.path, body)
         results = answer.get("results") if isinstance(answer, dict) else None
-        scores = self.in_input_order(self.path, results, len(q.documents), lambda item: float(item["relevance_score"]))
+        scores = in_input_order(self.connection, self.path, results, len(q.documents),
+                                lambda item: float(item["relevance_score"]))
         return [[Judgement(s, logit_of(s), None, None) for s in scores]]

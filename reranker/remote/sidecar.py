@@ -15,7 +15,7 @@ from reranker.core.backend import Capabilities, RerankBackend
 from reranker.core.ranking import Judgement, Passage, Query
 from reranker.formats.columns import COLUMN_FIELDS
 from reranker.remote.connection import ServerConnection
-from reranker.remote.remote_backend import RemoteBackend
+from reranker.remote.remote_backend import RemoteBackend, in_input_order
 
 SERVER_NAME = "qwen-ranker-pro"
 """What a sidecar's GET /health says in its `server` field, so a client can tell it from other servers."""
@@ -42,7 +42,7 @@ class SidecarBackend(RemoteBackend):
         ranked_lists = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(ranked_lists, list) or len(ranked_lists) != len(queries):
             raise self.connection.malformed("/api/rerank", f"not one ranked list for each of {len(queries)} queries")
-        return [self.in_input_order("/api/rerank", ranked, len(q.documents), _judgement)
+        return [in_input_order(self.connection, "/api/rerank", ranked, len(q.documents), _judgement)
                 for q, ranked in zip(queries, ranked_lists)]
 
     def jobs(self) -> SidecarJobs:

@@ -27,7 +27,7 @@ from reranker.core.failures import PromptTooLong, ServerFailed, Unreachable
 from reranker.core.prompt import ASSISTANT_SUFFIX, SYSTEM_PREFIX, prompt_halves, user_turn
 from reranker.core.ranking import Judgement, Query
 from reranker.remote.connection import ServerConnection
-from reranker.remote.remote_backend import RemoteBackend, logit_of
+from reranker.remote.remote_backend import RemoteBackend, in_input_order, logit_of
 
 TEMPLATE_PROBE_TOKENS = 8
 """A probe pair of two one-letter texts reads a token or two; a server that wraps it in a chat template reads
@@ -70,7 +70,7 @@ class VllmScoreBackend(RemoteBackend):
         body = {"model": self.model_name, "text_1": [a for a, _ in halves], "text_2": [b for _, b in halves]}
         answer = self.connection.post("/score", body)
         data = answer.get("data") if isinstance(answer, dict) else None
-        scores = self.in_input_order("/score", data, len(halves), lambda item: float(item["score"]))
+        scores = in_input_order(self.connection, "/score", data, len(halves), lambda item: float(item["score"]))
         known = self.max_model_len is not None
         judged, start = [], 0
         for q in queries:
@@ -158,4 +158,9 @@ def listed_models(probe: ServerConnection) -> list[dict]:
 
 def is_vllm(probe: ServerConnection) -> bool:
     """Whether the server lists its models as vLLM does (`owned_by: vllm` in GET /v1/models)."""
-    return any(m.get("owned_by") == "vllm" for m in listed_models(probe))
+    return listed_by_vllm(listed_models(probe))
+
+
+def listed_by_vllm(models: list[dict]) -> bool:
+    """Whether a listing of models (`listed_models`) is vLLM's."""
+    return any(m.get("owned_by") == "vllm" for m in models)
