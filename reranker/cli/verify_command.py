@@ -28,6 +28,8 @@ class VerifyOptions:
     key: str | None = None
     through_backend: bool = False
     """Check what this project's remote backend gets from the server (it builds the card's prompt itself)."""
+    prompt_halves: bool = False
+    """Send the model card's prompt in two halves, as a sequence-classifier export's clients must (TEI, Infinity)."""
     drift: float = DRIFT
     max_length: int = 8192
     """The reference's limit of prompt tokens: the server's (vLLM's max_model_len), when it is smaller."""
@@ -41,7 +43,7 @@ class VerifyOptions:
 def run_verify(options: VerifyOptions, say=lambda line: None) -> list[Report]:
     """One report per address checked (a base address may offer several)."""
     targets, served = open_targets(options.target, options.key, options.through_backend, options.max_length,
-                                   options.timeout)
+                                   options.timeout, options.prompt_halves)
     reference = open_reference(options.reference or served, options.target, options.max_length)
     say(f"reference: {reference.model_name} in this process (float32)")
     reports = []
@@ -76,7 +78,7 @@ def summary(report: Report) -> str:
 def main(args) -> int:
     """The `verify` command (cli/__init__ parses its arguments)."""
     options = VerifyOptions(target=args.target, reference=args.reference, key=args.key,
-                            through_backend=args.backend, drift=args.drift, max_length=args.max_length,
+                            through_backend=args.backend, prompt_halves=args.prompt_halves, drift=args.drift, max_length=args.max_length,
                             dataset=Path(args.dataset) if args.dataset else None,
                             run=Path(args.run) if args.run else None, top_k=args.top_k, instruction=args.instruction)
     if args.json and not Path(args.json).resolve().parent.is_dir():

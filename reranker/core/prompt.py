@@ -40,3 +40,18 @@ def prompt_halves(query: str, document: str, instruction: str | None = None) -> 
     """The whole prompt as (query part, document part), which concatenated are exactly the model card's prompt:
     the form a server that joins two texts (vLLM's /score) is sent."""
     return SYSTEM_PREFIX + _query_part(query, instruction), _document_part(document) + ASSISTANT_SUFFIX
+
+
+PAIR_JOINER = "\n"
+PAIR_END = "\n\n"
+"""The whitespace `prompt_halves` has at the end of each half, which a sequence-classifier export's tokenizer adds
+itself (its pair template), as `classifier_pair` leaves it out."""
+
+
+def classifier_pair(query: str, document: str, instruction: str | None = None) -> tuple[str, str]:
+    """The two texts a Qwen3-Reranker exported as a sequence classifier is sent (engine/seq_cls_export.py):
+    `prompt_halves` without the line breaks at their ends, which the export's tokenizer puts back between and after
+    them. Servers that strip each text of a pair (sentence-transformers 3, so Infinity) would otherwise cut the
+    prompt's last two line breaks and read a prompt the model was not trained on."""
+    query_part, document_part = prompt_halves(query, document, instruction)
+    return query_part.removesuffix(PAIR_JOINER), document_part.removesuffix(PAIR_END)

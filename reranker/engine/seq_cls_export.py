@@ -10,20 +10,26 @@ not copied), in its dtype.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from reranker.core.failures import BadRequest
-from reranker.core.prompt import DEFAULT_INSTRUCTION, prompt_halves
+from reranker.core.prompt import DEFAULT_INSTRUCTION, PAIR_END, PAIR_JOINER, classifier_pair
 from reranker.engine.loading import load_model
 from reranker.engine.yes_no_head import YesNoHead
 
 PROMPT_MARKER = "qwen_ranker_prompt"
-"""The config.json field an export writes: its value, PROMPT_FORM, says each pair is `prompt_halves`' (the backend
-over CrossEncoder reads it, engine/cross_encoder.py)."""
-PROMPT_FORM = "qwen3-reranker prompt_halves"
+"""The config.json field an export writes: its value, PROMPT_FORM, says each pair is `core.prompt.classifier_pair`'s
+(the backend over CrossEncoder reads it, engine/cross_encoder.py)."""
+PROMPT_FORM = "qwen3-reranker classifier_pair"
+"""(An export made before its tokenizer had the pair template says "qwen3-reranker prompt_halves": sent whole
+halves, engine/cross_encoder.py.)"""
+SERVED_MAX_LENGTH = 8192
+"""The model card's max_length, written as the tokenizer's limit: servers that cut pairs to it (sentence-transformers,
+Infinity) would otherwise try the decoder's 32k or 40k positions on an over-long document and run out of memory."""
 
 
 def export_seq_cls(model: str, out: Path) -> Path:
@@ -37,11 +43,55 @@ def export_seq_cls(model: str, out: Path) -> Path:
     classifier = sequence_classifier(model, lm, tokenizer)
     tokenizer.padding_side = "right"  # causal: padding after the last token leaves every real position as it was
     tokenizer.chat_template = None  # else sentence-transformers would wrap each pair in the chat template
+    tokenizer.model_max_length = min(tokenizer.model_max_length, SERVED_MAX_LENGTH)
+    read_pairs_as_the_prompt(tokenizer)
     out.mkdir(parents=True, exist_ok=True)
     classifier.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    readable_by_older_libraries(out)
     (out / "README.md").write_text(readme(model, out, str(lm.dtype).removeprefix("torch.")), encoding="utf-8")
     return out
+
+
+def read_pairs_as_the_prompt(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give the tokenizer a pair template: text 1, PAIR_JOINER, text 2, PAIR_END, so that `classifier_pair`'s two texts
+    (each without whitespace at its ends, which some servers strip) are read as the model card's whole prompt. A
+    single text (vLLM's /classify, a prompt sent whole) is read as it is."""
+    from tokenizers import processors
+
+    def added(name: str, text: str) -> dict:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return {"id": name, "ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids)}
+
+    template = processors.TemplateProcessing(
+        single="$A:0", pair="$A:0 PAIR_JOINER:0 $B:1 PAIR_END:1",
+        special_tokens=[added("PAIR_JOINER", PAIR_JOINER), added("PAIR_END", PAIR_END)])
+    backend = tokenizer.backend_tokenizer
+    backend.post_processor = (template if backend.post_processor is None
+                              else processors.Sequence([backend.post_processor, template]))
+
+
+def readable_by_older_libraries(folder: Path) -> None:
+    """Rewrite what transformers 5 saved in `folder` so that the transformers 4 inside the servers (TEI, Infinity, a
+    pinned vLLM, llama.cpp's converter) reads the same model: the rope base at the top of config.json (else 4.x
+    silently takes its default 10,000, where Qwen3's is 1,000,000), the special tokens as a list under their 4.x
+    name, and the generic fast tokenizer under the class name both read. Either version then loads it identically."""
+    config_path = Path(folder) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    rope = config.get("rope_parameters")
+    if isinstance(rope, dict) and "rope_theta" in rope and "rope_theta" not in config:
+        config["rope_theta"] = rope["rope_theta"]
+        config.setdefault("rope_scaling", None if rope.get("rope_type", "default") == "default" else rope)
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tokenizer_path = Path(folder) / "tokenizer_config.json"
+    if not tokenizer_path.exists():
+        return
+    settings = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+    if settings.get("tokenizer_class") == "TokenizersBackend":
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(settings.get("extra_special_tokens"), list):
+        settings["additional_special_tokens"] = settings.pop("extra_special_tokens")
+    tokenizer_path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def sequence_classifier(model: str, lm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
@@ -78,8 +128,8 @@ def sequence_classifier(model: str, lm: PreTrainedModel, tokenizer: PreTrainedTo
 
 def readme(model: str, out: Path, dtype: str) -> str:
     """What the export is and how each server is sent its pairs: the two halves of the prompt, from core/prompt.py."""
-    query_part, document_part = prompt_halves("{query}", "{document}", "{instruction}")
-    default_part, _ = prompt_halves("{query}", "{document}", DEFAULT_INSTRUCTION)
+    query_part, document_part = classifier_pair("{query}", "{document}", "{instruction}")
+    default_part, _ = classifier_pair("{query}", "{document}", DEFAULT_INSTRUCTION)
     exactness = ("" if dtype == "float32" else
                  f"\n\n(in {dtype}, within its rounding of the float32 computation the engine does)")
     return _README.format(
@@ -99,20 +149,23 @@ layer's one row is the LM head's "yes" row minus its "no" row. So, for the pair 
     logit = log P(yes) - log P(no),    sigmoid(logit) = P(yes), the model card's score{exactness}
 
 The tokenizer pads on the right and `config.json` sets `pad_token_id`, so the last real token is read; it has no chat
-template, so a pair is read as two plain texts, one after the other.
+template, so a pair is read as two plain texts.
 
 ## The pair each server needs
 
-Every server below reads a pair (text 1, text 2) and adds nothing between them. They are the model card's prompt
-cut in two: text 1, the **query part**, carries the instruction and the query; text 2, the **document part**, the
-document. Fill `{{instruction}}` (the default is "{default_instruction}"), `{{query}}` and `{{document}}`:
+Every server below reads a pair (text 1, text 2). They are the model card's prompt cut in two: text 1, the **query
+part**, carries the instruction and the query; text 2, the **document part**, the document. The tokenizer's pair
+template puts back the line break between them and the two line breaks after them, which the texts leave out: so
+servers that strip each text (sentence-transformers 3, hence Infinity) read the same prompt as those that do not.
+Fill `{{instruction}}` (the default is "{default_instruction}"), `{{query}}` and `{{document}}`:
 
 Query part (text 1):
 
 ```text
-{query_block}```
+{query_block}
+```
 
-Document part (text 2; it ends with two line breaks, the Python strings below are exact):
+Document part (text 2; the Python strings below are exact):
 
 ```text
 {document_block}
