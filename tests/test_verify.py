@@ -41,6 +41,9 @@ def test_our_server_called_as_clients_call_it_is_exact_in_every_dialect(keyed_si
         assert document["reference"] == str(tiny_model_dir) and document["diagnoses"] == []
         assert document["max_abs_diff"] <= 1e-4 and document["spearman"] > 0.99
         assert {p["name"] for p in document["probes"]} == {p.name for p in probe_suite()}
+        assert document["notes"] == []  # the server names the reference's model
+        tokens = document["probes"][0]["prompt_tokens"]  # what the server says it read: the card's prompt
+        assert tokens is None or tokens["reference"] == tokens["target"] > 0
 
 
 def test_int8_is_approximate_and_the_report_is_written_and_exits_0(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -163,3 +166,12 @@ def test_the_default_instruction_is_not_sent() -> None:
 
     body = DIALECTS["v1_rerank"].body("m", Query("q", ["d"], DEFAULT_INSTRUCTION))
     assert "instruction" not in body and DIALECTS["tei"].body("m", Query("q", ["d"], "mine"))["instruction"] == "mine"
+
+
+def test_a_server_naming_another_model_is_noted() -> None:
+    from reranker.analysis.verification import other_model_note
+
+    assert other_model_note("Qwen/Qwen3-Reranker-0.6B", "/models/qwen3-reranker-0.6b (int8)") == []
+    assert other_model_note(None, "/models/x") == [] and other_model_note("a", None) == []
+    [note] = other_model_note("BAAI/bge-reranker-v2-m3", "Qwen/Qwen3-Reranker-0.6B")
+    assert "bge-reranker-v2-m3" in note and "--reference" in note

@@ -3,22 +3,29 @@ folder) checked with the probes against the exact engine on the same weights: a 
 fix, every pair's scores, the report as JSON. The same as `python -m reranker verify` (docs/VERIFY.md)."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import streamlit as st
 
 from reranker.analysis.probes import probe_suite
-from reranker.analysis.verification import DRIFT, verify
+from reranker.analysis.verification import DRIFT, dataset_measures, other_model_note, verify
 from reranker.backends import open_reference, open_targets
 from reranker.core.failures import RerankerError
 from reranker.core.model_names import model_and_dtype
-from reranker.workbench import frame, widgets
+from reranker.workbench import ASSETS, frame, widgets
+from reranker.workbench.evaluation_view import save_uploads
 from reranker.workbench.verification_view import (
     VERDICT_ICONS,
     agreement_figure,
     figures_text,
+    measures_frame,
     pair_frame,
     probe_frame,
 )
+
+SAMPLE = ASSETS / "eval_sample"
+NO_DATASET, SAMPLE_CHOICE, UPLOAD_CHOICE = "Probes only", "And the sample dataset", "And my own dataset"
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)
@@ -52,12 +59,47 @@ drift = drift_column.number_input("Drift allowed for 'approximate' (|dp|)", min_
 through_backend = backend_column.checkbox("Through this project's backend for that server", key="verify_backend",
                                           help="Check what this project's own client gets (it builds the prompt "
                                                "itself), not what RAG clients get.")
+prompt_halves = backend_column.checkbox("Send the prompt's two halves (a seq-cls export)", key="verify_halves",
+                                        disabled=through_backend,
+                                        help="For a server holding a Qwen3-Reranker exported as a sequence "
+                                             "classifier (TEI, Infinity): send the model card's prompt in two "
+                                             "halves, as the export's README tells its clients to.")
 
-if st.button("Verify", type="primary", disabled=not target, key="verify_run"):
+data_choice = st.radio("Compare on", [NO_DATASET, SAMPLE_CHOICE, UPLOAD_CHOICE], horizontal=True,
+                       key="verify_data", persist_state="session",
+                       help="With a labelled dataset both rerank the first stage's top K and each measure is "
+                            "compared with a paired test (evaluate's formats, docs/EVALUATE.md).")
+dataset, run_file, dataset_ready = None, None, True
+if data_choice == SAMPLE_CHOICE:
+    dataset, run_file = SAMPLE, SAMPLE / "bm25.trec"
+elif data_choice == UPLOAD_CHOICE:
+    uploads = st.file_uploader("A BEIR folder's files (corpus.jsonl, queries.jsonl, qrels/test.tsv) and, if you "
+                               "have one, the first stage's run (.trec); or one .zip of them",
+                               type=["jsonl", "tsv", "trec", "txt", "zip"], accept_multiple_files=True,
+                               key="verify_files")
+    st.session_state.setdefault("verify_folder", tempfile.mkdtemp(prefix="reranker-verify-"))
+    dataset = Path(st.session_state.verify_folder)
+    try:
+        saved = save_uploads([(u.name, u.getvalue()) for u in uploads or []], dataset)
+    except ValueError as e:
+        st.error(widgets.plain_markdown(str(e)), title="These files cannot be used")
+        saved, dataset_ready = {}, False
+    dataset_ready = dataset_ready and "corpus.jsonl" in saved and "qrels/test.tsv" in saved
+    run_file = dataset / "run.trec" if "run.trec" in saved else None
+    if not dataset_ready:
+        st.info("Upload at least corpus.jsonl, queries.jsonl and qrels/test.tsv (a run is optional: BM25 otherwise).",
+                icon=":material/upload_file:")
+top_k = 10
+if dataset is not None:
+    top_k = int(st.number_input("Rerank each query's top K", min_value=1, max_value=1000, value=10,
+                                key="verify_top_k"))
+
+if st.button("Verify", type="primary", disabled=not target or not dataset_ready, key="verify_run"):
     st.session_state.pop("verify_reports", None)
     with st.status("Checking…", expanded=True) as status:
         try:
-            targets, served = open_targets(target, key or None, through_backend)
+            targets, served = open_targets(target, key or None, through_backend,
+                                           send_prompt_halves=prompt_halves and not through_backend)
             status.write(f"Target answers: {len(targets)} address{'es' if len(targets) > 1 else ''} to check.")
             name = reference or served
             if not name:
@@ -68,6 +110,9 @@ if st.button("Verify", type="primary", disabled=not target, key="verify_run"):
             for checked in targets:
                 status.write(f"Probing {checked.capabilities.where}…")
                 report = verify(engine, checked, probe_suite(), drift, status.write)
+                report.notes += other_model_note(served, reference or None)
+                if dataset is not None:
+                    report.measures = dataset_measures(engine, checked, dataset, run_file, top_k, None, status.write)
                 reports.append(report.document())
             st.session_state.verify_reports = reports
             status.update(label="Checked", state="complete", expanded=False)
@@ -90,6 +135,13 @@ for n, (tab, report) in enumerate(zip(tabs, reports)):
         for diagnosis in report["diagnoses"]:
             st.error(widgets.plain_markdown(f"{diagnosis['evidence']}. Fix: {diagnosis['fix']}"),
                      title=f"Diagnosis: {diagnosis['cause'].replace('_', ' ')}")
+        for note in report.get("notes", []):
+            st.warning(widgets.plain_markdown(note), icon=":material/info:")
+        if report.get("measures"):
+            measures = report["measures"]
+            st.subheader(f"On the dataset: the top {measures['top_k']} of {measures['queries']} queries")
+            st.dataframe(measures_frame(report), hide_index=True, key=f"verify_measures_{n}",
+                         column_config={"p": st.column_config.NumberColumn(format="%.3g")})
         st.dataframe(probe_frame(report), hide_index=True, key=f"verify_probes_{n}",
                      column_config={"max |dp|": st.column_config.NumberColumn(format="%.2g"),
                                     "catches": st.column_config.TextColumn(width="large")})

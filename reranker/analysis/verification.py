@@ -18,6 +18,7 @@ from reranker.analysis.probes import Probe
 from reranker.analysis.ranking_metrics import top_k_overlap
 from reranker.core.backend import RerankBackend
 from reranker.core.failures import RerankerError
+from reranker.core.model_names import model_and_dtype
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Query
 
@@ -28,6 +29,9 @@ DRIFT = 0.05
 SAME = 1e-4
 """Two scores of one pair that differ by more than this differ (the target asked the same pair twice)."""
 VERDICTS = ("exact", "approximate", "wrong")
+TEMPLATE_TOKENS = 20
+"""Fewer prompt tokens a pair than the model card's prompt by more than this: the template (about 60 tokens of it
+around each pair) is missing, not changed."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class ProbeResult:
     refused: str | None = None
     """The target's failure when it would not score a request of this probe."""
     drift: float = DRIFT
+    prompt_tokens: list[tuple[int, int, int]] = field(default_factory=list)
+    """Per request where both say: (its pairs, the reference's prompt tokens, those the target's server read)."""
 
     @property
     def pairs(self) -> list[PairResult]:
@@ -80,7 +86,9 @@ class ProbeResult:
                 "max_abs_diff": self.max_abs_diff, "refused": self.refused,
                 "documents": [_shown(p.document) for p in pairs], "reference": [p.reference for p in pairs],
                 "target": [p.target for p in pairs], "abs_diff": [p.abs_diff for p in pairs],
-                "logit_diff": [_finite(p.logit_diff) for p in pairs]}
+                "logit_diff": [_finite(p.logit_diff) for p in pairs],
+                "prompt_tokens": {"reference": sum(r for _, r, _ in self.prompt_tokens),
+                                  "target": sum(t for _, _, t in self.prompt_tokens)} if self.prompt_tokens else None}
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,8 @@ class Report:
     drift: float = DRIFT
     measures: dict | None = None
     """With a dataset: each measure for reference and target, and the paired test (see `dataset_measures`)."""
+    notes: list[str] = field(default_factory=list)
+    """What the reader should know beside the verdict (the server naming another model than the reference)."""
 
     @property
     def verdict(self) -> str:
@@ -125,6 +135,7 @@ class Report:
             / len(ranked) if ranked else None,
             "probes": [p.document() for p in self.probes],
             "diagnoses": [d.document() for d in self.diagnoses],
+            "notes": list(self.notes),
             **({"measures": self.measures} if self.measures is not None else {}),
         }
 
@@ -149,6 +160,9 @@ def verify(reference: RerankBackend, target: RerankBackend, probes: Sequence[Pro
                 break
             result.requests.append([PairResult(query.query, d, resolve_instruction(query.instruction), e.score, g.score)
                                     for d, e, g in zip(query.documents, expected, got)])
+            served_tokens = getattr(target, "last_prompt_tokens", None)  # the plain clients' (remote/plain_clients)
+            if served_tokens is not None and all(e.tokens is not None for e in expected):
+                result.prompt_tokens.append((len(expected), sum(e.tokens for e in expected), served_tokens))
         report(f"{probe.name}: {result.verdict} (max |dp| {result.max_abs_diff:.2g})")
         results.append(result)
     return Report(f"{target.model_name} ({target.capabilities.where})", reference.model_name, results,
@@ -200,10 +214,10 @@ def diagnose(results: Sequence[ProbeResult], drift: float = DRIFT) -> list[Diagn
     def said(cause: str, evidence: str) -> None:
         found.append(Diagnosis(cause, evidence, FIXES[cause]))
 
-    basic = [p for name in ("plain_pairs", "relevant_and_unrelated") if name in by_name
-             for p in by_name[name].pairs]
+    plain = [by_name[name] for name in ("plain_pairs", "relevant_and_unrelated") if name in by_name]
+    basic = [p for probe in plain for p in probe.pairs]
     if len(basic) >= 3:
-        _template_causes(basic, drift, said)
+        _template_causes(basic, [c for probe in plain for c in probe.prompt_tokens], drift, said)
     _one_probe_wrong(by_name, "long_document", "suffix_cut", drift, said)
     _one_probe_wrong(by_name, "control_strings", "control_strings_as_tokens", drift, said)
     _instruction(by_name, said)
@@ -211,8 +225,11 @@ def diagnose(results: Sequence[ProbeResult], drift: float = DRIFT) -> list[Diagn
     return found
 
 
-def _template_causes(basic: list[PairResult], drift: float, said: Callable[[str, str], None]) -> None:
-    """Constant scores, no template or another template, read from the plain probes' pairs."""
+def _template_causes(basic: list[PairResult], prompt_tokens: list[tuple[int, int, int]], drift: float,
+                     said: Callable[[str, str], None]) -> None:
+    """Constant scores, no template or another template, read from the plain probes' pairs and, where the server
+    says how many tokens it read, from that: far fewer than the card's prompt has is no template; about as many or
+    more is a template that is not the card's (the scores being off)."""
     reference, target = [p.reference for p in basic], [p.target for p in basic]
     spread_ref, spread_target = max(reference) - min(reference), max(target) - min(target)
     saturated = all(t > 0.999 for t in target) or all(t < 0.001 for t in target)
@@ -222,6 +239,16 @@ def _template_causes(basic: list[PairResult], drift: float, said: Callable[[str,
         return
     worst = max(p.abs_diff for p in basic)
     if worst <= drift:
+        return
+    if prompt_tokens:
+        pairs, card, served = (sum(counts) for counts in zip(*prompt_tokens))
+        card, served = card / pairs, served / pairs
+        read = f"the server read {served:.0f} prompt tokens a pair where the model card's prompt has {card:.0f}"
+        if served < card - TEMPLATE_TOKENS:
+            said("no_prompt_template", f"{read}: the template is missing (max |dp| {worst:.3f})")
+        else:
+            said("chat_template_added", f"{read}, and its scores are off by up to {worst:.3f}: a template, but "
+                                        "not the card's")
         return
     rho = _correlation(stats.spearmanr, reference, target)
     if rho is None or rho < 0.5:
@@ -296,6 +323,22 @@ def _finite(x: float) -> float | None:
 
 def _shown(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def other_model_note(served: str | None, reference: str | None) -> list[str]:
+    """A note when the server names a model other than the reference (compared by the name's last part, so a hub id
+    and a folder of the same name agree): then every difference may be that, not the deployment."""
+    if not served or not reference:
+        return []
+    if _last_part(served) == _last_part(reference):
+        return []
+    return [f"The server says it serves {served!r}, and the reference is {reference!r}: if they are not the same "
+            "weights, the differences below are the models', not the deployment's. Name the reference with "
+            "--reference (the hub id or folder of the weights the server loaded)."]
+
+
+def _last_part(name: str) -> str:
+    return model_and_dtype(name)[0].rstrip("/").replace("\\", "/").split("/")[-1].lower()
 
 
 def dataset_measures(reference: RerankBackend, target: RerankBackend, folder: Path, run: Path | None, top_k: int,

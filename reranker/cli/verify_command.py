@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reranker.analysis.probes import probe_suite
-from reranker.analysis.verification import DRIFT, VERDICTS, Report, dataset_measures, verify
+from reranker.analysis.verification import DRIFT, VERDICTS, Report, dataset_measures, other_model_note, verify
 from reranker.backends import open_reference, open_targets
 from reranker.core.failures import RerankerError
 
@@ -50,6 +50,7 @@ def run_verify(options: VerifyOptions, say=lambda line: None) -> list[Report]:
     for target in targets:
         say(f"target: {target.model_name} at {target.capabilities.where}")
         report = verify(reference, target, probe_suite(), options.drift, lambda line: say(f"  {line}"))
+        report.notes += other_model_note(served, options.reference)
         if options.dataset is not None:
             report.measures = dataset_measures(reference, target, options.dataset, options.run, options.top_k,
                                                options.instruction, say)
@@ -67,6 +68,7 @@ def summary(report: Report) -> str:
                      + (f"  (refused: {probe['refused']})" if probe["refused"] else ""))
     for diagnosis in document["diagnoses"]:
         lines.append(f"  diagnosis: {diagnosis['cause']}: {diagnosis['evidence']}\n    fix: {diagnosis['fix']}")
+    lines += [f"  note: {note}" for note in document["notes"]]
     measures = document.get("measures")
     if measures:
         for name, m in measures["measures"].items():
@@ -78,7 +80,8 @@ def summary(report: Report) -> str:
 def main(args) -> int:
     """The `verify` command (cli/__init__ parses its arguments)."""
     options = VerifyOptions(target=args.target, reference=args.reference, key=args.key,
-                            through_backend=args.backend, prompt_halves=args.prompt_halves, drift=args.drift, max_length=args.max_length,
+                            through_backend=args.backend, prompt_halves=args.prompt_halves, drift=args.drift,
+                            max_length=args.max_length,
                             dataset=Path(args.dataset) if args.dataset else None,
                             run=Path(args.run) if args.run else None, top_k=args.top_k, instruction=args.instruction)
     if args.json and not Path(args.json).resolve().parent.is_dir():

@@ -84,6 +84,8 @@ class PlainTextClient(RerankBackend):
         self.sent_model = sent_model
         """The `model` field sent (a vLLM server wants its served name)."""
         self.sends_prompt_halves = sends_prompt_halves
+        self.last_prompt_tokens: int | None = None
+        """The prompt tokens the server says it read for the last request (its `usage`; None: it does not say)."""
 
     @property
     def address(self) -> str:
@@ -100,10 +102,21 @@ class PlainTextClient(RerankBackend):
         for q in queries:
             q = as_prompt_halves(q) if self.sends_prompt_halves else q
             answer = self.connection.post(self.dialect.path, self.dialect.body(self.sent_model, q))
+            self.last_prompt_tokens = _prompt_tokens(answer)
             scores = in_input_order(self.connection, self.dialect.path, self.dialect.results(answer),
                                     len(q.documents), lambda item: float(item[self.dialect.score_field]))
             out.append([Judgement(s, logit_of(s), None, None) for s in scores])
         return out
+
+
+def _prompt_tokens(answer: Any) -> int | None:
+    """`usage.prompt_tokens` (vLLM, Infinity, our API) or Cohere's `meta.billed_units.input_tokens`, else None."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens", usage.get("total_tokens")), int):
+        return int(usage.get("prompt_tokens", usage.get("total_tokens")))
+    billed = (answer.get("meta") or {}).get("billed_units") if isinstance(answer, dict) else None
+    count = billed.get("input_tokens") if isinstance(billed, dict) else None
+    return int(count) if isinstance(count, int) else None
 
 
 def as_prompt_halves(q: Query) -> Query:

@@ -31,6 +31,13 @@ def pair_frame(report: dict) -> pd.DataFrame:
                                                                        p["abs_diff"])])
 
 
+def measures_frame(report: dict) -> pd.DataFrame:
+    """With a dataset: a row a measure, the reference's and the target's mean, the difference and the paired test."""
+    return pd.DataFrame([{"measure": name, "reference": m["reference"], "target": m["target"],
+                          "target - reference": m["target_minus_reference"], "p": m["p_value"]}
+                         for name, m in report["measures"]["measures"].items()])
+
+
 def agreement_figure(report: dict) -> go.Figure:
     """Each pair's score by the reference (x) against the target's (y), a colour a probe, with the diagonal where a
     right deployment lies."""
