@@ -71,6 +71,23 @@ def test_gbk_tsv_is_mapped_scored_grouped_and_measured(page, reranker):
     assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON"}
 
 
+def test_the_last_batch_comes_back_after_a_reload_without_its_file(page):
+    at = upload(page, "pairs.tsv", TSV.encode("gbk"))
+    at = at.number_input(key="batch_k").set_value(3).run()
+    at = at.button(key="batch_run").click().run()
+    scored = results_table(at)
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    again.query_params.update(at.query_params)
+    again = again.run().switch_page("views/csv_batches.py").run()  # a reload: a fresh session, no file
+    assert not again.exception and not again.error
+    assert any("Your last batch, pairs.tsv, as it was scored" in c.value.replace("\\", "") for c in again.caption)
+    back = results_table(again)
+    assert back["document"].tolist() == scored["document"].tolist()
+    assert back["score"].tolist() == pytest.approx(scored["score"].tolist())
+    assert {"Download CSV", "Download JSON"} <= {b.label for b in again.get("download_button")}
+    assert again.session_state["batch_k"] == 3 and len(again.metric) == 3
+
+
 def test_view_changes_after_a_run_do_not_score_again(page):
     at = upload(page, "pairs.tsv", TSV.encode("gbk")).button(key="batch_run").click().run()
     batch, calls = at.session_state["batch"], at.session_state["score_cache"].backend_calls
@@ -140,6 +157,29 @@ def test_a_ragged_file_can_go_on_without_its_bad_rows_and_says_which_were_left_o
     assert sorted(results["document"]) == ["Beijing.", "Rome."]
     assert results.sort_values("document")["score"].tolist() == pytest.approx(
         reranker.score("What is the capital?", ["Beijing.", "Rome."]), abs=1e-5)
+
+
+def test_a_stray_quote_is_named_by_the_line_it_opens_on_and_only_that_row_is_left_out(page):
+    data = (b"query,document\nq,one\nq,two\nq,three\nq,\"four has a stray quote\nq,five\nq,six\n")
+    at = upload(page, "stray.csv", data)
+    (error,) = at.main.error
+    said = error.value.replace("\\", "")
+    assert "line 5 (a quote opened there is never closed)" in said and "line 8" not in said
+    at = at.checkbox(key="batch_skip_bad").check().run()
+    (warning,) = [w for w in at.warning if "left out" in w.value]
+    assert warning.value.replace("\\", "").startswith("1 left out (line 5 (a quote opened there is never closed)")
+    assert "5 rows are used" in warning.value
+    assert "5 pairs · 1 query · first 5 rows" in " ".join(c.value for c in at.caption)
+
+
+def test_one_row_is_counted_in_the_singular(page):
+    at = upload(page, "one.csv", b"query,document,label\nq,one,1\nlonely\n")
+    assert "line 3 has 1 field but the header has 3" in at.main.error[0].value
+    at = at.checkbox(key="batch_skip_bad").check().run()
+    said = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "1 row is used" in said and "line 3: 1 field where the header has 3" in said
+    assert "1 pair · 1 query · 1 labelled · the only row" in " ".join(c.value for c in at.caption)
+    assert at.button(key="batch_run").label == "Score 1 pair"
 
 
 def test_the_upload_limit_is_the_same_everywhere(page):

@@ -19,7 +19,8 @@ PRESETS = list(INSTRUCTION_PRESETS)
 
 
 @pytest.fixture
-def page(workbench_model) -> AppTest:
+def page(workbench_model, tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("RERANKER_DATA_DIR", str(tmp_path / "data"))  # this test's drafts, not the checkout's
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     return at.switch_page("views/compare.py").run()
 
@@ -203,3 +204,22 @@ def test_the_scatter_plots_the_runs_of_the_comparison_on_screen(page, reranker):
     for axis, preset in (("x", PRESETS[0]), ("y", PRESETS[3])):
         want = [j.logit for j in reranker.judge(query, documents, INSTRUCTION_PRESETS[preset])]
         assert points[axis] == pytest.approx(want, abs=LOGIT_TOLERANCE)
+
+
+def test_labels_edited_in_the_box_reach_the_best_run_without_scoring(page):
+    documents = ["Beijing is the capital of China.", "Shanghai is a port.", "Gravity pulls things down."]
+    page.text_input(key="compare_query").input("What is the capital of China?")
+    at = page.text_area(key="compare_documents").input("\n".join(f"{d}\t{g}" for d, g in zip(documents, (2, 0, 0))))
+    at = at.run().button(key="compare").click().run()
+    scored = at.session_state["score_cache"].pairs_scored
+    relabelled = "\n".join(f"{d}\t{g}" for d, g in zip(documents, (0, 0, 2)))
+    at = at.text_area(key="compare_documents").input(relabelled).run()
+    comparison = at.session_state["comparison"]
+    assert comparison.parsed.labels == [0, 0, 2]
+    assert frame_with(at, "label")["label"].tolist() == [0, 0, 2]
+    metrics = frame_with(at, "best")
+    for run in comparison.runs:
+        want = label_metrics([comparison.parsed.labels[d.index] for d in run.ranked], 5)["MRR"]
+        assert metrics[metrics["run"] == run.name]["MRR"].iloc[0] == pytest.approx(want)
+    assert not any("changed since this comparison" in w.value for w in at.warning)
+    assert at.session_state["score_cache"].pairs_scored == scored

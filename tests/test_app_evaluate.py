@@ -101,3 +101,66 @@ def test_a_file_that_is_no_part_of_a_dataset_is_refused(page: AppTest) -> None:
     at.get("file_uploader")[0].set_value(("notes.txt", b"hello", "text/plain"))
     at = at.run()
     assert "notes.txt: not one of a BEIR folder's files" in at.main.error[0].value.replace("\\", "")
+
+
+def reload_evaluate(at: AppTest) -> AppTest:
+    """The Evaluate page opened again in a fresh session at the same address (what a reload is)."""
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    again.query_params.update(at.query_params)
+    return again.run().switch_page("views/evaluate.py").run()
+
+
+def test_the_result_comes_back_after_a_reload_and_a_rerun_scores_nothing_again(page: AppTest) -> None:
+    at = page.number_input(key="eval_top_k").set_value(3).run()
+    at = at.button(key="evaluate").click().run()
+    assert not at.exception and not at.main.error
+    first = at.session_state["evaluation"]
+    pairs = sum(len(docs) for docs in first.reranked[0].judged.values())
+    assert f"{pairs:,} of {pairs:,} pairs scored now" in " ".join(c.value for c in at.caption)
+
+    again = reload_evaluate(at)
+    assert not again.exception and again.number_input(key="eval_top_k").value == 3
+    back = again.session_state["evaluation"]
+    assert back.document == first.document and back.reranked[0].judged == first.reranked[0].judged
+    assert {"measure", "run A"} <= set(table_with(again, "measure").columns)
+    again = again.button(key="evaluate").click().run()
+    assert f"0 of {pairs:,} pairs scored now" in " ".join(c.value for c in again.caption)
+    assert again.session_state["evaluation"].document["after"] == first.document["after"]
+
+
+def test_new_files_mark_the_samples_result_as_old(page: AppTest) -> None:
+    at = page.number_input(key="eval_top_k").set_value(2).run()
+    at = at.button(key="evaluate").click().run()
+    assert not any("changed since this evaluation" in w.value for w in at.warning)
+    at = at.radio(key="eval_source").set_value("My own files").run()
+    at.get("file_uploader")[0].set_value([("dataset.zip", zipped("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"),
+                                           "application/zip")])
+    at = at.run()
+    assert any("The data, K or the runs changed since this evaluation" in w.value for w in at.warning)
+
+
+def test_two_runs_are_tested_against_each_other_and_open_a_query_shows_only_what_was_reranked(page: AppTest):
+    at = page.number_input(key="eval_top_k").set_value(3).run()
+    at = at.radio(key="eval_count").set_value(2).run()
+    at = at.button(key="evaluate").click().run()
+    assert not at.exception and not at.main.error
+    against = table_with(at, "runs")
+    assert set(against["runs"]) == {"B vs A"} and len(against) == 4
+    shown = at.session_state["evaluation"]
+    a, b = shown.reranked
+    ndcg = against[against["measure"] == "nDCG@10"].iloc[0]
+    mean_a = sum(a.per_query["nDCG@10"].values()) / len(a.per_query["nDCG@10"])
+    assert f"A {mean_a:.4f}" in ndcg["means"]
+    opened = table_with(at, "before: document")
+    assert len(opened) == 3 and all(t and not t.startswith("doc") for t in opened["before: document"])
+
+
+def test_relevant_and_other_scores_share_their_bins() -> None:
+    from reranker.core.ranking import Judgement
+    from reranker.workbench.evaluation_view import score_distribution_figure
+
+    judged = {"q": {f"d{n}": Judgement(0.5, n / 7 - 3, 10, False) for n in range(40)}}
+    figure = score_distribution_figure(judged, {"q": {f"d{n}": 1 for n in range(0, 40, 5)}})
+    other, relevant = figure.data
+    assert other.xbins == relevant.xbins and other.xbins.size is not None
+    assert "count" in figure.layout.yaxis.title.text and "(8 pairs)" in relevant.name

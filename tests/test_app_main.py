@@ -70,7 +70,7 @@ def test_rerank_orders_cards_and_table_by_the_engines_scores(page, reranker):
     expected = reranker.rank(QUERY, DOCUMENTS)
     assert card_texts(at) == [d.document for d in expected]
     table = at.dataframe[0].value
-    assert list(table.columns) == ["rank", "score", "log-odds", "input #", "tokens", "text"]
+    assert list(table.columns) == ["rank", "score", "text", "log-odds", "input #", "tokens"]
     assert table["text"].tolist() == [d.document for d in expected]
     assert table["input #"].tolist() == [d.index + 1 for d in expected]
     assert table["score"].tolist() == pytest.approx([d.score for d in expected], abs=1e-5)

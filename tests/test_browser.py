@@ -212,10 +212,13 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     page.get_by_role("button", name="Evaluate", exact=True).click()
     expect(page.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
     expect(page.get_by_text(re.compile(r"\d+ queries gained, \d+ lost"))).to_be_visible()
-    expect(page.get_by_role("button", name="Threshold (JSON)")).to_be_visible()
+    expect(page.get_by_role("button", name="Threshold (JSON)")).to_be_visible(timeout=30_000)  # drawn last
     settled(page)
     page.wait_for_timeout(1000)  # the grids and charts draw after they appear
     page.screenshot(path=str(output_dir / "evaluate-1440.png"), full_page=True)
+    page.reload()  # the result comes back, not scored again
+    expect(page.get_by_role("heading", name="Before and after")).to_be_visible(timeout=30_000)
+    assert page.get_by_text(re.compile(r"Scored \d+ of")).count() == 0
     phone = browser.new_page(viewport={"width": 390, "height": 5200})
     phone.goto(f"{workbench_url}/evaluate")
     phone.get_by_text("My own files").click()  # the same data, uploaded as a person would
@@ -225,6 +228,7 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     expect(phone.get_by_text(re.compile("Files: .*bm25.trec as run.trec"))).to_be_visible(timeout=30_000)
     phone.get_by_role("button", name="Evaluate", exact=True).click()
     expect(phone.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
+    expect(phone.get_by_text(re.compile(r"^0 of [\d,]+ pairs scored now"))).to_be_visible()  # the store had them
     settled(phone)
     phone.wait_for_timeout(1000)
     phone.screenshot(path=str(output_dir / "evaluate-390.png"), full_page=True)
@@ -302,6 +306,40 @@ def test_why_on_a_long_document_shows_progress_and_cancels(workbench_url, browse
     assert page.locator(".why").count() == 0
     page.get_by_role("button", name="Why this rank?").nth(long_card).click()  # goes on from what was kept
     expect(page.locator(".why .why-span").first).to_be_visible(timeout=120_000)
+
+
+def test_broken_text_and_a_bad_session_link_leave_the_page_working_and_the_inputs_kept(workbench_url, browser,
+                                                                                        output_dir):
+    """A lone surrogate pasted in (the browser sends it as bytes that are not UTF-8): said where it is, and every
+    click still works; then an unknown session link says so, shows no server folder, and the inputs stay."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 390, "height": 1400})
+    page.goto(workbench_url)
+    expect(page.get_by_label("Query")).to_be_visible(timeout=90_000)
+    page.get_by_label("Query").fill("capital \ud800 of China")
+    page.get_by_label("Query").press("Enter")
+    expect(page.get_by_text("The query holds a character that could not be read")).to_be_visible(timeout=10_000)
+    box = page.get_by_label("Documents (one per line)")
+    box.fill("Beijing is the capital.\nShanghai \udc00 is a port.")
+    box.press("Control+Enter")
+    expect(page.get_by_text("2 documents", exact=True)).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("The document #2 holds a character")).to_be_visible()
+    expect(page.get_by_role("button", name="Rerank", exact=True)).to_be_enabled(timeout=90_000)
+    page.get_by_role("button", name="Rerank", exact=True).click()
+    expect(page.locator(".rank-card")).to_have_count(2, timeout=30_000)
+    settled(page)
+    page.screenshot(path=str(output_dir / "rerank-broken-text-390.png"), full_page=True)
+
+    page.goto(f"{workbench_url}/?session=0123456789abcdef")
+    expect(page.get_by_text("session 0123456789abcdef was not found")).to_be_visible(timeout=30_000)
+    alert = page.get_by_test_id("stAlert").filter(has_text="was not found").inner_text()
+    assert "/" not in alert and "data" not in alert
+    expect(page.get_by_label("Query")).to_have_value("capital \ufffd of China")
+    page.goto(workbench_url)
+    expect(page.get_by_label("Query")).to_have_value("capital \ufffd of China", timeout=30_000)
+    expect(page.get_by_label("Documents (one per line)")).to_have_value("Beijing is the capital.\nShanghai \ufffd is a "
+                                                                        "port.")
 
 
 def test_a_saved_session_comes_back_after_a_reload(workbench_url, browser, output_dir):
@@ -437,7 +475,7 @@ def test_an_offline_start_says_so_in_seconds_and_clicks_never_wait(browser, tmp_
     with socket.socket() as silent_hub:  # listens (the kernel accepts connections) but never answers
         silent_hub.bind(("127.0.0.1", 0))
         silent_hub.listen(16)
-        env = {**os.environ, "RERANKER_MODEL": "Qwen/Qwen3-Reranker-0.6B",
+        env = {**os.environ, "RERANKER_MODEL": "Qwen/Qwen3-Reranker-0.6B", "RERANKER_DATA_DIR": str(tmp_path / "data"),
                "HF_ENDPOINT": f"http://127.0.0.1:{silent_hub.getsockname()[1]}", "HF_HOME": str(tmp_path / "hf-home")}
         for name in ("RERANKER_API_URL", "RERANKER_SERVER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
             env.pop(name, None)
@@ -460,3 +498,9 @@ def test_an_offline_start_says_so_in_seconds_and_clicks_never_wait(browser, tmp_
             expect(page.get_by_label("Query")).to_have_value("如何提高睡眠质量？", timeout=5_000)
             expect(page.get_by_role("button", name="Try again")).to_be_visible()
             page.screenshot(path=str(output_dir / "rerank-offline-1440.png"))
+
+            # `streamlit run app.py` sets no cookie: the browser's id is in the address, and a reload keeps the work
+            expect(page).to_have_url(re.compile(r"\?browser=[0-9a-f]{32}"))
+            settled(page)
+            page.reload()
+            expect(page.get_by_label("Query")).to_have_value("如何提高睡眠质量？", timeout=10_000)

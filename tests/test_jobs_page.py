@@ -81,6 +81,28 @@ def test_without_a_sidecar_the_page_says_how_to_start_one(workbench_model, monke
     assert "On a server" in message and not at.dataframe and not at.button
 
 
+def test_another_precision_in_the_sidebar_keeps_the_jobs_of_the_served_model(open_sidecar, tiny_model_dir,
+                                                                             monkeypatch):
+    """As under ./start.sh with int8 picked in the sidebar: the model this process serves its API and jobs with (here
+    the open sidecar stands for it) still runs the jobs, and the page says it is that model."""
+    from reranker import backends
+    from reranker.workbench import frame
+
+    served = f"{tiny_model_dir}/"  # the same folder under a name no other test opened
+    monkeypatch.setitem(backends._HOSTED, (served, None), lambda: open_backend(open_sidecar.url))
+    monkeypatch.setenv("RERANKER_MODEL", served)
+    monkeypatch.setenv("RERANKER_DTYPE", "int8")
+    job_id = submit(jobs_of(open_sidecar.url), 3, "int8-page.csv")
+    at = jobs_page(monkeypatch)
+    assert frame.openings().get((f"{served} (int8)", None)).wait(120)
+    assert frame.openings().get((served, None)).wait(120)
+    at = jobs_page(monkeypatch)
+    assert not at.exception and not at.main.error, texts(at.main.error)
+    assert "Nowhere to run jobs" not in texts(at.main.info)
+    assert job_id[:8] in listed(at)["job"].tolist()
+    assert f"not the sidebar's {served} (int8)" in texts(at.main.caption)
+
+
 def test_a_server_that_runs_no_jobs_says_a_sidecar_is_needed(open_sidecar, monkeypatch):
     # a sidecar's /v1/rerank address, spoken to as any Cohere-style API: it scores, and runs no jobs that way
     at = jobs_page(monkeypatch, server=f"{open_sidecar.url}/v1/rerank")
@@ -261,7 +283,8 @@ def test_a_job_sent_from_the_csv_page_survives_navigation_and_a_reload(tiny_mode
     from playwright.sync_api import expect
 
     env = {**os.environ, "RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DEVICE": "cpu",
-           "RERANKER_SERVER": keyed_sidecar.url, "RERANKER_SERVER_KEY": keyed_sidecar.env["RERANKER_API_KEY"]}
+           "RERANKER_SERVER": keyed_sidecar.url, "RERANKER_SERVER_KEY": keyed_sidecar.env["RERANKER_API_KEY"],
+           "RERANKER_DATA_DIR": str(tmp_path / "data")}
     env.pop("RERANKER_API_URL", None)
     client = jobs_of(keyed_sidecar.url, keyed_sidecar.env["RERANKER_API_KEY"])
     before = {job["id"] for job in client.jobs(1000)}
@@ -295,7 +318,8 @@ def test_a_job_sent_from_the_csv_page_survives_navigation_and_a_reload(tiny_mode
         expect(page.get_by_role("button", name="Cancel")).to_be_visible()
         expect(page.get_by_role("button", name="Download CSV")).to_be_visible(timeout=60_000)
         expect(page.get_by_text(f"Done: {pairs} pairs scored")).to_be_visible()
-        assert page.url.endswith(f"/jobs?job={job['id']}"), page.url
+        # the job in the address; and, `streamlit run app.py` setting no cookie, the browser's id (workbench.drafts)
+        assert re.search(rf"/jobs\?browser=[0-9a-f]{{32}}&job={job['id']}$", page.url), page.url
 
         def downloaded_rows() -> list[str]:
             with page.expect_download() as download:
@@ -325,3 +349,23 @@ def test_a_job_sent_from_the_csv_page_survives_navigation_and_a_reload(tiny_mode
         phone.screenshot(path=str(output_dir / "jobs-390.png"), full_page=True)
         phone.close()
         page.close()
+
+
+def test_cancel_answers_the_count_the_job_keeps(tmp_path):
+    """The chunk being scored when Cancel comes is not saved after it: the page's "Cancelled with N" and its
+    downloads of N stay true (a retry scores that chunk again)."""
+    from reranker.core.ranking import Judgement
+    from reranker.sidecar.job_store import JobStore, NewPair
+
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job = store.create("csv", [("q", None)], [NewPair(0, n, f"passage {n}") for n in range(6)])
+    assert store.mark_running(job.id)
+    first, _ = store.claim_chunk(job.id, 2)
+    store.save_scores(job.id, [(p, Judgement(0.5, 0.0, 3, False)) for p in first])
+    in_flight, _ = store.claim_chunk(job.id, 2)
+    shown = store.cancel(job.id)
+    store.save_scores(job.id, [(p, Judgement(0.5, 0.0, 3, False)) for p in in_flight])  # the worker's late save
+    assert shown.done_pairs == 2 and store.get(job.id).done_pairs == 2
+    assert sum(len(q.ranked) for q in store.results(job.id)) == 2
+    store.requeue(job.id)
+    assert store.mark_running(job.id) and len(store.claim_chunk(job.id, 10)[0]) == 4

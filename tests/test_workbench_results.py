@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -56,9 +57,9 @@ def test_card_badges_for_labels_and_duplicates():
     assert "label 2" in html and "duplicate of input #1" in html
 
 
-def test_table_frame_puts_the_numbers_in_view_then_the_text_best_first():
+def test_table_frame_puts_rank_score_and_text_in_view_then_the_other_numbers_best_first():
     frame = table_frame(ranked_docs())
-    assert list(frame.columns) == ["rank", "score", "log-odds", "input #", "tokens", "truncated", "text"]  # one is cut
+    assert list(frame.columns) == ["rank", "score", "text", "log-odds", "input #", "tokens", "truncated"]  # one cut
     assert frame["rank"].tolist() == [1, 2, 3, 4]
     assert frame["input #"].tolist() == [2, 4, 3, 1]
     assert frame["text"].iloc[0] == ATTACK
@@ -116,6 +117,11 @@ def test_decay_figure_marks_cliff_and_threshold():
     assert all("<img" not in t for t in fig.data[0].text)
     assert tuple(fig.layout.xaxis.range) == (0.5, 4.5)  # the axis ends at the last rank
     no_line = decay_figure([0.9, 0.1], "probability")
+    [early] = [a for a in decay_figure([0.9, 0.1, 0.08, 0.07, 0.06]).layout.annotations if "cliff" in a.text]
+    [late] = [a for a in decay_figure([0.9, 0.89, 0.88, 0.87, 0.1]).layout.annotations if "cliff" in a.text]
+    # above the plot, running from the cliff towards the middle: never clipped at the chart's edge
+    assert (early.x, early.xanchor, early.yref, early.yanchor) == (1, "left", "paper", "bottom")
+    assert (late.x, late.xanchor) == (5, "right")
     assert not any("threshold" in (a.text or "") for a in no_line.layout.annotations)
 
 
@@ -166,5 +172,35 @@ def test_tied_instructions_are_all_marked_best_and_told():
 
 def test_the_table_leaves_out_truncated_when_nothing_was_cut_and_puts_labels_before_the_text():
     whole = [RankedDocument(0, "a", 0.9, 2.2, 1, 5, False), RankedDocument(1, "b", 0.1, -2.2, 2, 5, None)]
-    assert list(table_frame(whole, labels=[1, 0])) == ["rank", "score", "log-odds", "input #", "tokens", "label",
-                                                        "text"]
+    assert list(table_frame(whole, labels=[1, 0])) == ["rank", "score", "label", "text", "log-odds", "input #",
+                                                        "tokens"]
+
+
+def test_why_on_a_long_document_tells_progress_from_the_first_version_on(reranker):
+    """Every version of a long document is about as long as it: told only between the engine's passes, the first word
+    of progress would come when most of them are scored. In steps, the first of one version, it comes at once."""
+    from reranker.analysis.judgement_store import JudgementStore
+    from reranker.workbench.scoring_steps import explain_in_steps
+
+    document = " ".join(f"Sentence {n} says something about the capital city of a country." for n in range(12))
+    told = []
+    spans = explain_in_steps(JudgementStore.in_memory(), reranker, "What is the capital of China?", document,
+                             on_progress=told.append)
+    total = told[-1].total
+    assert len(spans) == 12 and total == 13 and told[-1].done == total
+    first_step = next(p.done for p in told if p.done > 0)
+    assert first_step == 1
+    assert len({p.done for p in told}) >= 4
+
+
+def test_a_card_read_as_passages_says_its_tokens_overlap_and_its_strip_spans_the_scores():
+    from reranker.core.ranking import Passage
+
+    text = "x" * 300
+    passages = (Passage(0, 120, 0.011, -4.5), Passage(105, 225, 0.014, -4.25), Passage(210, 300, 0.012, -4.4))
+    [doc] = rank_judgements([text], [Judgement(0.014, -4.25, 1418, False, passages)])
+    card = card_html(doc)
+    assert "1418 tokens read in 3 overlapping passages" in card and "1418 tokens</span>" not in card
+    opacities = [float(o) for o in re.findall(r"opacity:([0-9.]+)", card)]
+    assert min(opacities) == 0.25 and max(opacities) == 1.0  # the lowest and highest passage, however close
+    assert "3 passages along the document, darker for a higher score (log-odds -4.50 to -4.25)" in card

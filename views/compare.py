@@ -1,6 +1,7 @@
 """The same query and documents in 2 to 4 runs, each a model and an instruction: ranks side by side, how they
 agree, label metrics, and each pair's scores against each other."""
 
+from dataclasses import replace
 from itertools import combinations
 
 import streamlit as st
@@ -60,16 +61,22 @@ st.caption("One query, one set of documents, 2 to 4 runs, each a model and an in
 
 widgets.sample_buttons("compare_query", "compare_documents")
 query = st.text_input("Query", key="compare_query", persist_state="session")
+widgets.broken_text_warning("query", query)
 documents_text = st.text_area("Documents (one per line)", key="compare_documents", height=200,
                               persist_state="session",
                               placeholder="One candidate per line; optionally a tab and its relevance label (0/1/2).")
 parsed = parse_documents(documents_text)
 widgets.documents_summary(parsed, without_labels=" · no labels")
+shown_comparison: Comparison | None = st.session_state.get("comparison")
+if shown_comparison is not None and shown_comparison.parsed.documents == parsed.documents \
+        and shown_comparison.parsed.labels != parsed.labels:  # labels edited in the box: no scoring needed
+    st.session_state.comparison = replace(shown_comparison, parsed=parsed)
 
 count = st.radio("Runs to compare", (2, 3, 4), horizontal=True, key="compare_count", persist_state="session")
 chosen = run_pickers(NAMES[:count], "compare", backend)
 k_column, passage_column = st.columns([1, 3])
-k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100, value=5,
+st.session_state.setdefault("compare_k", 5)  # a default given here, not to the widget: a reload may restore it
+k = int(k_column.number_input("k (for top-k overlap and NDCG@k)", min_value=1, max_value=100,
                               key="compare_k", persist_state="session"))
 with passage_column:
     passages = widgets.passage_setting("compare_passage_tokens")
@@ -110,7 +117,7 @@ if ready and not comparison.asked([(m.model_name, i) for m, i in chosen], query,
     st.warning("The query, documents, models or instructions changed since this comparison, which still shows the "
                "old ones: press **Compare** to update it.", icon=":material/update:")
 st.markdown(f"**Compared for the query:** {widgets.plain_markdown(comparison.query)}  \n"
-            f"{len(comparison.parsed.documents):,} documents")
+            f"{widgets.counted(len(comparison.parsed.documents), 'document')}")
 for run in comparison.runs:
     where = f" ({run.where})" if run.where else ""
     st.markdown(f"**{run.name}**: {widgets.plain_markdown(run.model + where)} · "

@@ -3,8 +3,10 @@ gain real? The same evaluation as `python -m reranker evaluate` (docs/EVALUATE.m
 before and after with significance, each query's win or loss, the scores of relevant and other documents, and the
 threshold to pick."""
 
+import hashlib
 import json
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import streamlit as st
@@ -21,14 +23,18 @@ from reranker.analysis.evaluation import (
     rerank_run,
     threshold_table,
 )
+from reranker.analysis.judgement_store import JudgementStore
 from reranker.formats.retrieval import DatasetError, run_text
-from reranker.workbench import ASSETS, frame, widgets
+from reranker.workbench import ASSETS, draft_panel, frame, widgets
 from reranker.workbench.evaluation_view import (
     EvaluationShown,
     comparison_table,
+    evaluation_from_json,
+    evaluation_json,
     in_their_words,
     metrics_csv,
     query_rankings,
+    runs_compared_table,
     save_uploads,
     score_distribution_figure,
     threshold_figure,
@@ -37,14 +43,29 @@ from reranker.workbench.evaluation_view import (
     wins_losses_figure,
 )
 from reranker.workbench.run_models import run_pickers
+from reranker.workbench.saved_sessions import data_folder
 from reranker.workbench.scoring_steps import judge_in_steps
 
 SAMPLE = ASSETS / "eval_sample"
 NAMES = ("A", "B", "C")
 SAMPLE_CHOICE = "The sample: 30 queries, English and Chinese"
 UPLOAD_CHOICE = "My own files"
+# the inputs a reload brings back (workbench.drafts); uploads are not kept, the last result is
+INPUTS = ("eval_source", "eval_top_k", "eval_count", "eval_target",
+          *(f"eval_{n}_{part}" for n in NAMES for part in ("model", "model_other", "preset", "text")))
+JUDGEMENTS = "judgements.sqlite3"
+"""The judgement store in the data folder (the evaluate command's too): a pair judged once is never judged again."""
+
+
+def show_last(body: str) -> None:
+    try:
+        st.session_state.evaluation = evaluation_from_json(body)
+    except ValueError:
+        pass  # written by another version: evaluated again on demand
+
 
 backend = frame.backend()
+draft_panel.restore("evaluate", INPUTS, show_last)
 
 st.title("Evaluate")
 st.caption("On labelled queries: does reranking the first stage's top K improve the ranking, with which model and "
@@ -53,8 +74,9 @@ st.caption("On labelled queries: does reranking the first stage's top K improve 
 
 source = st.radio("Data", [SAMPLE_CHOICE, UPLOAD_CHOICE], horizontal=True, key="eval_source", persist_state="session")
 names: dict[str, str] = {}
+data_ready = True
 if source == SAMPLE_CHOICE:
-    folder, run_file = SAMPLE, SAMPLE / "bm25.trec"
+    folder, run_file, data_key = SAMPLE, SAMPLE / "bm25.trec", "sample"
     st.caption("The sample was written for this project (assets/eval_sample, with a BM25 run). With random or tiny "
                "weights the figures mean nothing: real evaluation needs the real weights.")
 else:
@@ -65,32 +87,41 @@ else:
     if "eval_folder" not in st.session_state:
         st.session_state.eval_folder = tempfile.mkdtemp(prefix="reranker-evaluate-")
     folder = Path(st.session_state.eval_folder)
+    contents = [(u.name, u.getvalue()) for u in uploads or []]
+    data_key = "uploads " + hashlib.sha256(repr(sorted((n, hashlib.sha256(d).hexdigest()) for n, d in contents))
+                                           .encode()).hexdigest()
     try:
-        names = save_uploads([(u.name, u.getvalue()) for u in uploads or []], folder)
+        names = save_uploads(contents, folder)
     except ValueError as e:
         st.error(widgets.plain_markdown(str(e)), title="These files cannot be used")
-        st.stop()
+        data_ready = False
     missing = [need for need in ("corpus.jsonl", "qrels/test.tsv") if need not in names]
     if not any(n.startswith("queries.") for n in names):
         missing.insert(1, "queries.jsonl (or TSV topics)")
-    if missing:
+    if data_ready and missing:
         st.info(f"Still needed: {', '.join(missing)}. A run (.trec) is optional: without one BM25 makes the first "
                 "stage.", icon=":material/upload_file:")
-        st.stop()
+        data_ready = False
     run_file = folder / "run.trec" if "run.trec" in names else None
-    st.caption("Files: " + widgets.plain_markdown(", ".join(f"{given} as {saved}" for saved, given in names.items())))
-if run_file is None:
+    if names:
+        st.caption("Files: " + widgets.plain_markdown(", ".join(f"{given} as {saved}"
+                                                                 for saved, given in names.items())))
+if data_ready and run_file is None:
     st.caption("No run given: BM25 over the corpus makes the first stage (words, and character bigrams for Chinese).")
 
 top_column, count_column = st.columns(2)
-top_k = int(top_column.number_input("Rerank each query's top K", min_value=1, max_value=1000, value=10,
+st.session_state.setdefault("eval_top_k", 10)  # a default given here, not to the widget: a reload may restore it
+top_k = int(top_column.number_input("Rerank each query's top K", min_value=1, max_value=1000,
                                     key="eval_top_k", persist_state="session"))
 count = count_column.radio("Runs", (1, 2, 3), horizontal=True, key="eval_count", persist_state="session",
                            help="Each run is a model and an instruction; they are compared with the first stage and "
                                 "with each other.")
 chosen = run_pickers(NAMES[:count], "eval", backend)
+draft_panel.keep_inputs("evaluate", INPUTS)
+asked = json.dumps([data_key, top_k, [(m.model_name if m is not None else None, i) for m, i in chosen]],
+                   ensure_ascii=False)
 
-ready = all(model is not None for model, _ in chosen)
+ready = data_ready and all(model is not None for model, _ in chosen)
 pressed = st.button("Evaluate", type="primary", disabled=not ready, key="evaluate")
 widgets.cancel_notice("evaluate", "press Evaluate to score the rest.")
 if pressed and ready:
@@ -101,9 +132,10 @@ if pressed and ready:
         st.stop()
     measures = parse_measures([])
     before = measure(dataset.qrels, first, measures, dataset.queries)
-    with widgets.scoring_errors_shown(), widgets.scoring_run("evaluate") as show_progress:
+    with (widgets.scoring_errors_shown(), widgets.scoring_run("evaluate") as show_progress,
+          closing(JudgementStore(data_folder() / JUDGEMENTS)) as store):
         def judge(model, queries, _progress):
-            return judge_in_steps(widgets.score_cache(), model, queries, show_progress)
+            return judge_in_steps(store, model, queries, show_progress)
 
         results = []
         for model, instruction in chosen:
@@ -113,8 +145,14 @@ if pressed and ready:
         document = metrics_document("sample" if source == SAMPLE_CHOICE else ", ".join(names.values()),
                                     str(names.get("run.trec", "bm25.trec")) if run_file else "BM25 (bm25s)",
                                     chosen[0][0].model_name, top_k, first, before, results, dataset.qrels)
-        st.session_state.evaluation = EvaluationShown(document, first, results, dataset.qrels, dataset.queries,
-                                                      texts, list(NAMES[:len(results)]))
+        judged = sum(len(docs) for result in results for docs in result.judged.values())
+        st.session_state.evaluation_scored = (store.pairs_scored, judged)
+        shown = EvaluationShown(document, first, results, dataset.qrels, dataset.queries,
+                                {d: t for result in results for docs in result.judged.values() for d in docs
+                                 if (t := texts.get(d)) is not None}, list(NAMES[:len(results)]), asked)
+        st.session_state.evaluation = shown
+        draft_panel.keep_result("evaluate", draft_panel.title_of(
+            document["dataset"], len(dataset.queries), shown.document["model"]), evaluation_json(shown))
 
 shown: EvaluationShown | None = st.session_state.get("evaluation")
 if shown is None:
@@ -123,13 +161,26 @@ if shown is None:
 
 document = shown.document
 st.divider()
+if shown.asked != asked:
+    st.warning("The data, K or the runs changed since this evaluation, which still shows the old ones: press "
+               "**Evaluate** to update it." + ("" if data_ready else " (Upload the files to evaluate them.)"),
+               icon=":material/update:")
 st.subheader("Before and after")
+scored = st.session_state.get("evaluation_scored")
+if scored is not None and shown is st.session_state.get("evaluation"):
+    st.caption(f"{scored[0]:,} of {scored[1]:,} pairs scored now; the rest came from the judgement store "
+               f"({JUDGEMENTS} in the data folder), where every pair judged is kept.")
 st.caption(f"{coverage_text(document)}; each one's top {document['top_k']} of the first stage "
            f"({widgets.plain_markdown(document['first_stage'])}) reranked. ★: the change is significant at 0.05 "
            "(paired t-test over the queries).")
 for name, run in zip(shown.names, document["instructions"]):
     st.markdown(f"**{name}**: {widgets.plain_markdown(run['model'])} · {widgets.plain_markdown(run['instruction'])}")
 st.dataframe(comparison_table(document, shown.names), hide_index=True, key="eval_table")
+if len(shown.names) > 1:
+    st.markdown("**The runs against each other**")
+    st.caption("Each pair of runs on the same queries: the difference of their means and its paired t-test. ★: "
+               "significant at 0.05.")
+    st.dataframe(runs_compared_table(shown.reranked, shown.names), hide_index=True, key="eval_runs_table")
 
 st.subheader("Query by query")
 pick_column, measure_column = st.columns(2)
@@ -140,11 +191,13 @@ before_pq, after_pq = document["per_query"]["before"][measure_name], result.per_
 st.plotly_chart(wins_losses_figure(before_pq, after_pq, measure_name, shown.queries), key="eval_wins")
 gains = sum(after_pq[q] > before_pq[q] for q in after_pq if q in before_pq)
 losses = sum(after_pq[q] < before_pq[q] for q in after_pq if q in before_pq)
-st.caption(f"{gains:,} queries gained, {losses:,} lost, {len(after_pq) - gains - losses:,} unchanged.")
+st.caption(f"{widgets.counted(gains, 'query', 'queries')} gained, {losses:,} lost, "
+           f"{len(after_pq) - gains - losses:,} unchanged.")
 change = {q: after_pq[q] - before_pq.get(q, 0.0) for q in after_pq}
 qid = st.selectbox("Open a query", sorted(change, key=lambda q: (change[q], q)), key="eval_query",
                    format_func=lambda q: f"{change[q]:+.3f} · {q}: {shown.queries.get(q, '')}")
-st.dataframe(query_rankings(shown, result, qid, max(document["top_k"], 10)), hide_index=True, key="eval_query_table",
+st.caption(f"Its first stage's top {document['top_k']} (what was reranked) before and after.")
+st.dataframe(query_rankings(shown, result, qid, document["top_k"]), hide_index=True, key="eval_query_table",
              column_config={"before: document": st.column_config.TextColumn(width="medium"),
                             "after: document": st.column_config.TextColumn(width="medium"),
                             "after: score": st.column_config.NumberColumn(format="%.4f")})
@@ -154,7 +207,8 @@ st.plotly_chart(score_distribution_figure(result.judged, shown.qrels), key="eval
 
 st.subheader("Threshold")
 rows = threshold_table(result.judged, shown.qrels)
-target = st.number_input("Target precision", min_value=0.0, max_value=1.0, value=PRECISION_TARGET, step=0.05,
+st.session_state.setdefault("eval_target", PRECISION_TARGET)
+target = st.number_input("Target precision", min_value=0.0, max_value=1.0, step=0.05,
                          key="eval_target", persist_state="session")
 chosen_row, best = for_precision(rows, target), best_f1(rows)
 if best is not None:

@@ -9,19 +9,19 @@ import streamlit as st
 from reranker import Query
 from reranker.analysis.ranking_metrics import label_metrics, metric_text
 from reranker.core.environment import API_KEY
-from reranker.formats.documents import format_documents, parse_documents
 from reranker.formats.exports import export_csv, export_json
 from reranker.formats.retrieval import labelled_dataset_zip
 from reranker.workbench import draft_panel, frame, session_panel, widgets
 from reranker.workbench.charts import cliff_caption, decay_figure
 from reranker.workbench.code_snippets import curl_command, python_code, rerank_body
+from reranker.workbench.document_blocks import formatted_as, looks_like_blocks, parsed_as
 from reranker.workbench.explanation_view import explanation_html, query_terms
 from reranker.workbench.results import SCORE_MODES, Ranking, card_html, shown_value, table_frame
 from reranker.workbench.saved_sessions import session_from_json, session_json
 from reranker.workbench.scoring_steps import explain_in_steps, rank_in_steps
 
 # the inputs a reload brings back (workbench.drafts)
-INPUTS = ("query", "instruction_preset", "instruction_text", "passage_tokens", "documents")
+INPUTS = ("query", "instruction_preset", "instruction_text", "passage_tokens", "documents", "documents_blocks")
 
 backend = frame.backend()
 
@@ -50,18 +50,20 @@ def set_label(index: int, key: str) -> None:
     labels[index] = float(st.session_state.get(key) or 0)
     parsed = replace(ranking.parsed, labels=labels, labelled_lines=len(labels))
     st.session_state.ranking = replace(ranking, parsed=parsed)
-    st.session_state.documents = format_documents(parsed.documents, labels)
+    st.session_state.documents = formatted_as(parsed.documents, labels, ranking.blocks)
 
 
-def api_address() -> tuple[str, bool] | None:
-    """Where a program sends this page's requests (a Qwen-Ranker sidecar's /api/rerank), and whether it wants a key;
-    None where there is no such API (`streamlit run app.py` alone, a vLLM server, a Cohere-style API)."""
-    if backend is None or not backend.capabilities.jobs:
+def api_address() -> tuple[str, bool, str] | None:
+    """Where a program sends this page's requests (a Qwen-Ranker sidecar's /api/rerank), whether it wants a key, and
+    the model it scores with; None where there is no such API (`streamlit run app.py` alone, a vLLM server, a
+    Cohere-style API)."""
+    api = frame.job_backend()  # the sidecar, or the model this workbench serves its API with
+    if api is None:
         return None
-    if backend.capabilities.address is not None:
-        return backend.capabilities.address, True
+    if api.capabilities.address is not None:
+        return api.capabilities.address, True, api.model_name
     page = urlsplit(st.context.url if isinstance(st.context.url, str) else "http://localhost:8501")
-    return f"{page.scheme}://{page.netloc}", bool(API_KEY.read())
+    return f"{page.scheme}://{page.netloc}", bool(API_KEY.read()), api.model_name
 
 
 def show_last(body: str) -> None:
@@ -72,9 +74,10 @@ def open_past(body: str) -> None:
     session_panel.put_in_page(session_from_json(body))
 
 
-if not session_panel.address_session():
+if session_panel.restore_from_address():
+    draft_panel.skip_restore("rerank")  # the saved session is what the page shows, not this browser's last work
+else:
     draft_panel.restore("rerank", INPUTS, show_last)
-session_panel.restore_from_address()
 st.title("Qwen-Ranker Pro")
 st.caption("Paste a query and candidate documents; Qwen3-Reranker orders them by how likely it answers “yes”.")
 
@@ -84,13 +87,29 @@ progress_place = output.container()  # the run's progress at the top of the resu
 with controls:
     widgets.sample_buttons("query", "documents", "instruction_preset")
     query = st.text_input("Query", key="query", persist_state="session")
+    widgets.broken_text_warning("query", query)
     instruction = widgets.instruction_picker("Instruction", key="instruction")
     passages = widgets.passage_setting("passage_tokens")
+    blocks = bool(st.session_state.get("documents_blocks"))
     documents_text = st.text_area(
-        "Documents (one per line)", key="documents", height=200, persist_state="session",
-        placeholder="One candidate per line. A tab and a digit (0/1/2) at the end of a line is its relevance label.")
-    parsed = parse_documents(documents_text)
+        "Documents (one per blank-line-separated block)" if blocks else "Documents (one per line)", key="documents",
+        height=200, persist_state="session",
+        placeholder="One candidate per block of lines, blocks apart by a blank line. A tab and a digit (0/1/2) at the "
+                    "end of a block is its relevance label." if blocks else
+                    "One candidate per line. A tab and a digit (0/1/2) at the end of a line is its relevance label.")
+    blocks = st.toggle("Keep paragraphs together", key="documents_blocks",
+                       persist_state="session",
+                       help="Off: each line is a document. On: one document per blank-line-separated block, so a "
+                            "document of several lines or paragraphs (for the long-documents setting) stays whole.")
+    parsed = parsed_as(documents_text, blocks)
+    if not blocks and looks_like_blocks(documents_text):
+        st.caption(":material/info: This text has paragraphs of several lines apart by blank lines; each line is read "
+                   "as a document. To keep each block whole, turn on **Keep paragraphs together** above.")
     widgets.documents_summary(parsed)
+    shown_ranking: Ranking | None = st.session_state.get("ranking")
+    if shown_ranking is not None and shown_ranking.parsed.documents == parsed.documents \
+            and shown_ranking.parsed.labels != parsed.labels:  # labels edited in the box: no scoring needed
+        st.session_state.ranking = replace(shown_ranking, parsed=parsed)
     draft_panel.keep_inputs("rerank", INPUTS)
     rerank = st.button("Rerank", type="primary", disabled=backend is None, key="rerank", width="stretch")
     if rerank and not query.strip():
@@ -104,7 +123,7 @@ with controls:
         with widgets.scoring_errors_shown(), widgets.scoring_run("rerank", progress_place) as show_progress:
             asked = Query(query, parsed.documents, instruction, passage_tokens=passages)
             [ranked] = rank_in_steps(widgets.score_cache(), backend, [asked], show_progress, "documents")
-            ranking = Ranking(backend.model_name, query, instruction, parsed, ranked, passages)
+            ranking = Ranking(backend.model_name, query, instruction, parsed, ranked, passages, blocks)
             st.session_state.ranking = ranking
             st.session_state.why_open = None
             draft_panel.keep_result("rerank", draft_panel.title_of(query, parsed.count, backend.model_name),
@@ -176,7 +195,7 @@ with output:
     with table_tab:
         everyone = "All" if not only_above else f"The {len(kept):,} of"
         above = f" with {score_mode.lower()} ≥ {threshold:g}" if only_above else ""
-        st.caption(f"{everyone} {len(ranking.ranked):,} documents for the query "
+        st.caption(f"{everyone} {widgets.counted(len(ranking.ranked), 'document')} for the query "
                    f"“{widgets.plain_markdown(ranking.query)}”{above}; click a column to sort.")
         st.dataframe(
             table_frame(kept, labels), hide_index=True, key="results_table",
@@ -187,12 +206,13 @@ with output:
                 "log-odds": st.column_config.NumberColumn("log-odds", format="%+.3f", width=70),
                 "input #": st.column_config.NumberColumn("input #", width=60),
                 "tokens": st.column_config.NumberColumn("tokens", width=60),
-                "text": st.column_config.TextColumn("text", width="large"),
+                "text": st.column_config.TextColumn("text", width=420, help="The document; hover a cell for all "
+                                                    "of it"),
             })
         records = ranking.records(kept)
         widgets.download_buttons(export_csv(records), export_json(records), "reranked", key="download")
-        st.caption(f"Downloads hold the {len(kept):,} documents of the table, best first, with the query, "
-                   "instruction and model on each row.")
+        st.caption(f"Downloads hold the {widgets.counted(len(kept), 'document')} of the table, best first, with the "
+                   "query, instruction and model on each row.")
         if labels is not None:
             st.download_button("Download labels for Evaluate", labelled_dataset_zip(
                 ranking.query, ranking.parsed.documents, labels), "labelled.zip", "application/zip",
@@ -218,7 +238,10 @@ with output:
         with st.expander("Send this request from code", icon=":material/code:"):
             body = rerank_body(ranking.query, ranking.parsed.documents, ranking.instruction, ranking.passage_tokens)
             st.caption(f"The same request to {widgets.plain_markdown(address[0])}'s API; "
-                       + (r"the key is read from RERANKER\_API\_KEY." if address[1] else "it wants no key."))
+                       + (r"the key is read from RERANKER\_API\_KEY." if address[1] else "it wants no key.")
+                       + ("" if address[2] == ranking.model else widgets.plain_markdown(
+                           f" It scores with {address[2]}, the model the API serves, not {ranking.model}: its "
+                           "scores can differ a little from these.")))
             st.code(curl_command(address[0], body, address[1]), language="bash")
             st.code(python_code(address[0], body, address[1]), language="python")
     draft_panel.history("rerank", "rankings", open_past)

@@ -1,5 +1,6 @@
 """A browser told apart by a random id in a long-lived cookie: the one-port server gives one to every browser that
-has none (`sidecar/one_port.BrowserCookie`), and the pages keep each browser's work under it (`workbench/drafts`)."""
+has none (`sidecar/one_port.BrowserCookie`), and the pages keep each browser's work under it (`workbench/drafts`).
+Served without that cookie (`streamlit run app.py`), the pages keep the id in their address instead (BROWSER_PARAM)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 import secrets
 
 BROWSER_COOKIE = "qrp_browser"
+BROWSER_PARAM = "browser"
+"""The page address's `?browser=<id>` where there is no cookie."""
 _BROWSER_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -124,38 +124,58 @@ def delimited_rows(text: str, delimiter: str, skip_bad_rows: bool) -> tuple[list
     would mislead; the batch command (`True`), on files of millions of rows, leaves the row out and goes on, and
     reports every row left out with its line so they can be scored again."""
     kind = "TSV" if delimiter == "\t" else "CSV"
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    text_lines = text.splitlines(keepends=True)
     header: list[str] = []
     rows: list[list[str]] = []
     lines: list[int] = []
     problems: list[str] = []
-    try:
-        for row in reader:
-            if not row:
-                continue
-            if not header:
-                header = [c.strip() for c in row]
-                repeated = sorted({c for c in header if header.count(c) > 1})
-                if repeated:
-                    raise TableError(f"the header names {', '.join(map(repr, repeated))} more than once; give each "
-                                     "column its own name")
-            elif len(row) == len(header):
-                rows.append(row)
-                lines.append(reader.line_num)
-            elif skip_bad_rows:
-                problems.append(f"line {reader.line_num}: {len(row)} fields where the header has {len(header)}; "
-                                "the row could not be read")
-            else:
-                raise UnreadableRow(f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}; "
-                                 f"fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it needs "
-                                 "double quotes around it) and upload the file again")
-    except csv.Error as e:
-        if not skip_bad_rows:
-            raise UnreadableRow(f"this file could not be read as {kind}: line {reader.line_num}: {e} (a cell with a "
-                             'quote in it is written in double quotes, its quote doubled: "say ""yes"""); fix that '
-                             "line and upload the file again") from None
-        problems.append(f"line {reader.line_num}: {e}; the rest of the file was not read")
-    return header, rows, lines, problems
+    first = 0  # the reader starts after this many lines: past a row that could not be read, when skipping
+    while True:
+        reader = csv.reader(io.StringIO("".join(text_lines[first:])), delimiter=delimiter, strict=True)
+        started = first + 1  # the line the row being read starts on (a quoted cell may span lines)
+        try:
+            for row in reader:
+                row_line, started = started, first + reader.line_num + 1
+                if not row:
+                    continue
+                if not header:
+                    header = _header(row)
+                elif len(row) == len(header):
+                    rows.append(row)
+                    lines.append(row_line)
+                else:
+                    problems.append(_wrong_length(row, header, row_line, first + reader.line_num, kind,
+                                                  skip_bad_rows))
+            return header, rows, lines, problems
+        except csv.Error as e:
+            where = f"line {started}" if started >= first + reader.line_num else \
+                f"line {started} (a quote opened there is never closed)"
+            if not skip_bad_rows:
+                raise UnreadableRow(f"this file could not be read as {kind}: {where}: {e} (a cell with a quote in it "
+                                    'is written in double quotes, its quote doubled: "say ""yes"""); fix that line '
+                                    "and upload the file again") from None
+            problems.append(f"{where}: {e}; the row was left out")
+            first = started  # read on from the line after the one the bad row started on
+
+
+def _header(row: list[str]) -> list[str]:
+    header = [c.strip() for c in row]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise TableError(f"the header names {', '.join(map(repr, repeated))} more than once; give each column its "
+                         "own name")
+    return header
+
+
+def _wrong_length(row: list[str], header: list[str], started: int, ended: int, kind: str, skip_bad_rows: bool) -> str:
+    """The problem of a row with more or fewer fields than the header (raised, unless skipping)."""
+    where = f"line {started}" if started == ended else f"lines {started}–{ended} (a quote opened on line {started})"
+    if not skip_bad_rows:
+        raise UnreadableRow(f"{where} has {len(row)} field{'s' if len(row) != 1 else ''} but the header has "
+                            f"{len(header)}; fix that row (a cell with a {'tab' if kind == 'TSV' else 'comma'} in it "
+                            "needs double quotes around it) and upload the file again")
+    return f"{where}: {len(row)} field{'s' if len(row) != 1 else ''} where the header has {len(header)}; the row " \
+           "could not be read"
 
 
 def pairs_from_table(frame: pd.DataFrame, query: str, document: str, label: str | None = None,

@@ -261,8 +261,12 @@ class JobStore:
         return pairs, queries
 
     def save_scores(self, job_id: str, scored: Sequence[tuple[PendingPair, Judgement]]) -> None:
+        """Keep a chunk's scores, unless the job was cancelled while it was scored: what Cancel answered is then
+        what the job keeps (a retry scores that chunk again)."""
         now = time.time()
         with self._tx() as db:
+            if db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] != "running":
+                return
             db.executemany(
                 "UPDATE job_pairs SET score = ?, logit = ?, tokens = ?, truncated = ?, passage_start = ?, "
                 "passage_end = ?, scored_at = ? WHERE job_id = ? AND pnum = ? AND scored_at IS NULL",

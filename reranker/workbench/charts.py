@@ -67,9 +67,12 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
         + "<extra></extra>"))
     cliff = find_cliff(values)
     if cliff is not None and cliff.clear:
-        fig.add_vrect(x0=cliff.after_rank, x1=cliff.after_rank + 1, fillcolor=CLIFF_RED, opacity=0.12,
-                      line_width=0, annotation_text=f"cliff: a drop of {cliff.drop:.3f} after rank {cliff.after_rank}",
-                      annotation_position="top right" if cliff.after_rank <= len(values) / 2 else "top left")
+        fig.add_vrect(x0=cliff.after_rank, x1=cliff.after_rank + 1, fillcolor=CLIFF_RED, opacity=0.12, line_width=0)
+        left_half = cliff.after_rank <= len(values) / 2  # the label runs towards the middle, so it stays in the chart
+        fig.add_annotation(x=cliff.after_rank if left_half else cliff.after_rank + 1, y=1, xref="x", yref="paper",
+                           xanchor="left" if left_half else "right", yanchor="bottom", showarrow=False,
+                           text=f"cliff: a drop of {cliff.drop:.3f} after rank {cliff.after_rank}",
+                           font={"color": CLIFF_RED, "size": 12})
         fig.add_trace(go.Scatter(
             x=[cliff.after_rank, cliff.after_rank + 1], y=[values[cliff.after_rank - 1], values[cliff.after_rank]],
             mode="lines+markers", name="cliff", line={"color": CLIFF_RED, "width": 4}, hoverinfo="skip"))
@@ -78,7 +81,7 @@ def decay_figure(values: Sequence[float], value_name: str = "score", threshold: 
         fig.add_hline(y=threshold, line_dash="dash", line_color="#555",
                       annotation_text=f"threshold {threshold:g}: {above} above", annotation_position="bottom right")
     fig.update_layout(xaxis_title="rank", yaxis_title=value_name, showlegend=False, height=380,
-                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+                      margin={"l": 10, "r": 10, "t": 36, "b": 10})
     fig.update_xaxes(dtick=1 if len(values) <= 30 else None, range=[0.5, max(len(values), 1) + 0.5])
     return fig
 

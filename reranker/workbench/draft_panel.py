@@ -2,8 +2,9 @@
 or a restart, and a list of recent results to go back to.
 
 Each page calls `restore` before drawing its inputs, `keep_inputs` once they are drawn (before it scores, so a reload
-in the middle of scoring keeps them), `keep_result` after a run, and `history` where its results end. Without the
-browser cookie (a page served by `streamlit run app.py` rather than the one-port server) they do nothing.
+in the middle of scoring keeps them), `keep_result` after a run, and `history` where its results end. The browser is
+told apart by the one-port server's cookie, or, without one (`streamlit run app.py`), by an id in the page's address
+(`?browser=<id>`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,38 @@ from pathlib import Path
 
 import streamlit as st
 
-from reranker.core.browser_ids import BROWSER_COOKIE, is_browser_id
+from reranker.core.browser_ids import BROWSER_COOKIE, BROWSER_PARAM, is_browser_id, new_browser_id
 from reranker.workbench.drafts import DraftStore, PastResult
 from reranker.workbench.saved_sessions import SessionError, data_folder
 from reranker.workbench.widgets import plain_markdown
 
+_BROWSER = "drafts_browser"  # session: the id taken from (or put in) the address
+
 
 def browser() -> str | None:
-    """This browser's id, from the cookie the one-port server gave it; None when there is none."""
+    """This browser's id: from the cookie the one-port server gave it; else (`streamlit run app.py`, which sets no
+    cookie) from the page's address, `?browser=<id>`, which this puts there on the first run, so a reload, which
+    keeps the address, keeps the id. None where there is no browser (AppTest without an address, bare mode)."""
     try:
         value = st.context.cookies.get(BROWSER_COOKIE)
-    except Exception:  # no browser behind this run (AppTest, bare mode)
-        return None
-    return value if is_browser_id(value) else None
+    except Exception:  # no browser behind this run (bare mode)
+        value = None
+    if is_browser_id(value):
+        return value
+    return _browser_in_address()
+
+
+def _browser_in_address() -> str | None:
+    """The id in the address (put back when a page switch dropped it), or a new one put there."""
+    kept = st.session_state.get(_BROWSER)
+    given = st.query_params.get(BROWSER_PARAM)
+    if is_browser_id(given):
+        st.session_state[_BROWSER] = given
+        return given
+    who = kept if is_browser_id(kept) else new_browser_id()
+    st.session_state[_BROWSER] = who
+    st.query_params[BROWSER_PARAM] = who
+    return who
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,6 +81,11 @@ def restore(page: str, keys: Sequence[str], show_result: Callable[[str], None]) 
             show_result(last)
         except SessionError:
             pass  # written by another version; the inputs are back, the result is scored again on demand
+
+
+def skip_restore(page: str) -> None:
+    """The page shows something else (a saved session): `restore` then brings nothing back in this session."""
+    st.session_state[f"drafts_restored_{page}"] = True
 
 
 def keep_inputs(page: str, keys: Sequence[str]) -> None:
@@ -122,7 +147,7 @@ def _open(who: str, page: str, open_result: Callable[[str], None]) -> None:
 def title_of(query: str, documents: int, model: str) -> str:
     """A result's line in the history: its query (shortened), how many documents, which model."""
     shown = query if len(query) <= 60 else query[:57] + "…"
-    return f"“{shown}” · {documents:,} documents · {model.rstrip('/').rsplit('/', 1)[-1]}"
+    return f"“{shown}” · {documents:,} document{'' if documents == 1 else 's'} · {model.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 def _line(result: PastResult) -> str:

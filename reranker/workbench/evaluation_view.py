@@ -13,12 +13,13 @@ import math
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from reranker.analysis.evaluation import Reranked, ThresholdRow
+from reranker.analysis.evaluation import Reranked, ThresholdRow, compare
 from reranker.core.ranking import Judgement
 from reranker.formats.retrieval import Qrels, Run
 from reranker.formats.tables import safe_csv_bytes
@@ -41,6 +42,38 @@ class EvaluationShown:
     texts: dict[str, str]
     names: list[str] = field(default_factory=list)
     """A short name per run: "A", "B", ..."""
+    asked: str = ""
+    """What was evaluated (the data, K, each run's model and instruction), to tell when the page asks another."""
+
+
+FORMAT = "qwen-ranker-pro evaluation"
+
+
+def evaluation_json(shown: EvaluationShown) -> str:
+    """An Evaluate result as JSON, for the page's history (workbench.drafts): a reload shows it without scoring."""
+    return json.dumps({"format": FORMAT, "document": shown.document, "first": shown.first, "qrels": shown.qrels,
+                       "queries": shown.queries, "texts": shown.texts, "names": shown.names, "asked": shown.asked,
+                       "reranked": [{"instruction": r.instruction, "model": r.model, "run": r.run,
+                                     "per_query": r.per_query,
+                                     "judged": {q: {d: [j.score, j.logit, j.tokens, j.truncated]
+                                                    for d, j in docs.items()} for q, docs in r.judged.items()}}
+                                    for r in shown.reranked]}, ensure_ascii=False)
+
+
+def evaluation_from_json(data: str) -> EvaluationShown:
+    """An Evaluate result read back; ValueError when it is not one."""
+    body = json.loads(data)
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise ValueError("this is not an evaluation of this version of the workbench")
+    try:
+        reranked = [Reranked(r["instruction"], {q: [(d, s) for d, s in ranked] for q, ranked in r["run"].items()},
+                             {q: {d: Judgement(*j) for d, j in docs.items()} for q, docs in r["judged"].items()},
+                             r["per_query"], r["model"]) for r in body["reranked"]]
+        first = {q: [(d, s) for d, s in ranked] for q, ranked in body["first"].items()}
+        return EvaluationShown(body["document"], first, reranked, body["qrels"], body["queries"], body["texts"],
+                               body["names"], body.get("asked", ""))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"the evaluation is incomplete or damaged ({type(e).__name__}: {e})") from None
 
 
 # Uploads.
@@ -126,6 +159,20 @@ def comparison_table(document: Mapping, names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def runs_compared_table(reranked: Sequence[Reranked], names: Sequence[str]) -> pd.DataFrame:
+    """Each pair of runs against each other, per measure: their means, the difference (second − first) and the
+    paired t-test's p-value over the queries; ★ where the difference is significant at 0.05."""
+    rows = []
+    for (a_name, a), (b_name, b) in combinations(zip(names, reranked), 2):
+        for measure, test in compare(a.per_query, b.per_query).items():
+            star = " ★" if test.significant else ""
+            rows.append({"runs": f"{b_name} vs {a_name}", "measure": measure,
+                         "means": f"{a_name} {test.before:.4f} → {b_name} {test.after:.4f}",
+                         "difference": f"{test.after - test.before:+.4f}{star}",
+                         "p": "n/a" if test.p_value is None else f"{test.p_value:.3g}"})
+    return pd.DataFrame(rows)
+
+
 def metrics_csv(document: Mapping, names: Sequence[str]) -> bytes:
     """The figures as a spreadsheet: one row per run and measure."""
     rows = [{"run": name, "model": run["model"], "instruction": run["instruction"], "measure": measure,
@@ -202,13 +249,32 @@ def score_distribution_figure(judged: Mapping[str, Mapping[str, Judgement]], qre
     for qid, docs in judged.items():
         for docid, j in docs.items():
             (relevant if qrels.get(qid, {}).get(docid, 0) > 0 else other).append(j.logit)
+    bins = shared_bins([*relevant, *other])
     fig = go.Figure()
-    fig.add_trace(go.Histogram(x=other, name=f"not relevant ({len(other)})", marker_color="#999999", opacity=0.6))
-    fig.add_trace(go.Histogram(x=relevant, name=f"relevant ({len(relevant)})", marker_color=DEEP_BLUE, opacity=0.7))
+    fig.add_trace(go.Histogram(x=other, name=f"not relevant ({_pairs(len(other))})", marker_color="#999999",
+                               opacity=0.6, xbins=bins, autobinx=False))
+    fig.add_trace(go.Histogram(x=relevant, name=f"relevant ({_pairs(len(relevant))})", marker_color=DEEP_BLUE,
+                               opacity=0.7, xbins=bins, autobinx=False))
     fig.update_layout(barmode="overlay", margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=300,
-                      xaxis={"title": "log-odds of yes"}, yaxis={"title": "pairs"},
+                      xaxis={"title": f"log-odds of yes (bins of {bins['size']:.3g})"},
+                      yaxis={"title": "pairs in the bin (count)"},
                       legend={"orientation": "h", "y": 1.12})
     return fig
+
+
+def _pairs(count: int) -> str:
+    return f"{count:,} pair{'' if count == 1 else 's'}"
+
+
+def shared_bins(values: Sequence[float], count: int = 30) -> dict[str, float]:
+    """One set of histogram bins for every group of `values` (so a bar's height compares across groups): about
+    `count` bins of a round width over their range."""
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    raw = max(high - low, 1.0) / count
+    step = 10 ** math.floor(math.log10(raw))
+    size = next(m * step for m in (1, 2, 5, 10) if m * step >= raw)
+    start = math.floor(low / size) * size
+    return {"start": start, "end": start + size * (math.floor((high - start) / size) + 1), "size": size}
 
 
 def threshold_figure(rows: Sequence[ThresholdRow], chosen: ThresholdRow | None) -> go.Figure:

@@ -15,14 +15,24 @@ from pathlib import Path
 
 import streamlit as st
 
-from reranker.backends import open_backend, server_from_env
+from reranker.backends import hosted_specs, open_backend, server_from_env
 from reranker.core.addresses import is_loopback, is_server
 from reranker.core.backend import JobService, RerankBackend
 from reranker.core.environment import API_KEY, listening_host
 from reranker.core.failures import failure_text
-from reranker.core.model_names import INT8, KNOWN_MODELS, default_dtype, model_and_dtype, resolve_model, scored_name
+from reranker.core.model_names import (
+    FAST,
+    INT8,
+    KNOWN_MODELS,
+    default_dtype,
+    model_and_dtype,
+    resolve_model,
+    scored_name,
+)
 from reranker.workbench import ASSETS
 from reranker.workbench.backend_openings import Openings, Spec
+from reranker.workbench.broken_text import accept_broken_text
+from reranker.workbench.draft_panel import browser
 from reranker.workbench.widgets import plain_markdown
 
 OTHER_MODEL = "Local folder or other id"
@@ -43,12 +53,14 @@ SERVER_RETRY_SECONDS = 10.0
 def draw_frame(page_title: str) -> None:
     """Page config, logo and style for the page titled `page_title`, then the backend's panel in the sidebar; the
     backend opens in the background while the page is drawn."""
+    accept_broken_text()
     st.set_page_config(page_title=f"{page_title} · Qwen-Ranker Pro", page_icon=str(ASSETS / "logo.svg"),
                        layout="wide")
     st.logo(str(ASSETS / "logo.svg"))
     st.html(f"<style>{(ASSETS / 'style.css').read_text(encoding='utf-8')}</style>")
     if not unlocked():
         st.stop()
+    browser()  # on every page, so a reload on any of them keeps the browser's id where it is in the address
     st.session_state[_BACKEND] = backend_sidebar()
 
 
@@ -93,9 +105,26 @@ def still_opening() -> bool:
 
 
 def job_service() -> JobService | None:
-    """Where CSV jobs run: the backend's jobs when it runs them (a Qwen-Ranker sidecar); else none."""
+    """Where CSV jobs run: `job_backend()`'s jobs; None when there is nowhere."""
+    runner = job_backend()
+    return runner.jobs() if runner is not None else None
+
+
+def job_backend() -> RerankBackend | None:
+    """The backend whose jobs and API the pages offer: the chosen one when it runs jobs (a Qwen-Ranker sidecar, or
+    under ./start.sh the model the workbench serves); when the chosen model runs in this process without them (another
+    precision than the one ./start.sh serves), the model this process serves its API with; else None."""
     chosen = backend()
-    return chosen.jobs() if chosen is not None and chosen.capabilities.jobs else None
+    if chosen is None or chosen.capabilities.jobs:
+        return chosen
+    if not chosen.capabilities.in_process:
+        return None  # a server that runs no jobs: the jobs of this process would score with another model
+    for spec in hosted_specs():
+        opening = openings().get(spec)
+        served = opening.backend if opening.wait(READY_AT_ONCE_SECONDS) else None
+        if served is not None and served.capabilities.jobs:
+            return served
+    return None
 
 
 @st.cache_resource(show_spinner=False)
@@ -189,14 +218,17 @@ def _model_fields() -> tuple[str, None] | None:
         st.error("That is a server's address: choose **On a server** above to use it.")
         return None
     started_with = default_dtype()
-    precision = st.radio("Precision", [EXACT, INT8], index=int(started_with == INT8), horizontal=True,
+    approximate = {INT8: "int8 (approximate)", FAST: "Fastest (approximate)"}
+    precision = st.radio("Precision", [EXACT, INT8, FAST], index=[EXACT, INT8, FAST].index(started_with)
+                         if started_with in approximate else 0, horizontal=True,
                          key="model_precision", persist_state="session",
-                         format_func=lambda p: "int8 (approximate)" if p == INT8 else "Exact",
+                         format_func=lambda p: approximate.get(p, "Exact"),
                          help="int8 multiplies the model's linear layers in int8 on a CPU: about 3x faster, scores "
                               "within a few hundredths of float32's (docs/BENCHMARKS.md), shown with (int8) after "
-                              "the model's name. Exact: float32 on a CPU, bfloat16 on a GPU.")
-    exact = started_with if started_with != INT8 else None  # e.g. bfloat16, when the workbench was started so
-    return scored_name(model, INT8 if precision == INT8 else exact), None
+                              "the model's name. Fastest: bfloat16 where the CPU has AVX512-BF16 or AMX, else int8, "
+                              "named by the one that runs. Exact: float32 on a CPU, bfloat16 on a GPU.")
+    exact = started_with if started_with not in approximate else None  # e.g. bfloat16, when started so
+    return scored_name(model, precision if precision in approximate else exact), None
 
 
 def _server_fields(env_url: str | None, env_key: str | None) -> tuple[str, str | None] | None:

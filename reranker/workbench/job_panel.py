@@ -202,18 +202,18 @@ def job_detail(sidecar: JobService, job: Job, model: str) -> None:
     if status in ACTIVE:
         eta = time_left(job)
         st.progress(min(float(progress["fraction"]), 1.0),
-                    text=plain_markdown(f"{status.capitalize()}: {done:,} / {total:,} pairs scored"
+                    text=plain_markdown(f"{status.capitalize()}: {done:,} / {_pairs(total)} scored"
                                         + (f", {eta} left" if eta.startswith("about") else "")))
         if (st.button("Cancel", key="job_cancel", icon=":material/cancel:")
                 and _sidecar_call(sidecar.cancel, job_id, f"Job {short_id(job_id)} could not be cancelled")):
             st.rerun()
     elif status == "done":
         took = _took(job)
-        st.success(plain_markdown(f"Done: {total:,} pairs scored" + (f" in {took}." if took else ".")),
+        st.success(plain_markdown(f"Done: {_pairs(total)} scored" + (f" in {took}." if took else ".")),
                    icon=":material/check_circle:")
         _results_view(sidecar, job, model)
     else:
-        summary = f"{status.capitalize()} with {done:,} of {total:,} pairs scored."
+        summary = f"{status.capitalize()} with {done:,} of {_pairs(total)} scored."
         if status == "failed":
             st.error(plain_markdown(f"{summary} {job.get('error') or 'The sidecar gave no reason.'}"),
                      title=f"Job {plain_markdown(short_id(job_id))} failed")
@@ -224,6 +224,10 @@ def job_detail(sidecar: JobService, job: Job, model: str) -> None:
             st.rerun()
         if done:
             _results_view(sidecar, job, model)
+
+
+def _pairs(count: int) -> str:
+    return f"{count:,} pair{'' if count == 1 else 's'}"
 
 
 def _results_view(sidecar: JobService, job: Job, model: str) -> None:

@@ -19,10 +19,10 @@ from reranker.workbench.explanation_view import highlighted
 
 ScoreMode = Literal["Probability", "Log-odds"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("Probability", "Log-odds")
-_TABLE_NAMES = {"rank": "rank", "score": "score", "logit": "log-odds", "index": "input #", "tokens": "tokens",
-                "truncated": "truncated", "document": "text", "passage": "best passage"}
-"""The record's fields as the Table tab names them, in its order (input # counts from 1): the short numbers first, so
-all of them are in view beside the start of the text."""
+_TABLE_NAMES = {"rank": "rank", "score": "score", "document": "text", "logit": "log-odds", "index": "input #",
+                "tokens": "tokens", "truncated": "truncated", "passage": "best passage"}
+"""The record's fields as the Table tab names them, in its order (input # counts from 1): rank, score and the text
+first, so a narrow screen shows what each row is; the other numbers after it."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Ranking:
     ranked: list[RankedDocument]
     passage_tokens: int | None = None
     """Documents were read as passages of this many tokens (None: whole)."""
+    blocks: bool = False
+    """The documents box was read one document per blank-line-separated block (workbench.document_blocks)."""
 
     def asked(self, model: str, query: str, instruction: str, parsed: ParsedDocuments,
               passage_tokens: int | None = None) -> bool:
@@ -97,26 +99,44 @@ def card_html(doc: RankedDocument, mode: ScoreMode = "Probability", label: float
         f'<div class="rank-card{top}" data-rank="{doc.rank}">'
         f'<div class="card-head"><span class="rank">#{doc.rank}</span>'
         f'<span class="score" title="{html.escape(mode)}">{format_score(doc, mode)}</span>'
-        f'<span class="meta">log-odds {doc.logit:+.2f} · input #{doc.index + 1}'
-        f'{"" if doc.tokens is None else f" · {doc.tokens} tokens"}</span>'
+        f'<span class="meta">log-odds {doc.logit:+.2f} · input #{doc.index + 1}{tokens_text(doc)}</span>'
         f'{arrow}{"".join(badges)}</div>'
         f'<div class="score-bar"><div style="width:{width:.1f}%"></div></div>{strip}'
         f'<div class="doc-text">{text}</div></div>'
     )
 
 
+def tokens_text(doc: RankedDocument) -> str:
+    """' · 1003 tokens'; read as passages, the tokens of all of them, which overlap (so more than the document's)."""
+    if doc.tokens is None:
+        return ""
+    passages = len(doc.passages or ())
+    if passages > 1:
+        return (f' · <span title="the passages overlap by about an eighth, so together they hold more tokens than the '
+                f'document">{doc.tokens} tokens read in {passages} overlapping passages</span>')
+    return f" · {doc.tokens} tokens"
+
+
 def passage_strip(doc: RankedDocument) -> str:
     """Every passage's score along the document: a band per passage, where it lies in the text, darker for a higher
-    score; the best one outlined. Hovering one tells its characters and score."""
+    score (from the document's lowest passage score to its highest, so the differences show however close they
+    are); the best one outlined. Hovering one tells its characters and score. A line under it says how to read it."""
     length = max(len(doc.document), 1)
     best = doc.best_passage()
+    logits = [p.logit for p in doc.passages or ()]
+    low, spread = min(logits, default=0.0), (max(logits, default=0.0) - min(logits, default=0.0)) or 1.0
     bands = []
     for p in doc.passages or ():
         edge = " best" if p == best else ""
+        opacity = 0.25 + 0.75 * (p.logit - low) / spread
         bands.append(f'<span class="band{edge}" style="left:{p.start / length * 100:.2f}%;'
-                     f'width:{max((p.end - p.start) / length * 100, 0.5):.2f}%;opacity:{0.15 + 0.85 * p.score:.2f}" '
+                     f'width:{max((p.end - p.start) / length * 100, 0.5):.2f}%;opacity:{opacity:.2f}" '
                      f'title="characters {p.start:,}–{p.end:,}: score {p.score:.4f}, log-odds {p.logit:+.2f}"></span>')
-    return f'<div class="passage-strip" title="each passage\'s score along the document">{"".join(bands)}</div>'
+    legend = (f'<div class="passage-legend" style="font-size:0.75rem;opacity:0.8;margin:-0.35rem 0 0.4rem">'
+              f'{len(logits)} passages along the document, darker for a higher score (log-odds {low:+.2f} to '
+              f'{low + (spread if len(set(logits)) > 1 else 0):+.2f}); the best outlined</div>')
+    return (f'<div class="passage-strip" style="height:12px" title="each passage\'s score along the document">'
+            f'{"".join(bands)}</div>{legend}')
 
 
 def table_frame(ranked: Sequence[RankedDocument], labels: Sequence[float] | None = None) -> pd.DataFrame:

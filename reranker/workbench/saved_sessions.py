@@ -20,6 +20,7 @@ from reranker.core.environment import DATA_DIR
 from reranker.core.ranking import Judgement, Passage, RankedDocument, rank_judgements
 from reranker.formats.documents import ParsedDocuments, parse_documents
 from reranker.workbench.comparison import CompareRun, Comparison
+from reranker.workbench.document_blocks import parsed_as
 from reranker.workbench.results import Ranking
 
 FORMAT = "qwen-ranker-pro session"
@@ -52,6 +53,7 @@ def session_json(ranking: Ranking, documents_text: str, saved_at: str | None = N
     return json.dumps({"format": FORMAT, "version": VERSION, "id": id, "saved_at": saved_at or _now(),
                        "model": ranking.model, "query": ranking.query, "instruction": ranking.instruction,
                        "documents_text": documents_text, "passage_tokens": ranking.passage_tokens,
+                       "blocks": ranking.blocks,
                        "judgements": _judgements_json(ranking.ranked)}, ensure_ascii=False, indent=1)
 
 
@@ -70,10 +72,11 @@ def session_from_json(data: bytes | str) -> SavedSession:
                            f"{body.get('version')!r}; this one reads {VERSION})")
     try:
         documents_text = str(body["documents_text"])
-        parsed = parse_documents(documents_text)
+        blocks = bool(body.get("blocks"))
+        parsed = parsed_as(documents_text, blocks)
         passages = int(body["passage_tokens"]) if body.get("passage_tokens") else None
         ranking = Ranking(str(body["model"]), str(body["query"]), str(body["instruction"]), parsed,
-                          _ranked(parsed, body["judgements"]), passages)
+                          _ranked(parsed, body["judgements"]), passages, blocks)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, SessionError):
             raise
@@ -120,8 +123,9 @@ def _judgements_json(ranked: list[RankedDocument]) -> list[dict[str, object]]:
 
 def _ranked(parsed: ParsedDocuments, judged: object) -> list[RankedDocument]:
     if not isinstance(judged, list) or len(judged) != parsed.count:
-        raise SessionError(f"it holds {len(judged) if isinstance(judged, list) else 'no'} judgements for "
-                           f"{parsed.count:,} documents")
+        held = len(judged) if isinstance(judged, list) else 0
+        raise SessionError(f"it holds {held or 'no'} judgement{'' if held == 1 else 's'} for {parsed.count:,} "
+                           f"document{'' if parsed.count == 1 else 's'}")
     judgements = [Judgement(float(j["score"]), float(j["logit"]), j.get("tokens"), j.get("truncated"),
                             tuple(Passage(int(a), int(b), float(s), float(g)) for a, b, s, g in j["passages"])
                             if j.get("passages") else None)
@@ -153,4 +157,5 @@ def open_session(session_id: str, folder: Path | None = None) -> SavedSession:
     try:
         return session_from_json(path.read_bytes())
     except FileNotFoundError:
-        raise SessionError(f"there is no saved session {session_id} in {path.parent}") from None
+        raise SessionError(f"session {session_id} was not found: no session of that id is saved on this "
+                           "workbench (it may have been saved on another one)") from None

@@ -132,8 +132,10 @@ def judge_whole(store: JudgementStore, backend: RerankBackend, queries: Sequence
 
 def judge_stepwise(store: JudgementStore, backend: RerankBackend, queries: Sequence[Query],
                    on_progress: OnProgress | None = None, unit: str = "pairs", step_seconds: float = STEP_SECONDS,
-                   clock: Callable[[], float] = time.perf_counter) -> list[list[Judgement]]:
-    """Like store.judge_many, but in steps sized (from the pace so far) to take about `step_seconds` each.
+                   clock: Callable[[], float] = time.perf_counter,
+                   first_step: int = FIRST_STEP_PAIRS) -> list[list[Judgement]]:
+    """Like store.judge_many, but in steps sized (from the pace so far) to take about `step_seconds` each, the first
+    `first_step` pairs.
 
     Time left is told by the tokens still to score (estimated, plus PAIR_TOKENS a pair) at the pace of the tokens
     scored so far: documents of different lengths, and pairs already in the store (after a Cancel), cost what they
@@ -157,7 +159,7 @@ def judge_stepwise(store: JudgementStore, backend: RerankBackend, queries: Seque
         on_progress(ScoringProgress(done + extra, total, now - started, unit, left))
 
     report()
-    position, step = 0, FIRST_STEP_PAIRS
+    position, step = 0, first_step
     while position < len(cursor):
         batch = cursor[position:position + step]
         pieces: dict[int, tuple[int, int]] = {}
@@ -194,9 +196,12 @@ def rank_in_steps(store: JudgementStore, backend: RerankBackend, queries: Sequen
 def explain_in_steps(store: JudgementStore, backend: RerankBackend, query: str, document: str,
                      instruction: str | None = None, on_progress: OnProgress | None = None) -> list[Span]:
     """A card's "Why?" (analysis.explanations): the document and each version without a sentence judged through
-    the store with progress (judge_in_steps), so Cancel keeps what was judged and a second look costs nothing."""
+    the store with progress, so Cancel keeps what was judged and a second look costs nothing.
+
+    Always in steps, the first of one version (judge_stepwise): every version is about as long as the document, so
+    the engine would read the lot in one or two passes of a long document, with no progress between them."""
     bounds, asked = explanation_query(query, document, instruction)
     if not bounds:
         return []
-    [judged] = judge_in_steps(store, backend, [asked], on_progress, "versions of the document")
+    [judged] = judge_stepwise(store, backend, [asked], on_progress, "versions of the document", first_step=1)
     return spans_of(document, bounds, judged)

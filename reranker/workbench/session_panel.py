@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import streamlit as st
 
-from reranker.formats.documents import format_documents
+from reranker.workbench.document_blocks import formatted_as
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS
 from reranker.workbench.results import Ranking
 from reranker.workbench.saved_sessions import (
@@ -32,16 +32,24 @@ def address_session() -> str | None:
     return st.query_params.get(ADDRESS_PARAM) or None
 
 
-def restore_from_address() -> None:
-    """Before the inputs are drawn: open the session in the address (once), filling the inputs and the ranking."""
+def restore_from_address() -> bool:
+    """Before the inputs are drawn: open the session in the address (once), filling the inputs and the ranking;
+    whether the page now holds it. A session that cannot be opened is said, taken out of the address, and leaves the
+    inputs as they were (the caller then brings back this browser's own, `draft_panel.restore`)."""
     session_id = address_session()
-    if not session_id or st.session_state.get(_OPENED) == session_id:
-        return
-    st.session_state[_OPENED] = session_id
+    if not session_id:
+        return False
+    if st.session_state.get(_OPENED) == session_id:
+        return True
     try:
         put_in_page(open_session(session_id))
     except SessionError as e:
-        st.error(plain_markdown(str(e)), title="The saved session could not be opened")
+        st.error(plain_markdown(f"{e}. Nothing on the page was changed."),
+                 title="The saved session could not be opened")
+        st.query_params.pop(ADDRESS_PARAM, None)
+        return False
+    st.session_state[_OPENED] = session_id
+    return True
 
 
 def restored_note(ranking: Ranking) -> None:
@@ -105,6 +113,7 @@ def put_in_page(saved: SavedSession) -> None:
     ranking = saved.ranking
     st.session_state.query = ranking.query
     st.session_state.documents = saved.documents_text
+    st.session_state.documents_blocks = ranking.blocks
     preset = next((name for name, text in INSTRUCTION_PRESETS.items() if text == ranking.instruction), None)
     st.session_state.instruction_preset = preset or CUSTOM
     if preset is None:
@@ -125,4 +134,4 @@ def _local_time(saved_at: str) -> str:
 
 
 def _documents_text(ranking: Ranking) -> str:
-    return format_documents(ranking.parsed.documents, ranking.parsed.labels)
+    return formatted_as(ranking.parsed.documents, ranking.parsed.labels, ranking.blocks)

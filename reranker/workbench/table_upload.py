@@ -45,7 +45,8 @@ def uploaded_table(upload: UploadedFile) -> tuple[pd.DataFrame, bytes] | None:
         st.error(widgets.plain_markdown(str(again)), title=f"{name} cannot be used")
         return None
     shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5:,} more" if len(skipped) > 5 else "")
-    st.warning(widgets.plain_markdown(f"{len(skipped):,} left out ({shown}). {len(table):,} rows are used; their "
+    st.warning(widgets.plain_markdown(f"{len(skipped):,} left out ({shown}). "
+                                      f"{widgets.counted(len(table), 'row is', 'rows are')} used; their "
                                       "input # counts the rows read."), icon=":material/rule:")
     # what a background job gets: the rows read, as they were (no cell changed), nothing it would refuse
     kept = (table.to_json(orient="records", lines=True, force_ascii=False) if is_json(upload.name) else

@@ -16,6 +16,7 @@ from reranker.analysis.ranking_metrics import metric_text
 from reranker.core.failures import RerankerError
 from reranker.formats.documents import ParsedDocuments, format_documents
 from reranker.workbench.batch_scoring import overall_metrics
+from reranker.workbench.broken_text import REPLACEMENT, broken_text_note
 from reranker.workbench.presets import CUSTOM, INSTRUCTION_PRESETS, load_sample_sets
 from reranker.workbench.scoring_steps import ScoringProgress
 
@@ -34,17 +35,26 @@ def instruction_picker(label: str, key: str, preset: str = "General web search")
         st.session_state[f"{key}_preset"] = preset
     choice = st.selectbox(label, names, key=f"{key}_preset", persist_state="session")
     if choice == CUSTOM:
-        return st.text_area(f"{label}: your own text", key=f"{key}_text", height=80, persist_state="session",
+        text = st.text_area(f"{label}: your own text", key=f"{key}_text", height=80, persist_state="session",
                             placeholder="Blank means the default web-search instruction").strip()
+        broken_text_warning(label, text)
+        return text
     st.caption(plain_markdown(INSTRUCTION_PRESETS[choice]))
     return INSTRUCTION_PRESETS[choice]
+
+
+def broken_text_warning(what: str, text: str) -> None:
+    """A warning under an input that holds a character the browser could not send (workbench.broken_text)."""
+    note = broken_text_note(what, text)
+    if note is not None:
+        st.warning(plain_markdown(note), icon=":material/warning:")
 
 
 def passage_setting(key: str) -> int | None:
     """The long-documents setting: read each document as passages of N tokens, the best standing for it (None: each
     document whole, cut to the model's window when longer)."""
     tokens = st.number_input("Long documents: passages of N tokens (0: each document whole)", min_value=0,
-                             max_value=8192, value=0, step=128, key=key, persist_state="session",
+                             max_value=8192, step=128, key=key, persist_state="session",
                              help="A document longer than N tokens is read as passages (cut at sentence ends), "
                                   "each scored alone; its best passage scores for it and is marked on its card. "
                                   "Nothing is cut away, and the cost grows with the length, not its square.")
@@ -62,6 +72,8 @@ def sample_buttons(query_key: str, documents_key: str, preset_key: str | None = 
         def fill(sample=sample) -> None:
             st.session_state[query_key] = sample.query
             st.session_state[documents_key] = format_documents(sample.documents, sample.labels)
+            if f"{documents_key}_blocks" in st.session_state:  # a sample is one document per line
+                st.session_state[f"{documents_key}_blocks"] = False
             if preset_key is not None:
                 st.session_state[preset_key] = sample.preset
         row.button(sample.name, on_click=fill, key=f"sample_{documents_key}_{sample.name}", type="tertiary",
@@ -69,9 +81,14 @@ def sample_buttons(query_key: str, documents_key: str, preset_key: str | None = 
 
 
 def documents_summary(parsed: ParsedDocuments, without_labels: str = "") -> None:
-    """The count under a documents box, and why duplicates or labels need a look."""
+    """The count under a documents box, and why duplicates, labels or unreadable characters need a look."""
     labels = " · with relevance labels" if parsed.labels is not None else without_labels
     st.caption(f"{parsed.count:,} document{'' if parsed.count == 1 else 's'}{labels}")
+    broken = [i + 1 for i, d in enumerate(parsed.documents) if REPLACEMENT in d]
+    if broken:
+        shown = ", ".join(f"#{n}" for n in broken[:10]) + (" and more" if len(broken) > 10 else "")
+        broken_text_warning(f"document{'s' if len(broken) > 1 else ''} {shown}", "".join(
+            parsed.documents[n - 1] for n in broken))
     for note in parsed.warnings():
         st.warning(plain_markdown(note))
 
@@ -139,7 +156,8 @@ def metrics_view(per_query: pd.DataFrame, key: str) -> None:
     """Each label metric's mean over the labelled queries, then the table of each query's (batch_metrics)."""
     overall = overall_metrics(per_query)
     for column, (name, value) in zip(st.columns(len(overall)), overall.items()):
-        column.metric(f"{name} (mean of {len(per_query):,} queries)", metric_text(name, value, len(per_query)))
+        column.metric(f"{name} (mean of {counted(len(per_query), 'query', 'queries')})",
+                      metric_text(name, value, len(per_query)))
     st.dataframe(per_query, hide_index=True, key=key,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_query.columns[3:]})
 
@@ -153,6 +171,11 @@ def carry_threshold() -> None:
     elif mode == "Probability" and "threshold_Log-odds" in st.session_state:
         logit = float(st.session_state["threshold_Log-odds"])
         st.session_state["threshold_Probability"] = round(1 / (1 + math.exp(-logit)), 4)
+
+
+def counted(count: int, thing: str, things: str | None = None) -> str:
+    """'1 pair', '2 pairs', '1 query', '3 queries' (`things`: the plural, when not `thing` + s)."""
+    return f"{count:,} {thing if count == 1 else things or thing + 's'}"
 
 
 def plain_markdown(text: str) -> str:
