@@ -20,6 +20,7 @@ import pandas as pd
 from reranker.backends import open_backend
 from reranker.core.addresses import is_server
 from reranker.core.backend import Capabilities, RerankBackend
+from reranker.core.calibrated import CalibratedBackend, calibration_from
 from reranker.core.environment import DTYPE
 from reranker.core.failures import RerankerError
 from reranker.core.model_names import resolve_model, scored_name
@@ -51,6 +52,8 @@ class BatchOptions:
     max_passages: int | None = None
     dtype: str | None = None
     """The engine's dtype in each worker ("int8": the approximate CPU mode); None: $RERANKER_DTYPE, else auto."""
+    calibration: dict | None = None
+    """A CAL.json's document (core/calibrated.py): each worker's scores read through it; None: the model's own."""
 
 
 class PairScorer:
@@ -58,13 +61,15 @@ class PairScorer:
 
     def __init__(self, backend: str | None, key: str | None, threads: int | None = None,
                  passage_tokens: int | None = None, max_passages: int | None = None,
-                 dtype: str | None = None) -> None:
+                 dtype: str | None = None, calibration: dict | None = None) -> None:
         self.passages = {"passage_tokens": passage_tokens, "max_passages": max_passages}
         if threads is not None:
             import torch
 
             torch.set_num_threads(threads)
         self.backend = open_backend(backend, key, dtype=dtype)
+        if calibration is not None:
+            self.backend = CalibratedBackend(self.backend, calibration_from(calibration))
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         groups = queries_of(zip(batch["query"], batch["document"], batch["instruction"], strict=True))
@@ -150,7 +155,8 @@ def score_on_ray(work: pd.DataFrame, options: BatchOptions) -> pd.DataFrame:
     scored = dataset.map_batches(
         PairScorer, fn_constructor_kwargs={"backend": options.backend, "key": options.key, "threads": threads,
                                            "passage_tokens": options.passage_tokens,
-                                           "max_passages": options.max_passages, "dtype": options.dtype},
+                                           "max_passages": options.max_passages, "dtype": options.dtype,
+                                           "calibration": options.calibration},
         batch_size=step, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=options.workers),
         num_gpus=options.gpus_per_worker or None, num_cpus=cpus)
     try:

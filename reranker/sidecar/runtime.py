@@ -14,6 +14,7 @@ from typing import IO
 from reranker.backends import open_backend
 from reranker.core.addresses import shown_address
 from reranker.core.backend import RerankBackend
+from reranker.core.calibrated import calibrated
 from reranker.core.failures import NotReady, failure_text
 from reranker.core.model_names import resolve_model
 from reranker.core.ranking import Judgement, Query
@@ -35,7 +36,8 @@ class Runtime:
         """backend_factory: how to open the backend (default: RERANKER_SERVER's server, else the model in this
         process); data_lock: the data folder's lock when the caller took it already (see lock_data_dir)."""
         self.settings = settings
-        self.backend_factory = backend_factory or (lambda: open_backend(settings.server, settings.server_key))
+        self.backend_factory = backend_factory or (
+            lambda: calibrated(open_backend(settings.server, settings.server_key), settings.calibration))
         self.metrics = SidecarMetrics()
         self._data_lock = data_lock or lock_data_dir(settings.data_dir)
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")

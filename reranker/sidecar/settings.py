@@ -87,6 +87,8 @@ class Settings:
     one (each checked against free memory first); any other `model` is answered by its own model."""
     job_chunk_delay: float = environment.JOB_CHUNK_DELAY.default
     """RERANKER_JOB_CHUNK_DELAY."""
+    calibration: Path | None = environment.CALIBRATION.default
+    """RERANKER_CALIBRATION: a CAL.json the backend's scores are read through (core/calibrated.py)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,4 +120,5 @@ class Settings:
             job_chunk_pairs=environment.JOB_CHUNK_PAIRS.read(env),
             job_chunk_delay=environment.JOB_CHUNK_DELAY.read(env),
             extra_models=environment.EXTRA_MODELS.read(env),
+            calibration=environment.CALIBRATION.read(env),
         )
