@@ -1,7 +1,7 @@
 """The approximate CPU mode (dtype int8): close to float32, named wherever its scores go, on every front end.
 
 The tiny test model (2 layers, hidden 64) has sharper scores than the real one, so its int8 drift is larger: the
-full-size figures (max |dp| about 0.03) are in docs/BENCHMARKS.md, measured by bench/int8_drift.py."""
+full-size figures (max |dp| about 0.02) are in docs/BENCHMARKS.md, measured by bench/int8.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from itertools import combinations
 
 import pytest
 import requests
+import torch
 from test_engine import DOCUMENTS, HOSTILE, QUERY
 
 from reranker import Qwen3Reranker
 from reranker.backends import open_backend
+from reranker.core.model_names import INT8
 from reranker.testing.sidecar_process import SidecarProcess
 
 TINY_MODEL_DRIFT = 0.25
@@ -90,3 +92,53 @@ def test_an_int8_score_does_not_depend_on_the_documents_beside_it(tiny_model_dir
     alone = [int8_engine.score(QUERY, [d])[0] for d in DOCUMENTS]
     one_pass = Qwen3Reranker(str(tiny_model_dir), device="cpu", dtype="int8", batch_tokens=1 << 16)
     assert max(abs(a - b) for a, b in zip(alone, one_pass.score(QUERY, DOCUMENTS))) < 1e-5
+
+
+def test_int8_read_straight_from_safetensors_scores_as_int8_quantized_after_a_float32_load(tiny_model_dir, int8_engine,
+                                                                                            tmp_path):
+    """The same weights saved without safetensors load whole in float32 and are quantized afterwards: the scores must
+    be the very same numbers as those of the model read tensor by tensor into int8."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    whole = tmp_path / "as-pytorch-bin"
+    shutil.copytree(tiny_model_dir, whole, ignore=shutil.ignore_patterns("*.safetensors"))
+    torch.save(load_file(tiny_model_dir / "model.safetensors"), whole / "pytorch_model.bin")
+    loaded_whole = Qwen3Reranker(str(whole), device="cpu", dtype="int8")
+    documents = DOCUMENTS + HOSTILE
+    assert [j.logit for j in loaded_whole.judge(QUERY, documents)] == \
+        [j.logit for j in int8_engine.judge(QUERY, documents)]
+    assert type(int8_engine.model.get_input_embeddings()).__name__ == "WidenedEmbedding"  # it was read the new way
+
+
+def test_fast_is_bfloat16_where_the_cpu_multiplies_it_natively_and_int8_elsewhere():
+    from reranker.engine.loading import fast_dtype
+
+    assert fast_dtype({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}) == torch.bfloat16  # AMD EPYC (Zen 4)
+    assert fast_dtype({"avx2", "avx512f", "amx_tile", "amx_bf16", "amx_int8"}) == torch.bfloat16  # Sapphire Rapids
+    assert fast_dtype({"avx2", "avx512f", "avx512_vnni"}) == INT8  # Cascade Lake
+    assert fast_dtype({"avx2", "fma"}) == INT8
+    assert fast_dtype(set()) == INT8  # flags not known (no /proc/cpuinfo)
+
+
+def test_fast_runs_named_by_the_dtype_it_picked_on_this_cpu(tiny_model_dir, monkeypatch):
+    from reranker.engine.loading import cpu_flags, fast_dtype
+
+    picked = "int8" if fast_dtype(cpu_flags()) == INT8 else "bfloat16"
+    engine = Qwen3Reranker(str(tiny_model_dir), device="cpu", dtype="fast")
+    assert (engine.model_name, engine.describe()["dtype"]) == (f"{tiny_model_dir} ({picked})", picked)
+    assert 0 <= min(engine.score(QUERY, DOCUMENTS[:2])) <= max(engine.score(QUERY, DOCUMENTS[:2])) <= 1
+    assert open_backend(f"{tiny_model_dir} (fast)", dtype=None).model_name == f"{tiny_model_dir} ({picked})"
+    monkeypatch.setenv("RERANKER_DTYPE", "fast")
+    assert open_backend(str(tiny_model_dir)).model_name == f"{tiny_model_dir} ({picked})"
+
+
+def test_int8_products_by_onednn_s_quantized_linear_score_as_by_int_mm(tiny_model_dir, int8_engine, monkeypatch):
+    """The same integer products, the scales applied in another order: the same scores to float32's rounding."""
+    from reranker.engine import int8
+
+    monkeypatch.setattr(int8, "ONEDNN_LINEAR", int8.has_onednn_linear())
+    onednn = Qwen3Reranker(str(tiny_model_dir), device="cpu", dtype="int8")
+    documents = DOCUMENTS + HOSTILE
+    assert max(abs(a - b) for a, b in zip(onednn.score(QUERY, documents), int8_engine.score(QUERY, documents))) < 1e-4

@@ -29,7 +29,6 @@ from reranker.core.model_names import resolve_model, scored_name
 from reranker.core.passages import estimated_spans, judge_in_passages
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.engine.encoding import EncodedPair, PromptEncoder, common_prefix_length
-from reranker.engine.int8 import INT8, quantize_linear_layers
 from reranker.engine.loading import load_model, resolve_device, resolve_dtype
 from reranker.engine.yes_no_head import Verdict, YesNoHead
 
@@ -52,10 +51,11 @@ class Qwen3Reranker(RerankBackend):
     model: a hub id or a local folder (default: $RERANKER_MODEL, else Qwen/Qwen3-Reranker-0.6B); `model_path` is
         the same, by the name tutorials use.
     device: "auto" or None (CUDA, then MPS, then CPU), or any torch device; $RERANKER_DEVICE.
-    dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16", or "int8", the
-        approximate CPU mode (engine/int8.py: about 3x float32's speed, scores within a few hundredths);
-        $RERANKER_DTYPE. Any dtype but float32 is named in `model_name`, so that its scores are never taken for
-        (or cached as) float32's.
+    dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16", "int8", the
+        approximate CPU mode (engine/int8.py: about 3x float32's speed, scores within a few hundredths), or "fast":
+        on a CPU bfloat16 where it has AVX512-BF16 or AMX, else int8 (engine/loading.fast_dtype); $RERANKER_DTYPE.
+        Any dtype but float32 is named in `model_name` (fast by the one it picked), so that its scores are never
+        taken for (or cached as) float32's.
     max_length: prompt tokens at most; longer user turns are cut from their end, as the model card does.
     batch_size: documents per forward pass at most (default: as many as `batch_tokens` holds).
     batch_tokens: key/value slots per forward pass; bounds memory (default 1024 on CPU, where small
@@ -85,16 +85,13 @@ class Qwen3Reranker(RerankBackend):
         self.dtype_name = str(self.dtype).removeprefix("torch.")
         self.model_name = scored_name(self.model_id, self.dtype_name)
         started = time.perf_counter()
-        int8 = self.dtype == INT8
-        self.tokenizer, self.model = load_model(self.model_id, self.device, torch.float32 if int8 else self.dtype)
+        self.tokenizer, self.model = load_model(self.model_id, self.device, self.dtype)
         self.load_seconds = time.perf_counter() - started
         self.max_length = max_length
         self.batch_tokens = batch_tokens or (1024 if self.device.type == "cpu" else 32768)
         self.encoder = PromptEncoder(self.tokenizer, max_length)
         self.yes_no_head = YesNoHead(self.model, self.tokenizer)
         self._decoder = self.model.get_decoder()
-        if int8:  # after the yes/no head copied its rows from the float32 weights
-            quantize_linear_layers(self._decoder)
         # transformers 5.2x renamed the decoder's past_key_values to cache; the old name goes in 5.40
         decoder_parameters = inspect.signature(self._decoder.forward).parameters
         self._cache_arg = "cache" if "cache" in decoder_parameters else "past_key_values"

@@ -20,7 +20,7 @@ Verdict = tuple[float, float]
 class YesNoHead:
     """Turns each prompt's last hidden state into its (score, logit), as the model card does.
 
-    Build it before the decoder is quantized (engine/int8.py): it copies its two rows from the model's own weights.
+    It copies its two rows from the model's own LM head (never quantized: engine/int8.py quantizes the decoder only).
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
