@@ -29,9 +29,10 @@ def server_from_env() -> tuple[str | None, str | None]:
 
 def open_backend(spec: str | None = None, key: str | None = None, *, device: str | None = None,
                  dtype: str | None = None, max_length: int = 8192, timeout: float = 120.0) -> RerankBackend:
-    """A hub id or a local folder: the in-process engine (default $RERANKER_MODEL, else the 0.6B model); a local
-    folder of a sequence classifier (bge-reranker, MiniLM, a Qwen3-Reranker exported to seq-cls): the cross-encoder
-    backend in this process (engine/cross_encoder.py).
+    """A hub id or a local folder: the in-process engine (default $RERANKER_MODEL, else the 0.6B model); a folder or
+    hub id of a sequence classifier (bge-reranker, MiniLM, a Qwen3-Reranker exported to seq-cls), told from its
+    config files without its weights: the cross-encoder backend in this process (engine/cross_encoder.py); an
+    embedding model: BadRequest.
     A model's scored name ("Qwen/Qwen3-Reranker-0.6B (int8)") opens it in that dtype.
     An http(s) URL: the server there (see reranker.remote.open_server); `key` is its bearer key.
 
@@ -49,10 +50,11 @@ def open_backend(spec: str | None = None, key: str | None = None, *, device: str
     if spec is not None:
         spec, named_dtype = model_and_dtype(spec)
         dtype = dtype or named_dtype
-    from reranker.engine.cross_encoder import CrossEncoderReranker, is_sequence_classifier
+    from reranker.engine.cross_encoder import CrossEncoderReranker, is_sequence_classifier, refuse_non_reranker
 
     if is_sequence_classifier(resolve_model(spec)):
         return CrossEncoderReranker(resolve_model(spec), device=device, dtype=dtype, max_length=max_length)
+    refuse_non_reranker(resolve_model(spec))
     from reranker.engine.qwen3_reranker import Qwen3Reranker
 
     return Qwen3Reranker(model=spec, device=device, dtype=dtype, max_length=max_length)
@@ -64,15 +66,21 @@ def host(spec: str, key: str | None, opener: Callable[[], RerankBackend]) -> Non
     _HOSTED[(spec, key)] = opener
 
 
+def hosted_specs() -> list[tuple[str, str | None]]:
+    """What this process hosts (see `host`): the one-port server's model, or the server it is a gateway to."""
+    return list(_HOSTED)
+
+
 READY_PROBE = Query("Is this server ready to score?", ["A one-line probe from Qwen-Ranker Pro."])
 
 
 def open_targets(target: str, key: str | None = None, through_backend: bool = False, max_length: int = 8192,
-                 timeout: float = 300.0) -> tuple[list[RerankBackend], str | None]:
+                 timeout: float = 300.0, send_prompt_halves: bool = False) -> tuple[list[RerankBackend], str | None]:
     """What `verify` checks at `target` (docs/VERIFY.md), each having scored READY_PROBE (an unreachable server, a
     wrong key or path is told now), and the model the target says it serves (None: it does not say). An address:
     each of its rerank addresses called as clients call it (remote/plain_clients), or with `through_backend` this
-    project's own backend for it; a model name or folder: opened here."""
+    project's own backend for it, or with `send_prompt_halves` clients that send the model card's prompt in two
+    halves (a sequence-classifier export's clients); a model name or folder: opened here."""
     if not is_server(target):
         opened, served = [open_backend(target, max_length=max_length)], model_and_dtype(target)[0]
     elif through_backend:
@@ -83,7 +91,7 @@ def open_targets(target: str, key: str | None = None, through_backend: bool = Fa
     else:
         from reranker.remote.plain_clients import plain_clients
 
-        opened, served = plain_clients(target, key, timeout)
+        opened, served = plain_clients(target, key, timeout, send_prompt_halves=send_prompt_halves)
     for backend in opened:
         backend.judge_many([READY_PROBE])
     return opened, served

@@ -125,13 +125,15 @@ def workbench_model(tiny_model_dir: Path) -> Path:
 
 
 @pytest.fixture
-def opened_app() -> Callable[[], AppTest]:
+def opened_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], AppTest]:
     """Makes an AppTest of app.py whose first run shows its backend opened (or failed), as a user sees the page
     once the background opening has ended: the first run starts it, this waits for it, and a fresh AppTest (the
     frame is drawn on a script's first run only) shows the outcome."""
     from streamlit.testing.v1 import AppTest
 
     from reranker.workbench import frame
+
+    monkeypatch.setenv("RERANKER_DATA_DIR", str(tmp_path / "data"))  # saved sessions and drafts kept apart per test
 
     def open_app() -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,11 @@ from transformers import AutoTokenizer
 
 from reranker import Query, Qwen3Reranker, open_backend
 from reranker.core.backend import ScoringStopped, StopScoring
-from reranker.core.failures import PromptTooLong, UnsupportedOption
-from reranker.core.prompt import DEFAULT_INSTRUCTION, prompt_halves
+from reranker.core.failures import BadRequest, PromptTooLong, UnsupportedOption
+from reranker.core.prompt import DEFAULT_INSTRUCTION, classifier_pair
 from reranker.engine.cross_encoder import CrossEncoderReranker, is_sequence_classifier
 from reranker.engine.seq_cls_export import PROMPT_FORM, PROMPT_MARKER, export_seq_cls
+from reranker.testing.random_encoders import build_embedding_model, into_hub_cache, vocabulary_of
 
 sentence_transformers = pytest.importorskip("sentence_transformers")
 
@@ -35,8 +37,8 @@ WORDS = ("the capital of china is beijing paris in france gravity a force that a
          "other what where").split()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "reranker", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=180)
 
@@ -61,8 +63,7 @@ def bge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest.mkdir()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,?",
              *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"), *"中国的首都是北京重力一种"]
-    (dest / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(dest / "vocab.txt"), model_max_length=128)
+    tokenizer = BertTokenizer(vocab={word: n for n, word in enumerate(vocab)}, model_max_length=128)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128, num_labels=1, initializer_range=0.5)
@@ -80,7 +81,7 @@ def test_the_export_is_a_one_label_classifier_with_a_readme(seq_cls_dir: Path) -
     assert config["pad_token_id"] == tokenizer.pad_token_id is not None and tokenizer.padding_side == "right"
     assert tokenizer.chat_template is None
     readme = (seq_cls_dir / "README.md").read_text()
-    query_part, document_part = prompt_halves("{query}", "{document}", "{instruction}")
+    query_part, document_part = classifier_pair("{query}", "{document}", "{instruction}")
     assert query_part in readme and document_part in readme
     assert repr(query_part) in readme and repr(document_part) in readme
     for words in ("text-embeddings-router", "infinity_emb", "vllm serve", "--task score", "CrossEncoder",
@@ -92,10 +93,14 @@ def test_the_export_is_a_one_label_classifier_with_a_readme(seq_cls_dir: Path) -
 @pytest.mark.parametrize(("query", "documents", "instruction"), CASES)
 def test_crossencoder_on_the_prompt_halves_gives_the_engines_scores(
         seq_cls_dir: Path, reranker: Qwen3Reranker, query: str, documents: list[str], instruction: str | None) -> None:
+    """Sent as the README says, and with each text stripped as sentence-transformers 3 (so Infinity) strips it: the
+    export's tokenizer puts the prompt's line breaks back either way."""
     model = sentence_transformers.CrossEncoder(str(seq_cls_dir), device="cpu")
-    scores = model.predict([prompt_halves(query, d, instruction) for d in documents])
     expected = reranker.score(query, documents, instruction)
-    assert max(abs(float(a) - b) for a, b in zip(scores, expected)) < SCORE_TOLERANCE
+    for strip in (False, True):
+        pairs = [classifier_pair(query, d, instruction) for d in documents]
+        scores = model.predict([(a.strip(), b.strip()) if strip else (a, b) for a, b in pairs])
+        assert max(abs(float(a) - b) for a, b in zip(scores, expected)) < SCORE_TOLERANCE
 
 
 def test_our_backend_on_the_export_gives_the_engines_judgements(seq_cls_dir: Path, reranker: Qwen3Reranker) -> None:
@@ -149,7 +154,7 @@ def test_a_source_with_a_chat_template_exports_without_it(tiny_model_dir: Path, 
     out = export_seq_cls(str(source), tmp_path / "out")
     query, documents, instruction = CASES[0]
     scores = sentence_transformers.CrossEncoder(str(out), device="cpu").predict(
-        [prompt_halves(query, d, instruction) for d in documents])
+        [classifier_pair(query, d, instruction) for d in documents])
     assert [float(s) for s in scores] == pytest.approx(reranker.score(query, documents), abs=SCORE_TOLERANCE)
 
 
@@ -209,10 +214,84 @@ def test_scoring_stops_between_passes(bge_dir: Path) -> None:
     assert told == [1, 2] and sum(j is not None for j in stopped.value.partial[0]) == 2
 
 
-def test_only_local_sequence_classifiers_leave_the_engine(tiny_model_dir: Path, bge_dir: Path) -> None:
+def test_only_sequence_classifiers_leave_the_engine(tiny_model_dir: Path, bge_dir: Path) -> None:
     assert is_sequence_classifier(str(bge_dir))
     assert not is_sequence_classifier(str(tiny_model_dir))
     assert not is_sequence_classifier("Qwen/Qwen3-Reranker-0.6B")
+    assert not is_sequence_classifier("nobody/not-in-the-cache")
+
+
+def test_capabilities_say_what_a_cross_encoder_lacks(bge_dir: Path, seq_cls_dir: Path) -> None:
+    bge = open_backend(str(bge_dir), device="cpu").capabilities
+    assert not bge.instruction and bge.max_length == 128  # its tokenizer's window, not the engine's 8192
+    export = open_backend(str(seq_cls_dir), device="cpu", max_length=300).capabilities
+    assert export.instruction and export.max_length == 300
+
+
+@pytest.fixture(scope="module")
+def hub_cache(bge_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hub cache holding the bge-like cross-encoder as `tiny-org/tiny-bge`, as a download leaves it."""
+    cache = tmp_path_factory.mktemp("hub")
+    into_hub_cache(bge_dir, "tiny-org/tiny-bge", cache)
+    return cache
+
+
+def test_a_cross_encoder_opened_by_its_hub_id_from_the_cache(bge_dir: Path, hub_cache: Path, tmp_path: Path) -> None:
+    query, documents = "capital of china", ["beijing is the capital of china.", "gravity is a force."]
+    (tmp_path / "docs.txt").write_text("\n".join(documents) + "\n", encoding="utf-8")
+    done = run_cli("rank", "--model", "tiny-org/tiny-bge", "--query", query, "--docs", str(tmp_path / "docs.txt"),
+                   "--format", "json", env={"HF_HUB_CACHE": str(hub_cache)})
+    assert done.returncode == 0, done.stderr
+    expected = sentence_transformers.CrossEncoder(str(bge_dir), device="cpu").predict(
+        [(query, d) for d in documents], activation_fn=torch.nn.Sigmoid())
+    got = {r["index"]: r["score"] for r in json.loads(done.stdout)}
+    assert [got[i] for i in range(len(documents))] == pytest.approx([float(s) for s in expected], abs=1e-6)
+
+
+def test_a_hub_id_not_in_the_cache_offline_is_explained(hub_cache: Path, tmp_path: Path) -> None:
+    (tmp_path / "docs.txt").write_text("beijing\n", encoding="utf-8")
+    done = run_cli("rank", "--model", "BAAI/bge-reranker-v2-m3", "--query", "capital", "--docs",
+                   str(tmp_path / "docs.txt"), env={"HF_HUB_CACHE": str(hub_cache)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "HF_HUB_OFFLINE=1 is set" in done.stderr
+    assert "huggingface-cli download BAAI/bge-reranker-v2-m3" in done.stderr
+
+
+def test_an_embedding_model_is_not_a_reranker(tmp_path: Path) -> None:
+    embedder = build_embedding_model(tmp_path / "embedder", vocabulary_of(WORDS))
+    with pytest.raises(BadRequest, match="is not a reranker: its files say it is an embedding model .BertModel"):
+        open_backend(str(embedder))
+    (tmp_path / "docs.txt").write_text("beijing\n", encoding="utf-8")
+    done = run_cli("rank", "--model", str(embedder), "--query", "capital", "--docs", str(tmp_path / "docs.txt"))
+    assert done.returncode == 1 and "is not a reranker" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_apis_extra_model_may_be_a_cross_encoder_by_hub_id(tiny_model_dir: Path, bge_dir: Path, hub_cache: Path,
+                                                               tmp_path: Path) -> None:
+    import requests
+
+    from reranker.testing.sidecar_process import SidecarProcess
+
+    env = {"RERANKER_MODEL": str(tiny_model_dir), "RERANKER_DATA_DIR": str(tmp_path), "RERANKER_API_KEY": "",
+           "RERANKER_EXTRA_MODELS": "tiny-org/tiny-bge", "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1"}
+    query, documents = "capital of china", ["beijing is the capital of china.", "gravity is a force."]
+    with SidecarProcess(env=env, log_path=tmp_path / "server.log") as server:
+        server.wait_healthy()
+        health = requests.get(f"{server.url}/health", timeout=10).json()["extra_models"]["tiny-org/tiny-bge"]
+        assert "MB of weights" in health["needs"]  # the memory check reads its config.json from the cache
+        deadline = time.monotonic() + 60
+        while True:
+            answer = requests.post(f"{server.url}/v1/rerank", json={"query": query, "documents": documents,
+                                                                     "model": "tiny-org/tiny-bge"}, timeout=30)
+            if answer.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == "tiny-org/tiny-bge"
+    expected = sentence_transformers.CrossEncoder(str(bge_dir), device="cpu").predict(
+        [(query, d) for d in documents], activation_fn=torch.nn.Sigmoid())
+    got = {r["index"]: r["relevance_score"] for r in answer.json()["results"]}
+    assert [got[i] for i in range(len(documents))] == pytest.approx([float(s) for s in expected], abs=1e-6)
 
 
 def test_export_refuses_an_out_folder_in_use(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -258,3 +337,17 @@ def test_verify_proves_the_export_exact_except_for_control_strings_typed_in_docu
     assert {name for name, verdict in verdicts.items() if verdict != "exact"} == {"control_strings"}
     assert all(p["max_abs_diff"] <= 1e-5 for p in document["probes"] if p["name"] != "control_strings")
     assert [d["cause"] for d in document["diagnoses"]] == ["control_strings_as_tokens"]
+
+
+def test_the_batch_command_scores_with_a_cross_encoder(local_ray, bge_dir: Path, tmp_path: Path) -> None:
+    from reranker.cli.ray_batch import BatchOptions, run_batch_file
+
+    source, output = tmp_path / "pairs.csv", tmp_path / "scored.csv"
+    rows = [("capital of china", "beijing is the capital of china."), ("capital of china", "gravity is a force."),
+            ("what is gravity", "gravity is a force that attracts two bodies")]
+    source.write_text("query,document\n" + "".join(f"{q},{d}\n" for q, d in rows), encoding="utf-8")
+    result = run_batch_file(str(source), str(output), BatchOptions(backend=str(bge_dir)), lambda _: None)
+    expected = sentence_transformers.CrossEncoder(str(bge_dir), device="cpu").predict(
+        rows, activation_fn=torch.nn.Sigmoid())
+    assert result["document"].tolist() == [d for _, d in rows] and set(result["model"]) == {str(bge_dir)}
+    assert result["score"].tolist() == pytest.approx([float(s) for s in expected], abs=1e-6)

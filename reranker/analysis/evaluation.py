@@ -19,7 +19,6 @@ import ir_measures
 from scipy import stats
 
 from reranker.core.backend import RerankBackend
-from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query, rank_judgements
 from reranker.formats.retrieval import (
     Dataset,
@@ -67,6 +66,10 @@ class Reranked:
     per_query: PerQuery = field(default_factory=dict)
     model: str = ""
     """The model that judged it."""
+    top_k: int = 0
+    """How many of each query's first-stage documents were reranked (0: not said)."""
+    seconds_per_query: float | None = None
+    """Measured time of scoring its pairs, per query; None when some came from a judgement store."""
 
 
 def parse_measures(names: Sequence[str]) -> list[ir_measures.Measure]:
@@ -158,7 +161,7 @@ def rerank_run(backend: RerankBackend, first: Run, queries: Mapping[str, str], t
         ranked = order + [docid for docid, _ in first[qid][top_k:]]
         run[qid] = [(docid, float(len(ranked) - n)) for n, docid in enumerate(ranked)]
         judged[qid] = {docid: j for (docid, _), j in zip(top, judgements)}
-    return Reranked(instruction, run, judged, model=backend.model_name)
+    return Reranked(instruction, run, judged, model=backend.model_name, top_k=top_k)
 
 
 @dataclass(frozen=True)
@@ -199,10 +202,16 @@ def for_precision(rows: Sequence[ThresholdRow], target: float) -> ThresholdRow |
     return min((r for r in rows if r.precision >= target), key=lambda r: r.threshold, default=None)
 
 
+FirstStageMaker = Callable[[Mapping[str, str], Mapping[str, str], int], Run]
+"""Makes a first stage's run: (queries, documents, depth) -> run (analysis/dense_retrieval.make_first_stage)."""
+
+
 def load_evaluation(folder: Path, run: Path | None, top_k: int, queries: Path | None = None,
-                    qrels: Path | None = None) -> tuple[Dataset, Run, dict[str, str]]:
+                    qrels: Path | None = None, first_stage: FirstStageMaker | None = None
+                    ) -> tuple[Dataset, Run, dict[str, str]]:
     """The dataset of a BEIR folder (`queries`, `qrels`: files that stand for its own), the first stage's run (read
-    from `run`, or made with BM25 over the corpus) and the texts of each query's top K."""
+    from `run`, or made over the corpus by `first_stage`, BM25 when None, 100 deep or K if deeper) and the texts of
+    each query's top K."""
     corpus, queries_file, qrels_file = beir_files(folder, queries, qrels)
     dataset = Dataset(corpus, read_queries(queries_file), read_qrels(qrels_file))
     if run is not None:
@@ -213,43 +222,36 @@ def load_evaluation(folder: Path, run: Path | None, top_k: int, queries: Path | 
     from reranker.analysis.first_stage import bm25_run
 
     documents = read_documents(corpus)
-    first = bm25_run({q: t for q, t in dataset.queries.items() if q in dataset.qrels}, documents,
-                     depth=max(top_k, 100))
+    first = (first_stage or bm25_run)({q: t for q, t in dataset.queries.items() if q in dataset.qrels}, documents,
+                                      max(top_k, 100))
     return dataset, first, documents
 
 
 def metrics_document(dataset_name: str, first_stage: str, model: str, top_k: int, first: Run, before: PerQuery,
                      reranked: Sequence[Reranked], qrels: Qrels) -> dict:
     """METRICS.json (and the Evaluate page's JSON): the first run's figures at the top (`before`, `after`,
-    `significance`), every run's under `instructions`, with per-query values and the threshold finder; which queries
-    were evaluated (`before`'s, see `measure`) and which of them the first stage gave no candidate."""
-    runs = []
-    for n, result in enumerate(reranked):
-        tested = compare(before, result.per_query)
-        rows = threshold_table(result.judged, qrels)
-        best, precise = best_f1(rows), for_precision(rows, PRECISION_TARGET)
-        runs.append({
-            "instruction": resolve_instruction(result.instruction),
-            "model": result.model or model,
-            "after": means(result.per_query),
-            "significance": {name: {"test": "paired t-test, two-sided", "p_value": c.p_value,
-                                    "after_minus_before": c.after - c.before, "significant_at_0.05": c.significant}
-                             for name, c in tested.items()},
-            "against_first_instruction": None if n == 0 else {
-                name: {"test": "paired t-test, two-sided", "p_value": c.p_value, "difference": c.after - c.before}
-                for name, c in compare(reranked[0].per_query, result.per_query).items()},
-            "per_query": result.per_query,
-            "threshold": {"best_f1": _row(best), f"precision_{PRECISION_TARGET:g}": _row(precise)},
-        })
+    `significance`), the runs at the first run's depth under `instructions` (each tested against the first), every
+    model x instruction x depth run under `runs`, the paired tests of every two runs at a depth under `comparisons`,
+    the first stage's recall and the cost per depth under `depths` (analysis/evaluation_runs.py); which queries were
+    evaluated (`before`'s, see `measure`) and which of them the first stage gave no candidate."""
+    from reranker.analysis.evaluation_runs import comparisons_section, depths_section, runs_section, suggestions_section
+
+    runs = runs_section(reranked, before, qrels, model, top_k)
     evaluated = list(next(iter(before.values()), {}))
     empty = [qid for qid in evaluated if not first.get(qid)]
     top = runs[0]
-    return {"dataset": dataset_name, "first_stage": first_stage, "model": model, "top_k": top_k,
-            "queries": len(evaluated), "queries_evaluated": len(evaluated), "queries_without_candidates": len(empty),
-            "query_ids_without_candidates": empty,
-            "before": means(before), "after": top["after"], "significance": top["significance"],
-            "per_query": {"before": before, "after": top["per_query"]}, "threshold": top["threshold"],
-            "instructions": runs}
+    document = {"dataset": dataset_name, "first_stage": first_stage, "model": model, "top_k": top["top_k"],
+                "queries": len(evaluated), "queries_evaluated": len(evaluated),
+                "queries_without_candidates": len(empty), "query_ids_without_candidates": empty,
+                "before": means(before), "after": top["after"], "significance": top["significance"],
+                "per_query": {"before": before, "after": top["per_query"]}, "threshold": top["threshold"],
+                "instructions": [run for run in runs if run["top_k"] == top["top_k"]],
+                "models": list(dict.fromkeys(run["model"] for run in runs)),
+                "top_ks": list(dict.fromkeys(run["top_k"] for run in runs)),
+                "runs": runs, "comparisons": comparisons_section(runs),
+                "depths": depths_section(qrels, first, evaluated, runs)}
+    document["suggested_top_k"] = suggestions_section(document)
+    return document
 
 
 def coverage_text(document: Mapping) -> str:
@@ -262,7 +264,7 @@ def coverage_text(document: Mapping) -> str:
     return text
 
 
-def _row(row: ThresholdRow | None) -> dict | None:
+def threshold_row(row: ThresholdRow | None) -> dict | None:
     if row is None:
         return None
     return {"score": row.threshold, "logit": row.logit if math.isfinite(row.logit) else None,

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     rank.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _passage_options(rank)
     _engine_options(rank)
+    _calibration_option(rank)
 
     batch = commands.add_parser(
         "batch", help="score a file of (query, document) pairs on Ray Data, here or on a cluster",
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
     _passage_options(batch)
     _dtype_option(batch)
+    _calibration_option(batch)
 
     evaluate = commands.add_parser(
         "evaluate", help="rerank a first stage's run on a labelled dataset and measure before and after",
@@ -52,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                     "was stopped, scores only what is new (docs/EVALUATE.md).")
     evaluate.add_argument("dataset", metavar="DATASET")
     evaluate.add_argument("--run", default=None, metavar="FIRST.trec", help="the first stage's run (default: BM25)")
-    evaluate.add_argument("--top-k", type=int, default=100, help="documents reranked per query (default 100)")
+    evaluate.add_argument("--top-k", default=None, metavar="K[,K...]", help="documents reranked per query (default "
+                          "100); several depths separated by commas (10,20,50,100) sweep them from one scoring")
+    evaluate.add_argument("--first-stage", default="bm25", metavar="bm25|dense:MODEL|hybrid:MODEL",
+                          help="without --run: BM25, exact search with a sentence-transformers embedding model, or "
+                               "both fused by reciprocal rank (default bm25)")
     evaluate.add_argument("--output", default=None, metavar="OUT.trec", help="write the reranked run here")
     evaluate.add_argument("--json", default=None, metavar="METRICS.json", help="write the figures here")
     evaluate.add_argument("--instruction", action="append", default=None,
@@ -65,11 +71,18 @@ def main(argv: list[str] | None = None) -> int:
                                                                           "address)")
     _passage_options(evaluate)
     _dtype_option(evaluate)
+    _calibration_option(evaluate)
     evaluate.add_argument("--store", default=None, metavar="FILE", help="where scores are kept between runs "
                                                                         "(default: data/judgements.sqlite3)")
     evaluate_where = evaluate.add_mutually_exclusive_group()
-    evaluate_where.add_argument("--model", default=None, help="hub id or local folder")
+    evaluate_where.add_argument("--model", action="append", default=None,
+                                help="hub id or local folder (a Qwen3-Reranker or a cross-encoder); repeat it to "
+                                     "compare models")
     evaluate_where.add_argument("--server", default=None, help="score on this server ($RERANKER_SERVER)")
+
+    from reranker.cli.tune_arguments import add_tune_commands
+
+    add_tune_commands(commands)
 
     verify = commands.add_parser(
         "verify", help="check that a deployment (a server, a quantized or converted model) scores as the model does",
@@ -82,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="hub id or folder of the weights the target serves (default: the model it says)")
     verify.add_argument("--backend", action="store_true",
                         help="check what this project's own backend for that server gets (it builds the prompt)")
+    verify.add_argument("--prompt-halves", action="store_true",
+                        help="send the model card's prompt in two halves, as the clients of a seq-cls export must "
+                             "(TEI, Infinity; see the export's README)")
     verify.add_argument("--key", default=None, help="the target server's API key (default $RERANKER_SERVER_KEY)")
     verify.add_argument("--drift", type=float, default=0.05, help="largest |dp| of an approximate target (0.05)")
     verify.add_argument("--max-length", type=int, default=8192,
@@ -133,10 +149,17 @@ def main(argv: list[str] | None = None) -> int:
 
         args.key = args.key or SERVER_KEY.read()
         return verify_main(args)
+    if args.command in ("calibrate", "finetune"):
+        from reranker.cli.tune_arguments import run_tune_command
+
+        args.backend, args.key = _backend_spec(getattr(args, "model", None), getattr(args, "server", None))
+        return run_tune_command(args)
     if args.command == "evaluate":
         from reranker.cli.evaluate_command import main as evaluate_main
 
-        args.backend, args.key = _backend_spec(args.model, args.server)
+        models = args.model or [None]
+        args.backend, args.key = _backend_spec(models[0], args.server)
+        args.more_models = models[1:]
         return evaluate_main(args)
     return _rank(args)
 
@@ -144,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 _SERVER_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client", "fastapi_offline")
 EXTRAS = {"serve": ("server", _SERVER_MODULES), "batch": ("ray", ("ray",)),
           "evaluate": ("eval", ("ir_measures", "scipy", "bm25s")), "verify": ("eval", ("ir_measures", "scipy")),
+          "calibrate": ("eval,tune", ("ir_measures", "scipy", "bm25s", "sklearn")),
+          "finetune": ("eval,tune", ("ir_measures", "scipy", "bm25s", "peft")),
           "workbench": ("server,ui", (*_SERVER_MODULES, "streamlit", "plotly"))}
 """What a command needs beyond the engine: the pip extra that brings it, and the modules it imports."""
 
@@ -199,8 +224,15 @@ def _passage_options(parser: argparse.ArgumentParser) -> None:
 
 def _dtype_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, help="auto (float32 on a CPU, bfloat16 on CUDA), float32, "
-                        "bfloat16, float16, or int8: the approximate CPU mode, about 3x faster, its scores named "
-                        "with (int8) (default: $RERANKER_DTYPE, else auto)")
+                        "bfloat16, float16, int8: the approximate CPU mode, about 3x faster, its scores named "
+                        "with (int8), or fast: bfloat16 where the CPU has AVX512-BF16 or AMX, else int8 "
+                        "(default: $RERANKER_DTYPE, else auto)")
+
+
+def _calibration_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calibration", default=None, metavar="CAL.json",
+                        help="read scores through this calibration (python -m reranker calibrate): P(relevant) on "
+                             "its labels; the ranking is unchanged, the model's name carries (calibrated ...)")
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +248,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 def _rank(args: argparse.Namespace) -> int:
     from reranker.backends import open_backend
+    from reranker.core.calibrated import CalibratedBackend, CalibrationError, load_calibration
     from reranker.core.failures import ModelLoadError, RerankerError, UnsupportedOption
     from reranker.core.ranking import Query
     from reranker.formats.exports import export_csv, export_json, export_records
@@ -232,9 +265,15 @@ def _rank(args: argparse.Namespace) -> int:
     if args.top_k is not None and args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return 2
+    try:
+        calibration = load_calibration(args.calibration) if args.calibration else None
+    except CalibrationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     spec, key = _backend_spec(args.model, args.server)
     try:
         backend = open_backend(spec, key, device=args.device, dtype=args.dtype, max_length=args.max_length)
+        backend = CalibratedBackend(backend, calibration, args.calibration) if calibration else backend
         [ranked] = backend.rank_many([Query(args.query, documents, args.instruction, passage_tokens=args.passage_tokens,
                                             max_passages=args.max_passages)], args.top_k)
     except (ModelLoadError, RerankerError, UnsupportedOption, ValueError) as e:
@@ -274,10 +313,18 @@ def _batch(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    from reranker.core.calibrated import CalibrationError, load_calibration
+
     spec, key = _backend_spec(args.model, args.server)
+    try:
+        calibration = load_calibration(args.calibration).document() if args.calibration else None
+    except CalibrationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     options = BatchOptions(backend=spec, key=key, instruction=args.instruction, ray_address=args.ray,
                            workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                           passage_tokens=args.passage_tokens, max_passages=args.max_passages, dtype=args.dtype)
+                           passage_tokens=args.passage_tokens, max_passages=args.max_passages, dtype=args.dtype,
+                           calibration=calibration)
     try:
         run_batch_file(args.input, args.output, options)
     except (TableError, BatchFailed) as e:

@@ -8,6 +8,7 @@ resumed without scoring again what was scored, and a second evaluation of the sa
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -15,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reranker.analysis.dense_retrieval import MEMORY_SHARE, FirstStage, make_first_stage, parse_first_stage
 from reranker.analysis.evaluation import (
+    FirstStageMaker,
+    Judge,
     Reranked,
-    coverage_text,
     load_evaluation,
     measure,
     metrics_document,
@@ -26,11 +29,14 @@ from reranker.analysis.evaluation import (
 )
 from reranker.analysis.judgement_store import CHUNK_PAIRS, JudgementStore
 from reranker.backends import open_backend
+from reranker.cli.evaluate_table import table
 from reranker.core.backend import RerankBackend
+from reranker.core.calibrated import calibrated
 from reranker.core.environment import DATA_DIR
+from reranker.core.failures import BadRequest
 from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
-from reranker.formats.retrieval import DatasetError, Run, write_run
+from reranker.formats.retrieval import Dataset, DatasetError, Run, write_run
 
 RAY_CHUNK_PAIRS = 200_000
 """On Ray every call starts its workers and loads the model in each: one call for all the pairs not yet stored."""
@@ -57,6 +63,19 @@ class EvaluateOptions:
     """The judgement store; None: `judgements.sqlite3` in the data folder ($RERANKER_DATA_DIR, else ./data)."""
     dtype: str | None = None
     """The engine's dtype ("int8": the approximate CPU mode); None: $RERANKER_DTYPE, else auto."""
+    calibration: Path | None = None
+    """A CAL.json (`calibrate`): scores read through it, the ranking unchanged (core/calibrated.py)."""
+    more_backends: list[str] = field(default_factory=list)
+    """Models (or servers) evaluated after `backend`, on the same first stage: `--model` given again."""
+    depths: list[int] | None = None
+    """Depths to evaluate (`--top-k 10,20,50`), scored once to the deepest; None: top_k alone, which may be deeper
+    than the run (all of each query's run is reranked)."""
+    first_stage: str = "bm25"
+    """Without a run: bm25, dense:MODEL or hybrid:MODEL (analysis/dense_retrieval.py)."""
+    embeddings: Path | None = None
+    """Where a dense first stage keeps its embeddings; None: `embeddings/` beside the judgement store."""
+    exact_search_memory: int | None = None
+    """Bytes exact search's embeddings may take; None: half the memory free."""
 
 
 @dataclass
@@ -66,58 +85,133 @@ class Outcome:
     reranked: list[Reranked]
     summary: dict
     """What METRICS.json holds."""
+    first_made_here: bool = False
+    """The first stage was made here (BM25, dense, hybrid), not read from a run: it is written beside the runs."""
 
 
 def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda line: None,
              progress: Progress | None = None) -> Outcome:
-    if options.top_k < 1:
-        raise ValueError("--top-k must be at least 1")
+    depths = _depths(options)
     measures = parse_measures(options.measures)
-    dataset, first, texts = load_evaluation(options.dataset, options.run, options.top_k, options.queries,
-                                            options.qrels)
-    if options.ray_address:
-        from reranker.cli.ray_batch import BatchOptions, RayBackend
-
-        backend: RerankBackend = RayBackend(BatchOptions(
-            backend=options.backend, key=options.key, dtype=options.dtype,
-            ray_address=None if options.ray_address == "local" else options.ray_address))
-    else:
-        backend = open_backend(options.backend, options.key, dtype=options.dtype)
+    stage = parse_first_stage(options.first_stage)
+    if options.run is not None and stage.kind != "bm25":
+        raise BadRequest(f"--run and --first-stage {options.first_stage} both name the first stage; give one")
+    store_path = options.store or DATA_DIR.read() / "judgements.sqlite3"
+    dataset, first, texts = load_evaluation(options.dataset, options.run, max(depths), options.queries, options.qrels,
+                                            _first_stage_maker(options, stage, store_path, report))
+    if options.depths is not None:
+        _check_depths(first, depths, str(options.run) if options.run else stage.text())
     before = measure(dataset.qrels, first, measures, dataset.queries)
-    store = JudgementStore(options.store or DATA_DIR.read() / "judgements.sqlite3")
-    pairs = sum(min(len(r), options.top_k) for r in first.values())
-    report(f"{len(first):,} queries, top {options.top_k} of the first stage: {pairs:,} pairs per instruction, "
-           f"scored by {backend.model_name} ({backend.capabilities.where})")
+    store = JudgementStore(store_path)
     chunk = RAY_CHUNK_PAIRS if options.ray_address else CHUNK_PAIRS
 
     def judge(backend: RerankBackend, queries: Sequence[Query], progress: Progress | None) -> list[list[Judgement]]:
         return store.judge_many(backend, queries, progress, chunk)
 
-    reranked = []
+    reranked: list[Reranked] = []
     try:
-        for instruction in options.instructions:
-            started, scored_before = time.perf_counter(), store.pairs_scored
-            result = rerank_run(backend, first, dataset.queries, texts, options.top_k, instruction, judge, progress,
-                                options.passage_tokens, options.max_passages)
-            result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
-            reranked.append(result)
-            scored = store.pairs_scored - scored_before
-            report(f"instruction {resolve_instruction(instruction)!r}: {scored:,} pairs scored now "
-                   f"({pairs - scored:,} from the store) in {time.perf_counter() - started:.1f} s")
+        for spec in [options.backend, *options.more_backends]:
+            backend = _open_scorer(options, spec)
+            pairs = _pairs(first, max(depths))
+            report(f"{len(first):,} queries, top {max(depths)} of the first stage: {pairs:,} pairs per instruction, "
+                   f"scored by {backend.model_name} ({backend.capabilities.where})")
+            for instruction in options.instructions:
+                at_depths = _rerank_at_depths(backend, store, judge, first, dataset, texts, depths, instruction,
+                                              options, progress, report)
+                for result in at_depths:
+                    result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
+                reranked.extend(at_depths)
+            del backend  # the next model loads once this one is let go
     finally:
         store.close()
-    document = metrics_document(str(options.dataset), str(options.run) if options.run else "BM25 (bm25s)",
-                                backend.model_name, options.top_k, first, before, reranked, dataset.qrels)
-    return Outcome(first, before, reranked, document)
+    document = metrics_document(str(options.dataset), str(options.run) if options.run else stage.text(),
+                                reranked[0].model, depths[0], first, before, reranked, dataset.qrels)
+    return Outcome(first, before, reranked, document, first_made_here=options.run is None)
+
+
+def _first_stage_maker(options: EvaluateOptions, stage: FirstStage, store_path: Path,
+                       report: Callable[[str], None]) -> FirstStageMaker | None:
+    """`stage` over a corpus (None: BM25): its embeddings kept beside the judgement store, exact search allowed half
+    the memory free (or `exact_search_memory`)."""
+    if stage.kind == "bm25":
+        return None
+    from reranker.engine.embeddings import EmbeddingModel
+    from reranker.engine.memory import available_bytes
+
+    memory = options.exact_search_memory
+    if memory is None:
+        free = available_bytes()
+        memory = None if free is None else int(free * MEMORY_SHARE)
+    return functools.partial(make_first_stage, stage, cache_dir=options.embeddings or store_path.parent / "embeddings",
+                             open_embedder=EmbeddingModel, memory_bytes=memory, report=report)
+
+
+def _depths(options: EvaluateOptions) -> list[int]:
+    depths = list(dict.fromkeys(options.depths or [options.top_k]))
+    if min(depths) < 1:
+        raise BadRequest("--top-k must be at least 1 (a depth, or depths separated by commas: 10,20,50,100)")
+    return depths
+
+
+def _check_depths(first: Run, depths: Sequence[int], where: str) -> None:
+    """BadRequest when a depth asked for is deeper than every query's ranking of the first stage."""
+    longest = max((len(ranked) for ranked in first.values()), default=0)
+    if max(depths) > longest:
+        raise BadRequest(f"--top-k {max(depths)} is deeper than the first stage's run: it ranks at most {longest:,} "
+                         f"documents for a query ({where}); give depths up to {longest:,}")
+
+
+def _pairs(first: Run, depth: int) -> int:
+    return sum(min(len(r), depth) for r in first.values())
+
+
+def _open_scorer(options: EvaluateOptions, spec: str | None) -> RerankBackend:
+    if options.ray_address:
+        from reranker.cli.ray_batch import BatchOptions, RayBackend
+
+        backend: RerankBackend = RayBackend(BatchOptions(
+            backend=spec, key=options.key, dtype=options.dtype,
+            ray_address=None if options.ray_address == "local" else options.ray_address))
+    else:
+        backend = open_backend(spec, options.key, dtype=options.dtype)
+    return calibrated(backend, options.calibration)
+
+
+def _rerank_at_depths(backend: RerankBackend, store: JudgementStore, judge: Judge, first: Run, dataset: Dataset,
+                      texts: dict[str, str], depths: Sequence[int], instruction: str | None,
+                      options: EvaluateOptions, progress: Progress | None,
+                      report: Callable[[str], None]) -> list[Reranked]:
+    """The run reranked at each depth, in `depths`' order. Scored shallowest first, each depth adding only its new
+    pairs (the store answers the rest), so every pair is scored once and each depth's seconds are measured: the
+    time of its pairs, summed (None when some of them came from the store)."""
+    found: dict[int, Reranked] = {}
+    seconds, scored_all, done = 0.0, 0, 0
+    for k in sorted(depths):
+        started, scored_before = time.perf_counter(), store.pairs_scored
+        result = rerank_run(backend, first, dataset.queries, texts, k, instruction, judge, progress,
+                            options.passage_tokens, options.max_passages)
+        seconds += time.perf_counter() - started
+        scored, new = store.pairs_scored - scored_before, _pairs(first, k) - done
+        done, scored_all = done + new, scored_all + scored
+        result.seconds_per_query = seconds / len(first) if first and scored_all == done else None
+        found[k] = result
+        report(f"instruction {resolve_instruction(instruction)!r}, top {k}: {scored:,} pairs scored now "
+               f"({new - scored:,} from the store) in {time.perf_counter() - started:.1f} s")
+    return [found[k] for k in depths]
 
 
 def write_outputs(outcome: Outcome, output: Path | None, metrics: Path | None) -> list[Path]:
-    """OUT.trec (one file per instruction beyond the first: OUT.2.trec, ...) and METRICS.json."""
+    """OUT.trec (one file per run beyond the first, in METRICS.json's `runs` order: OUT.2.trec, ...), the first
+    stage's run when it was made here (OUT.first-stage.trec) and METRICS.json."""
     written = []
     if output is not None:
         for n, result in enumerate(outcome.reranked):
             path = output if n == 0 else output.with_name(f"{output.stem}.{n + 1}{output.suffix}")
             write_run(path, result.run, "qwen3-reranker")
+            written.append(path)
+        if outcome.first_made_here:
+            path = output.with_name(f"{output.stem}.first-stage{output.suffix}")
+            write_run(path, outcome.first, "first-stage")
             written.append(path)
     if metrics is not None:
         metrics.write_text(json.dumps(outcome.summary, ensure_ascii=False, indent=1, allow_nan=False),
@@ -126,45 +220,47 @@ def write_outputs(outcome: Outcome, output: Path | None, metrics: Path | None) -
     return written
 
 
-def table(summary: dict) -> str:
-    """The before/after figures as people read them."""
-    lines = [f"{coverage_text(summary)}; top {summary['top_k']} reranked by {summary['model']}"]
-    for run in summary["instructions"]:
-        lines.append(f"\ninstruction: {run['instruction']}")
-        lines.append(f"{'measure':<10} {'before':>8} {'after':>8} {'change':>8}  p (paired t)")
-        for name, test in run["significance"].items():
-            p = test["p_value"]
-            mark = " *" if test["significant_at_0.05"] else ""
-            lines.append(f"{name:<10} {summary['before'][name]:8.4f} {run['after'][name]:8.4f} "
-                         f"{test['after_minus_before']:+8.4f}  {'n/a' if p is None else f'{p:.3g}'}{mark}")
-        best = run["threshold"]["best_f1"]
-        if best is not None:
-            lines.append(f"threshold of best F1: P(yes) >= {best['score']:.4g} (precision {best['precision']:.3f}, "
-                         f"recall {best['recall']:.3f}, F1 {best['f1']:.3f})")
-    lines.append("\n* significant at 0.05")
-    return "\n".join(lines)
+def parse_depths(text: str | None) -> list[int] | None:
+    """`--top-k`: one depth or several separated by commas ("10,20,50,100"); None when not given."""
+    if text is None:
+        return None
+    try:
+        depths = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise BadRequest(f"--top-k {text!r}: give a depth (100) or depths separated by commas (10,20,50,100)") from None
+    if not depths:
+        raise BadRequest("--top-k: give a depth (100) or depths separated by commas (10,20,50,100)")
+    return depths
 
 
 def main(args) -> int:
     """The `evaluate` command (cli/__init__ parses its arguments)."""
-    from reranker.core.failures import ModelLoadError, RerankerError, UnsupportedOption
+    from reranker.core.failures import ModelLoadError, RerankerError
 
-    options = EvaluateOptions(dataset=Path(args.dataset), run=Path(args.run) if args.run else None, top_k=args.top_k,
+    try:
+        depths = parse_depths(args.top_k)
+    except BadRequest as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = EvaluateOptions(dataset=Path(args.dataset), run=Path(args.run) if args.run else None,
+                              top_k=depths[0] if depths else 100, depths=depths, first_stage=args.first_stage,
+                              more_backends=list(getattr(args, "more_models", None) or []),
                               instructions=args.instruction or [None], measures=args.measures or [],
                               backend=args.backend, key=args.key, ray_address=args.ray,
                               queries=Path(args.queries) if args.queries else None,
                               qrels=Path(args.qrels) if args.qrels else None,
                               store=Path(args.store) if args.store else None, passage_tokens=args.passage_tokens,
-                              max_passages=args.max_passages, dtype=args.dtype)
+                              max_passages=args.max_passages, dtype=args.dtype,
+                              calibration=Path(args.calibration) if args.calibration else None)
     for path in (args.output, args.json):
         if path and not Path(path).resolve().parent.is_dir():
             print(f"error: the folder of {path} does not exist; nothing was scored", file=sys.stderr)
             return 2
     try:
         outcome = evaluate(options, lambda line: print(line, file=sys.stderr, flush=True), _progress_line)
-    except (DatasetError, ValueError, ModelLoadError, RerankerError, UnsupportedOption) as e:
+    except (DatasetError, ValueError, ModelLoadError, RerankerError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, BadRequest) and not isinstance(e, DatasetError) else 1
     for path in write_outputs(outcome, Path(args.output) if args.output else None,
                               Path(args.json) if args.json else None):
         print(f"wrote {path}", file=sys.stderr)

@@ -47,6 +47,8 @@ class Capabilities:
     """Its `progress` callback runs between forward passes, on the thread that called judge_many, and may call
     judge_many again (the request queue serves a small request in between a big one's passes this way) or raise
     StopScoring (judge_many then raises ScoringStopped with the pairs scored so far)."""
+    max_length: int | None = None
+    """Tokens of one pair (query, document and any prompt) the model reads at most, where the backend knows it."""
 
 
 class JobService(Protocol):

@@ -150,8 +150,13 @@ DEVICE: Variable[str] = Variable(
 DTYPE: Variable[str] = Variable(
     "RERANKER_DTYPE", "auto", "`auto` (bfloat16 on CUDA, float32 elsewhere), `float32`, `bfloat16`, `float16`, or "
     "`int8`: the approximate CPU mode, about 3.7x float32's speed with scores within about 0.01 on the full-size "
-    "shape (docs/BENCHMARKS.md); its scores carry `(int8)` after the model's name everywhere", as_text)
+    "shape (docs/BENCHMARKS.md); its scores carry `(int8)` after the model's name everywhere; or `fast`: bfloat16 "
+    "where the CPU has AVX512-BF16 or AMX, else int8, named by the one it picked", as_text)
 """Checked by the engine when it loads (engine/loading.resolve_dtype), as `--dtype` is."""
+CALIBRATION: Variable[Path | None] = Variable(
+    "RERANKER_CALIBRATION", None, "the API: a CAL.json from `python -m reranker calibrate`; its scores are then "
+    "P(relevant) on those labels, the ranking unchanged, the model's name marked `(calibrated …)` (docs/TUNE.md)",
+    as_path)
 
 # A model on a server.
 
@@ -247,6 +252,11 @@ VLLM_VENV: Variable[str | None] = Variable(
     "RERANKER_VLLM_VENV", None, "tests and benchmarks only: the virtualenv with vLLM for the real-vLLM tests, made "
     "on first use (reranker/testing/vllm_process.py)", as_text, shown_default="`.venv-vllm` beside `.venv`",
     read_by="tests")
+
+INFINITY_VENV: Variable[str | None] = Variable(
+    "RERANKER_INFINITY_VENV", None, "tests and benchmarks only: the virtualenv with Infinity (infinity-emb) for the "
+    "real-Infinity tests, made on first use (reranker/testing/infinity_process.py)", as_text,
+    shown_default="`.venv-infinity` beside `.venv`", read_by="tests")
 
 VARIABLES: tuple[Variable[Any], ...] = tuple(v for v in list(globals().values()) if isinstance(v, Variable))
 """Every variable, in the order declared above: the order of README's table."""

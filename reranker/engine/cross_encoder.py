@@ -15,7 +15,6 @@ imported when a model is opened (the `cross-encoder` extra).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,12 +23,13 @@ from typing import Any, NamedTuple
 import torch
 
 from reranker.core.backend import Capabilities, RerankBackend, ScoringStopped, goes_on, unstoppable
-from reranker.core.failures import ModelLoadError, PromptTooLong, UnsupportedOption
-from reranker.core.model_names import INT8, scored_name
+from reranker.core.failures import BadRequest, ModelLoadError, PromptTooLong, UnsupportedOption
+from reranker.core.model_names import INT8, KNOWN_MODELS, scored_name
 from reranker.core.passages import estimated_spans, judge_in_passages
-from reranker.core.prompt import DEFAULT_INSTRUCTION, prompt_halves, resolve_instruction
+from reranker.core.prompt import DEFAULT_INSTRUCTION, classifier_pair, prompt_halves, resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.engine.loading import dtype_kwarg, resolve_device, resolve_dtype
+from reranker.engine.model_files import CROSS_ENCODER, EMBEDDING, architectures_text, model_kind
 from reranker.engine.seq_cls_export import PROMPT_FORM, PROMPT_MARKER
 
 KIND = "cross-encoder (sentence-transformers)"
@@ -45,22 +45,29 @@ class _Pair(NamedTuple):
 
 
 def is_sequence_classifier(model: str) -> bool:
-    """A local folder whose config.json names a *ForSequenceClassification architecture: a cross-encoder for this
-    backend, not a causal LM for the Qwen3 engine (hub ids stay the engine's)."""
-    try:
-        config = json.loads((Path(model).expanduser() / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    architectures = config.get("architectures") if isinstance(config, dict) else None
-    return any(str(a).endswith("ForSequenceClassification") for a in architectures or [])
+    """A folder or hub id of a cross-encoder for this backend: its config.json names a *ForSequenceClassification
+    architecture, or it was saved as sentence-transformers' CrossEncoder (decided from those files alone: a folder,
+    the hub cache, or config.json fetched alone where the hub may be asked). Qwen3-Reranker's own ids stay the
+    engine's without a look-up."""
+    return model not in KNOWN_MODELS and model_kind(model) == CROSS_ENCODER
+
+
+def refuse_non_reranker(model: str) -> None:
+    """BadRequest, naming what to give instead, when `model`'s files say it is an embedding model (an encoder
+    without a classification head), which neither this backend nor the engine can rerank with."""
+    if model not in KNOWN_MODELS and model_kind(model) == EMBEDDING:
+        raise BadRequest(f"{model} is not a reranker: its files say it is an embedding model "
+                         f"({architectures_text(model)}, no classification head). Give a cross-encoder (a "
+                         "*ForSequenceClassification with one label, e.g. BAAI/bge-reranker-v2-m3) or a "
+                         "Qwen3-Reranker; an embedding model is a first stage: evaluate --first-stage dense:MODEL")
 
 
 class CrossEncoderReranker(RerankBackend):
     """A sequence classifier with one label loaded with sentence-transformers' CrossEncoder.
 
-    model: a folder (or a hub id sentence-transformers can fetch); device and dtype as the engine's (int8 is the
-    engine's alone); max_length: tokens of a pair at most (and never more than the model's own window);
-    batch_size and batch_tokens: pairs and padded tokens per forward pass at most."""
+    model: a folder or a hub id (in the local hub cache, or fetched where the hub may be asked); device and dtype
+    as the engine's (int8 is the engine's alone); max_length: tokens of a pair at most (and never more than the
+    model's own window); batch_size and batch_tokens: pairs and padded tokens per forward pass at most."""
 
     def __init__(self, model: str, device: str | None = None, dtype: str | torch.dtype | None = None,
                  max_length: int = 8192, batch_size: int = 16, batch_tokens: int | None = None) -> None:
@@ -79,15 +86,17 @@ class CrossEncoderReranker(RerankBackend):
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or (16384 if self.device.type == "cpu" else 65536)
         config = self.encoder.model.config
-        self.reads_prompt_halves = (getattr(config, PROMPT_MARKER, None) == PROMPT_FORM
-                              or list(config.architectures or []) == ["Qwen3ForSequenceClassification"])
+        self.adds_pair_whitespace = getattr(config, PROMPT_MARKER, None) == PROMPT_FORM
+        """Its tokenizer puts the prompt's line breaks back (our export): pairs are `classifier_pair`'s."""
+        self.reads_prompt_halves = (self.adds_pair_whitespace or getattr(config, PROMPT_MARKER, None) is not None
+                                    or list(config.architectures or []) == ["Qwen3ForSequenceClassification"])
         """It is a Qwen3-Reranker in sequence-classification form: pairs are `prompt_halves`, with instructions."""
         self._lock = threading.RLock()  # re-entered by a progress callback that scores in between passes
 
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(KIND, "in this process", in_process=True, instruction=self.reads_prompt_halves,
-                            yields_between_passes=True)
+                            yields_between_passes=True, max_length=self.max_length)
 
     def describe(self) -> dict[str, object]:
         pair = "Qwen3-Reranker's prompt halves" if self.reads_prompt_halves else "(query, document)"
@@ -121,7 +130,10 @@ class CrossEncoderReranker(RerankBackend):
                                     "the query without one")
 
     def _texts(self, q: Query, document: str) -> tuple[str, str]:
-        return prompt_halves(q.query, document, q.instruction) if self.reads_prompt_halves else (q.query, document)
+        if not self.reads_prompt_halves:
+            return q.query, document
+        pair = classifier_pair if self.adds_pair_whitespace else prompt_halves
+        return pair(q.query, document, q.instruction)
 
     def _count(self, q: Query, documents: Sequence[str]) -> list[int]:
         """Tokens of each document's pair, as the model reads it (special tokens included), uncut."""
