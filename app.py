@@ -14,6 +14,7 @@ page = st.navigation([
             url_path="compare_instructions"),
     st.Page("views/csv_batches.py", title="CSV batches", icon=":material/table:"),
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
+    st.Page("views/tune.py", title="Tune", icon=":material/tune:", url_path="tune"),
     st.Page("views/verify.py", title="Verify", icon=":material/verified:", url_path="verify"),
     st.Page("views/sidecar_jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
 ])

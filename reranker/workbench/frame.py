@@ -18,6 +18,7 @@ import streamlit as st
 from reranker.backends import hosted_specs, open_backend, server_from_env
 from reranker.core.addresses import is_loopback, is_server
 from reranker.core.backend import JobService, RerankBackend
+from reranker.core.calibrated import CalibrationError, calibrated
 from reranker.core.environment import API_KEY, listening_host
 from reranker.core.failures import failure_text
 from reranker.core.model_names import (
@@ -33,6 +34,8 @@ from reranker.workbench import ASSETS
 from reranker.workbench.backend_openings import Openings, Spec
 from reranker.workbench.broken_text import accept_broken_text
 from reranker.workbench.draft_panel import browser
+from reranker.workbench.saved_sessions import data_folder
+from reranker.workbench.tuning_view import tuned_models
 from reranker.workbench.widgets import plain_markdown
 
 OTHER_MODEL = "Local folder or other id"
@@ -42,6 +45,8 @@ ON_SERVER = "On a server"
 _SHORT_NAMES = {name: name.rsplit("-", 1)[-1] for name in KNOWN_MODELS}
 _BACKEND = "frame_backend"
 _UNLOCKED = "frame_unlocked"
+CALIBRATION = "frame_calibration"
+"""A CAL.json the Tune page applied to the sidebar's model: every page scores through it (core/calibrated.py)."""
 MODELS_KEPT = 4
 """Backends held open at once: the sidebar's and up to three more for Compare (each checked against free memory
 before it loads)."""
@@ -95,7 +100,20 @@ def backend() -> RerankBackend | None:
     if not spec:
         return None
     opening = openings().get(spec)
-    return opening.backend if opening.done else None
+    if not opening.done or opening.backend is None:
+        return None
+    return _with_calibration(opening.backend)
+
+
+def _with_calibration(opened: RerankBackend) -> RerankBackend:
+    """`opened` through the calibration the Tune page applied, if any; one that can no longer be read (its file
+    removed) is dropped, and the model scores plainly again."""
+    path = st.session_state.get(CALIBRATION)
+    try:
+        return calibrated(opened, path)
+    except CalibrationError:
+        st.session_state.pop(CALIBRATION, None)
+        return opened
 
 
 def still_opening() -> bool:
@@ -115,6 +133,8 @@ def job_backend() -> RerankBackend | None:
     under ./start.sh the model the workbench serves); when the chosen model runs in this process without them (another
     precision than the one ./start.sh serves), the model this process serves its API with; else None."""
     chosen = backend()
+    if st.session_state.get(CALIBRATION):
+        return None  # the jobs would score without the calibration the pages score with
     if chosen is None or chosen.capabilities.jobs:
         return chosen
     if not chosen.capabilities.in_process:
@@ -174,7 +194,8 @@ def backend_sidebar() -> Spec | None:
         st.error(plain_markdown(opening.error or "it stopped without saying why"),
                  title="The server could not be used" if on_server else "The reranker model could not be loaded")
         return spec
-    info = opening.backend.describe()  # type: ignore[union-attr]
+    info = _with_calibration(opening.backend).describe()  # type: ignore[arg-type]
+    applied = st.session_state.get(CALIBRATION)
     model = plain_markdown(str(info["model"]))
     if on_server:
         where_text = f"{plain_markdown(str(info['where']))} ({plain_markdown(str(info.get('kind', '')))})"
@@ -185,6 +206,10 @@ def backend_sidebar() -> Spec | None:
             f"**Engine ready** in this process  \nmodel: {model}  \n"
             f"device: {info['device']} · dtype: {info['dtype']}  \n"
             f"loaded in {info['load_seconds']} s · max {info['max_length']} tokens")
+    if applied:
+        st.sidebar.caption(plain_markdown(f"Scores read through {applied}"))
+        st.sidebar.button("Remove the calibration", key="frame_uncalibrate", on_click=st.session_state.pop,
+                          args=(CALIBRATION, None), icon=":material/close:")
     st.caption(f":material/check_circle: {model} · {where_text}", help="The engine; the sidebar (☰) changes it.")
     return spec
 
@@ -201,9 +226,10 @@ def opening_notice(spec: Spec, waiting: str) -> None:
 
 def _model_fields() -> tuple[str, None] | None:
     default = resolve_model(None)
-    options = [*KNOWN_MODELS, OTHER_MODEL]
-    choice = st.selectbox("Model", options, index=options.index(default) if default in KNOWN_MODELS else 3,
-                          format_func=lambda m: f"Qwen3-Reranker {_SHORT_NAMES[m]}" if m in _SHORT_NAMES else m,
+    options = [*KNOWN_MODELS, *tuned_models(data_folder()), OTHER_MODEL]
+    choice = st.selectbox("Model", options, index=options.index(default if default in KNOWN_MODELS else OTHER_MODEL),
+                          format_func=lambda m: f"Qwen3-Reranker {_SHORT_NAMES[m]}" if m in _SHORT_NAMES
+                          else f"Tuned: {Path(m).name}" if m != OTHER_MODEL else m,
                           key="model_choice", persist_state="session",
                           help="4B and 8B want a GPU; a local folder holds config.json, tokenizer and weights.")
     if choice == OTHER_MODEL:

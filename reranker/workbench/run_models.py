@@ -15,6 +15,8 @@ from reranker.core.model_names import INT8, KNOWN_MODELS, model_and_dtype, score
 from reranker.engine.memory import fit_of
 from reranker.workbench import frame
 from reranker.workbench.presets import INSTRUCTION_PRESETS
+from reranker.workbench.saved_sessions import data_folder
+from reranker.workbench.tuning_view import tuned_models
 from reranker.workbench.widgets import instruction_picker, plain_markdown
 
 SIDEBAR = "The sidebar's model"
@@ -32,6 +34,11 @@ def run_pickers(names: Sequence[str], key_prefix: str,
         with column:
             st.markdown(f"**Run {name}**")
             model = run_model(f"{key_prefix}_{name}_model", sidebar)
+            if model is not None and not model.capabilities.instruction:
+                st.caption(plain_markdown(f"{model.model_name} reads the query and the document alone: it takes "
+                                          "no instruction."))
+                chosen.append((model, None))
+                continue
             chosen.append((model, instruction_picker(f"Instruction {name}", key=f"{key_prefix}_{name}",
                                                      preset=presets[i])))
     return chosen
@@ -47,7 +54,8 @@ def run_model(key: str, sidebar: RerankBackend | None) -> RerankBackend | None:
     if can.extra_models:
         options = [SIDEBAR, *extras, SERVER]
     else:
-        options = ([SIDEBAR, *KNOWN_MODELS, *(scored_name(m, INT8) for m in KNOWN_MODELS), OTHER, SERVER]
+        options = ([SIDEBAR, *KNOWN_MODELS, *(scored_name(m, INT8) for m in KNOWN_MODELS),
+                    *tuned_models(data_folder()), OTHER, SERVER]
                    if can.in_process else [SIDEBAR, SERVER])
     choice = st.selectbox("Model", options, key=key, persist_state="session",
                           format_func=lambda m: f"{SIDEBAR} ({sidebar.model_name.rsplit('/', 1)[-1]})"
