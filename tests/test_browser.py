@@ -226,8 +226,11 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     files = [sample / "corpus.jsonl", sample / "queries.jsonl", sample / "qrels" / "test.tsv", sample / "bm25.trec"]
     file_input(phone, "A BEIR folder's files").set_input_files([str(f) for f in files])
     expect(phone.get_by_text(re.compile("Files: .*bm25.trec as run.trec"))).to_be_visible(timeout=30_000)
+    phone.get_by_role("textbox", name="Depth sweep: also K =").fill("5")  # shallower: no pair scored again
+    phone.get_by_role("textbox", name="Depth sweep: also K =").press("Enter")
     phone.get_by_role("button", name="Evaluate", exact=True).click()
     expect(phone.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
+    expect(phone.get_by_text(re.compile("^Suggested K, the smallest within"))).to_be_visible()
     expect(phone.get_by_text(re.compile(r"^0 of [\d,]+ pairs scored now"))).to_be_visible()  # the store had them
     settled(phone)
     phone.wait_for_timeout(1000)

@@ -3,7 +3,6 @@ gain real? The same evaluation as `python -m reranker evaluate` (docs/EVALUATE.m
 before and after with significance, each query's win or loss, the scores of relevant and other documents, and the
 threshold to pick."""
 
-import hashlib
 import json
 import tempfile
 from contextlib import closing
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from reranker.analysis.dense_retrieval import FirstStage, allowed_memory, first_stage_maker
 from reranker.analysis.evaluation import (
     PRECISION_TARGET,
     best_f1,
@@ -20,12 +20,15 @@ from reranker.analysis.evaluation import (
     measure,
     metrics_document,
     parse_measures,
-    rerank_run,
     threshold_table,
 )
+from reranker.analysis.evaluation_runs import check_depths, rerank_at_depths
 from reranker.analysis.judgement_store import JudgementStore
+from reranker.core.failures import RerankerError
 from reranker.formats.retrieval import DatasetError, run_text
-from reranker.workbench import ASSETS, draft_panel, frame, widgets
+from reranker.workbench import draft_panel, frame, widgets
+from reranker.workbench.dataset_upload import SAMPLE, uploaded_dataset
+from reranker.workbench.depth_view import depth_figure, depth_table, parse_depths, run_curves, suggestion_text
 from reranker.workbench.evaluation_view import (
     EvaluationShown,
     comparison_table,
@@ -35,7 +38,6 @@ from reranker.workbench.evaluation_view import (
     metrics_csv,
     query_rankings,
     runs_compared_table,
-    save_uploads,
     score_distribution_figure,
     threshold_figure,
     threshold_frame,
@@ -46,12 +48,13 @@ from reranker.workbench.run_models import run_pickers
 from reranker.workbench.saved_sessions import data_folder
 from reranker.workbench.scoring_steps import judge_in_steps
 
-SAMPLE = ASSETS / "eval_sample"
 NAMES = ("A", "B", "C")
 SAMPLE_CHOICE = "The sample: 30 queries, English and Chinese"
 UPLOAD_CHOICE = "My own files"
+STAGES = {"run": "The run given", "bm25": "BM25 over the corpus", "dense": "Dense (an embedding model)",
+          "hybrid": "Hybrid: BM25 + dense (RRF)"}
 # the inputs a reload brings back (workbench.drafts); uploads are not kept, the last result is
-INPUTS = ("eval_source", "eval_top_k", "eval_count", "eval_target",
+INPUTS = ("eval_source", "eval_stage", "eval_embedder", "eval_top_k", "eval_depths", "eval_count", "eval_target",
           *(f"eval_{n}_{part}" for n in NAMES for part in ("model", "model_other", "preset", "text")))
 JUDGEMENTS = "judgements.sqlite3"
 """The judgement store in the data folder (the evaluate command's too): a pair judged once is never judged again."""
@@ -80,55 +83,75 @@ if source == SAMPLE_CHOICE:
     st.caption("The sample was written for this project (assets/eval_sample, with a BM25 run). With random or tiny "
                "weights the figures mean nothing: real evaluation needs the real weights.")
 else:
-    uploads = st.file_uploader("A BEIR folder's files (corpus.jsonl, queries.jsonl, qrels/test.tsv) and, if you "
-                               "have one, the first stage's run (.trec); or one .zip of them",
-                               type=["jsonl", "tsv", "trec", "txt", "zip"], accept_multiple_files=True,
-                               key="eval_files")
     if "eval_folder" not in st.session_state:
         st.session_state.eval_folder = tempfile.mkdtemp(prefix="reranker-evaluate-")
-    folder = Path(st.session_state.eval_folder)
-    contents = [(u.name, u.getvalue()) for u in uploads or []]
-    data_key = "uploads " + hashlib.sha256(repr(sorted((n, hashlib.sha256(d).hexdigest()) for n, d in contents))
-                                           .encode()).hexdigest()
-    try:
-        names = save_uploads(contents, folder)
-    except ValueError as e:
-        st.error(widgets.plain_markdown(str(e)), title="These files cannot be used")
-        data_ready = False
-    missing = [need for need in ("corpus.jsonl", "qrels/test.tsv") if need not in names]
-    if not any(n.startswith("queries.") for n in names):
-        missing.insert(1, "queries.jsonl (or TSV topics)")
-    if data_ready and missing:
-        st.info(f"Still needed: {', '.join(missing)}. A run (.trec) is optional: without one BM25 makes the first "
-                "stage.", icon=":material/upload_file:")
-        data_ready = False
-    run_file = folder / "run.trec" if "run.trec" in names else None
+    uploaded = uploaded_dataset("eval_files", lambda digest: Path(st.session_state.eval_folder) / digest[:16])
+    folder, run_file, data_ready, names = uploaded.folder, uploaded.run_file, uploaded.ready, uploaded.names
+    data_key = "uploads " + uploaded.digest
     if names:
         st.caption("Files: " + widgets.plain_markdown(", ".join(f"{given} as {saved}"
                                                                  for saved, given in names.items())))
-if data_ready and run_file is None:
+stage_kind = st.radio("First stage", list(STAGES), format_func=STAGES.get, horizontal=True, key="eval_stage",
+                      persist_state="session", help="What ranks the corpus before the reranker: the run given (the "
+                      "sample's BM25 run, or your .trec), BM25 made here, an embedding model's exact cosine search, "
+                      "or both fused by reciprocal rank fusion. The same as the command's --first-stage.")
+stage = FirstStage()
+if stage_kind in ("dense", "hybrid"):
+    embedder = st.text_input("Embedding model (a sentence-transformers model's hub id or folder)",
+                             key="eval_embedder", persist_state="session",
+                             placeholder="Qwen/Qwen3-Embedding-0.6B or BAAI/bge-small-zh-v1.5")
+    if embedder.strip():
+        stage = FirstStage(stage_kind, embedder.strip())
+    else:
+        st.info("Type an embedding model to make a dense first stage.", icon=":material/edit:")
+        data_ready = False
+    st.caption("The corpus is embedded once and kept (embeddings/ in the data folder); every document is compared "
+               "with each query (exact search).")
+use_run = stage_kind == "run" and run_file is not None
+if data_ready and stage_kind == "run" and run_file is None:
     st.caption("No run given: BM25 over the corpus makes the first stage (words, and character bigrams for Chinese).")
 
-top_column, count_column = st.columns(2)
+top_column, depth_column, count_column = st.columns(3)
 st.session_state.setdefault("eval_top_k", 10)  # a default given here, not to the widget: a reload may restore it
 top_k = int(top_column.number_input("Rerank each query's top K", min_value=1, max_value=1000,
                                     key="eval_top_k", persist_state="session"))
+depths_text = depth_column.text_input("Depth sweep: also K =", key="eval_depths", persist_state="session",
+                                      placeholder="e.g. 20,50,100",
+                                      help="Other depths to evaluate, separated by commas: the deepest is scored "
+                                           "once and every depth read from its scores, drawn as a curve.")
+try:
+    depths = parse_depths(depths_text, top_k)
+except RerankerError as e:
+    depth_column.error(widgets.plain_markdown(str(e)))
+    depths, data_ready = [top_k], False
 count = count_column.radio("Runs", (1, 2, 3), horizontal=True, key="eval_count", persist_state="session",
                            help="Each run is a model and an instruction; they are compared with the first stage and "
                                 "with each other.")
 chosen = run_pickers(NAMES[:count], "eval", backend)
 draft_panel.keep_inputs("evaluate", INPUTS)
-asked = json.dumps([data_key, top_k, [(m.model_name if m is not None else None, i) for m, i in chosen]],
-                   ensure_ascii=False)
+asked = json.dumps([data_key, depths, use_run or stage.text(),
+                    [(m.model_name if m is not None else None, i) for m, i in chosen]], ensure_ascii=False)
 
 ready = data_ready and all(model is not None for model, _ in chosen)
 pressed = st.button("Evaluate", type="primary", disabled=not ready, key="evaluate")
 widgets.cancel_notice("evaluate", "press Evaluate to score the rest.")
 if pressed and ready:
     try:
-        dataset, first, texts = load_evaluation(folder, run_file, top_k)
+        from reranker.engine.embeddings import EmbeddingModel
+        from reranker.engine.memory import available_bytes
+
+        with st.spinner("Making the first stage" if stage.kind == "bm25" else f"Embedding with {stage.model}"):
+            maker = first_stage_maker(stage, data_folder() / "embeddings", EmbeddingModel,
+                                      allowed_memory(available_bytes()))
+            dataset, first, texts = load_evaluation(folder, run_file if use_run else None, max(depths),
+                                                    first_stage=maker)
+        if len(depths) > 1:
+            check_depths(first, depths, "the run given" if use_run else stage.text(), asked="K")
     except DatasetError as e:
         st.error(widgets.plain_markdown(in_their_words(str(e), folder, names)), title="The data cannot be used")
+        st.stop()
+    except (RerankerError, OSError, ValueError) as e:
+        st.error(widgets.plain_markdown(str(e)), title="The first stage cannot be made; nothing was scored")
         st.stop()
     measures = parse_measures([])
     before = measure(dataset.qrels, first, measures, dataset.queries)
@@ -139,17 +162,20 @@ if pressed and ready:
 
         results = []
         for model, instruction in chosen:
-            result = rerank_run(model, first, dataset.queries, texts, top_k, instruction, judge)
-            result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
-            results.append(result)
+            for result in rerank_at_depths(model, store, judge, first, dataset.queries, texts, depths, instruction):
+                result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
+                results.append(result)
         document = metrics_document("sample" if source == SAMPLE_CHOICE else ", ".join(names.values()),
-                                    str(names.get("run.trec", "bm25.trec")) if run_file else "BM25 (bm25s)",
+                                    str(names.get("run.trec", "bm25.trec")) if use_run else stage.text(),
                                     chosen[0][0].model_name, top_k, first, before, results, dataset.qrels)
-        judged = sum(len(docs) for result in results for docs in result.judged.values())
+        judged = sum(len(docs) for result in results if result.top_k == max(depths)
+                     for docs in result.judged.values())
         st.session_state.evaluation_scored = (store.pairs_scored, judged)
-        shown = EvaluationShown(document, first, results, dataset.qrels, dataset.queries,
+        at_top_k = [result for result in results if result.top_k == top_k]
+        shown = EvaluationShown(document, first, at_top_k, dataset.qrels, dataset.queries,
                                 {d: t for result in results for docs in result.judged.values() for d in docs
-                                 if (t := texts.get(d)) is not None}, list(NAMES[:len(results)]), asked)
+                                 if (t := texts.get(d)) is not None}, list(NAMES[:len(at_top_k)]), asked,
+                                first_made_here=not use_run)
         st.session_state.evaluation = shown
         draft_panel.keep_result("evaluate", draft_panel.title_of(
             document["dataset"], len(dataset.queries), shown.document["model"]), evaluation_json(shown))
@@ -162,8 +188,9 @@ if shown is None:
 document = shown.document
 st.divider()
 if shown.asked != asked:
-    st.warning("The data, K or the runs changed since this evaluation, which still shows the old ones: press "
-               "**Evaluate** to update it." + ("" if data_ready else " (Upload the files to evaluate them.)"),
+    st.warning("The data, K or the runs changed since this evaluation (the first stage counts as the data), which "
+               "still shows the old ones: press **Evaluate** to update it."
+               + ("" if data_ready else " (Upload the files to evaluate them.)"),
                icon=":material/update:")
 st.subheader("Before and after")
 scored = st.session_state.get("evaluation_scored")
@@ -181,6 +208,17 @@ if len(shown.names) > 1:
     st.caption("Each pair of runs on the same queries: the difference of their means and its paired t-test. ★: "
                "significant at 0.05.")
     st.dataframe(runs_compared_table(shown.reranked, shown.names), hide_index=True, key="eval_runs_table")
+
+if len(document.get("top_ks", [])) > 1:
+    st.subheader("How deep")
+    curves = run_curves(document, shown.names)
+    st.caption("nDCG@10 after reranking each query's top K, against K; dashed: the first stage's recall at K, the "
+               "ceiling no reranker passes; below, the measured seconds per query on this backend (none where the "
+               "pairs came from the judgement store). ★: the suggested K.")
+    st.plotly_chart(depth_figure(curves), key="eval_depth_curve")
+    st.markdown(suggestion_text(curves))
+    with st.expander("Every depth"):
+        st.dataframe(depth_table(curves), hide_index=True, key="eval_depth_table")
 
 st.subheader("Query by query")
 pick_column, measure_column = st.columns(2)
@@ -228,6 +266,9 @@ run_entry = document["instructions"][shown.names.index(picked)]
 downloads = st.container(horizontal=True)
 downloads.download_button(f"Run {picked} (TREC)", run_text(result.run, "qwen3-reranker"), f"reranked-{picked}.trec",
                           "text/plain", key="eval_run_download", on_click="ignore")
+if shown.first_made_here:
+    downloads.download_button("First stage (TREC)", run_text(shown.first, "first-stage"), "first-stage.trec",
+                              "text/plain", key="eval_first_download", on_click="ignore")
 downloads.download_button("Metrics (JSON)", json.dumps(document, ensure_ascii=False, indent=1), "metrics.json",
                           "application/json", key="eval_json", on_click="ignore")
 downloads.download_button("Metrics (CSV)", metrics_csv(document, shown.names), "metrics.csv", "text/csv",

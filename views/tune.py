@@ -2,7 +2,6 @@
 uploaded labelled files. The same code as `python -m reranker calibrate` and `finetune` (docs/TUNE.md); the fine-tuning
 runs as that command in the background, so a reload or a closed tab finds it where it is."""
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -12,8 +11,9 @@ import streamlit as st
 from reranker.core.addresses import is_server
 from reranker.core.calibrated import METHODS, load_calibration
 from reranker.core.model_names import model_and_dtype
-from reranker.workbench import ASSETS, frame, widgets
-from reranker.workbench.evaluation_view import in_their_words, save_uploads
+from reranker.workbench import frame, widgets
+from reranker.workbench.dataset_upload import SAMPLE, uploaded_dataset
+from reranker.workbench.evaluation_view import in_their_words
 from reranker.workbench.saved_sessions import data_folder
 from reranker.workbench.tuning_view import (
     TuneCommandFailed,
@@ -31,7 +31,6 @@ from reranker.workbench.tuning_view import (
     tune_folder,
 )
 
-SAMPLE = ASSETS / "eval_sample"
 SAMPLE_CHOICE = "The sample: 30 queries, English and Chinese"
 UPLOAD_CHOICE = "My own files"
 JUDGEMENTS = "judgements.sqlite3"  # the Evaluate page's store: pairs it judged are not judged again
@@ -67,26 +66,8 @@ if source == SAMPLE_CHOICE:
     st.caption("The sample (assets/eval_sample, with a BM25 run). With random or tiny weights the figures mean "
                "nothing: real tuning needs the real weights.")
 else:
-    uploads = st.file_uploader("A BEIR folder's files (corpus.jsonl, queries.jsonl, qrels/test.tsv) and, if you have "
-                               "one, the first stage's run (.trec); or one .zip of them",
-                               type=["jsonl", "tsv", "trec", "txt", "zip"], accept_multiple_files=True,
-                               key="tune_files")
-    contents = [(u.name, u.getvalue()) for u in uploads or []]
-    digest = hashlib.sha256(repr(sorted((n, hashlib.sha256(d).hexdigest()) for n, d in contents)).encode())
-    folder = tune_folder(data).resolve() / "uploads" / digest.hexdigest()[:16]
-    try:
-        names = save_uploads(contents, folder) if contents else {}
-    except ValueError as e:
-        st.error(widgets.plain_markdown(str(e)), title="These files cannot be used")
-        data_ready = False
-    missing = [need for need in ("corpus.jsonl", "qrels/test.tsv") if need not in names]
-    if not any(n.startswith("queries.") for n in names):
-        missing.insert(1, "queries.jsonl (or TSV topics)")
-    if data_ready and missing:
-        st.info(f"Still needed: {', '.join(missing)}. A run (.trec) is optional: without one BM25 makes the first "
-                "stage.", icon=":material/upload_file:")
-        data_ready = False
-    run_file = folder / "run.trec" if "run.trec" in names else None
+    uploaded = uploaded_dataset("tune_files", lambda digest: tune_folder(data).resolve() / "uploads" / digest[:16])
+    folder, run_file, data_ready, names = uploaded.folder, uploaded.run_file, uploaded.ready, uploaded.names
 
 st.session_state.setdefault("tune_top_k", 20)
 top_k = int(st.number_input("Each query's top K of the first stage (the pairs calibrated; where fine-tuning's hard "

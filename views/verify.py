@@ -13,8 +13,8 @@ from reranker.analysis.verification import DRIFT, dataset_measures, other_model_
 from reranker.backends import open_reference, open_targets
 from reranker.core.failures import RerankerError
 from reranker.core.model_names import model_and_dtype
-from reranker.workbench import ASSETS, frame, widgets
-from reranker.workbench.evaluation_view import save_uploads
+from reranker.workbench import frame, widgets
+from reranker.workbench.dataset_upload import SAMPLE, uploaded_dataset
 from reranker.workbench.verification_view import (
     VERDICT_ICONS,
     agreement_figure,
@@ -24,7 +24,6 @@ from reranker.workbench.verification_view import (
     probe_frame,
 )
 
-SAMPLE = ASSETS / "eval_sample"
 NO_DATASET, SAMPLE_CHOICE, UPLOAD_CHOICE = "Probes only", "And the sample dataset", "And my own dataset"
 
 
@@ -73,22 +72,9 @@ dataset, run_file, dataset_ready = None, None, True
 if data_choice == SAMPLE_CHOICE:
     dataset, run_file = SAMPLE, SAMPLE / "bm25.trec"
 elif data_choice == UPLOAD_CHOICE:
-    uploads = st.file_uploader("A BEIR folder's files (corpus.jsonl, queries.jsonl, qrels/test.tsv) and, if you "
-                               "have one, the first stage's run (.trec); or one .zip of them",
-                               type=["jsonl", "tsv", "trec", "txt", "zip"], accept_multiple_files=True,
-                               key="verify_files")
     st.session_state.setdefault("verify_folder", tempfile.mkdtemp(prefix="reranker-verify-"))
-    dataset = Path(st.session_state.verify_folder)
-    try:
-        saved = save_uploads([(u.name, u.getvalue()) for u in uploads or []], dataset)
-    except ValueError as e:
-        st.error(widgets.plain_markdown(str(e)), title="These files cannot be used")
-        saved, dataset_ready = {}, False
-    dataset_ready = dataset_ready and "corpus.jsonl" in saved and "qrels/test.tsv" in saved
-    run_file = dataset / "run.trec" if "run.trec" in saved else None
-    if not dataset_ready:
-        st.info("Upload at least corpus.jsonl, queries.jsonl and qrels/test.tsv (a run is optional: BM25 otherwise).",
-                icon=":material/upload_file:")
+    uploaded = uploaded_dataset("verify_files", lambda digest: Path(st.session_state.verify_folder) / digest[:16])
+    dataset, run_file, dataset_ready = uploaded.folder, uploaded.run_file, uploaded.ready
 top_k = 10
 if dataset is not None:
     top_k = int(st.number_input("Rerank each query's top K", min_value=1, max_value=1000, value=10,

@@ -16,6 +16,7 @@ nothing, and a changed corpus or model is embedded again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -177,6 +178,22 @@ def make_first_stage(stage: FirstStage, queries: Mapping[str, str], documents: M
     if stage.kind == "dense":
         return dense
     return reciprocal_rank_fusion([bm25_run(queries, documents, depth), dense], depth)
+
+
+def allowed_memory(free_bytes: int | None) -> int | None:
+    """What exact search's embeddings may take when `free_bytes` are free (None: unknown, no check)."""
+    return None if free_bytes is None else int(free_bytes * MEMORY_SHARE)
+
+
+def first_stage_maker(stage: FirstStage, cache_dir: Path, open_embedder: Callable[[str], Embedder],
+                      memory_bytes: int | None, report: Callable[[str], None] = lambda line: None
+                      ) -> Callable[[Mapping[str, str], Mapping[str, str], int], Run] | None:
+    """What makes `stage`'s run for load_evaluation (None: BM25, its default): the embeddings kept in `cache_dir`.
+    The evaluate command and the Evaluate page make their first stage through this."""
+    if stage.kind == "bm25":
+        return None
+    return functools.partial(make_first_stage, stage, cache_dir=cache_dir, open_embedder=open_embedder,
+                             memory_bytes=memory_bytes, report=report)
 
 
 def _cache_key(embedder: Embedder, documents: Mapping[str, str]) -> str:

@@ -5,12 +5,14 @@ page or the command line reads from it (`depth_curve`, `suggested_depth`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 from reranker.analysis.evaluation import (
     PRECISION_TARGET,
+    Judge,
     PerQuery,
     Reranked,
     best_f1,
@@ -19,10 +21,15 @@ from reranker.analysis.evaluation import (
     means,
     measure,
     parse_measures,
+    rerank_run,
     threshold_row,
     threshold_table,
 )
+from reranker.analysis.judgement_store import JudgementStore
+from reranker.core.backend import RerankBackend
+from reranker.core.failures import BadRequest
 from reranker.core.prompt import resolve_instruction
+from reranker.core.ranking import Progress
 from reranker.formats.retrieval import Qrels, Run
 
 WITHIN = 0.01
@@ -138,3 +145,40 @@ def suggestions_section(document: Mapping) -> list[dict]:
             out.append({"model": model, "instruction": instruction, "top_k": suggested_depth(points),
                         "best_top_k": best.top_k, "best_nDCG@10": best.after, "within": WITHIN})
     return out
+
+
+def check_depths(first: Run, depths: Sequence[int], where: str, asked: str = "--top-k") -> None:
+    """BadRequest when a depth asked for is deeper than every query's ranking of the first stage (`where`)."""
+    longest = max((len(ranked) for ranked in first.values()), default=0)
+    if max(depths) > longest:
+        raise BadRequest(f"{asked} {max(depths)} is deeper than the first stage's run: it ranks at most {longest:,} "
+                         f"documents for a query ({where}); give depths up to {longest:,}")
+
+
+def pairs_to_depth(first: Run, depth: int) -> int:
+    return sum(min(len(r), depth) for r in first.values())
+
+
+def rerank_at_depths(backend: RerankBackend, store: JudgementStore, judge: Judge, first: Run,
+                     queries: Mapping[str, str], texts: Mapping[str, str], depths: Sequence[int],
+                     instruction: str | None, progress: Progress | None = None,
+                     report: Callable[[str], None] = lambda line: None, passage_tokens: int | None = None,
+                     max_passages: int | None = None) -> list[Reranked]:
+    """The run reranked at each depth, in `depths`' order: the evaluate command's and the Evaluate page's depth
+    sweep. Scored shallowest first, each depth adding only its new pairs (`store`, which `judge` scores through,
+    answers the rest), so every pair is scored once and each depth's seconds are measured: the time of its pairs,
+    summed (None when some of them came from the store)."""
+    found: dict[int, Reranked] = {}
+    seconds, scored_all, done = 0.0, 0, 0
+    for k in sorted(depths):
+        started, scored_before = time.perf_counter(), store.pairs_scored
+        result = rerank_run(backend, first, queries, texts, k, instruction, judge, progress, passage_tokens,
+                            max_passages)
+        seconds += time.perf_counter() - started
+        scored, new = store.pairs_scored - scored_before, pairs_to_depth(first, k) - done
+        done, scored_all = done + new, scored_all + scored
+        result.seconds_per_query = seconds / len(first) if first and scored_all == done else None
+        found[k] = result
+        report(f"instruction {resolve_instruction(instruction)!r}, top {k}: {scored:,} pairs scored now "
+               f"({new - scored:,} from the store) in {time.perf_counter() - started:.1f} s")
+    return [found[k] for k in depths]

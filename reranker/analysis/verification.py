@@ -270,15 +270,16 @@ def _one_probe_wrong(by_name: dict[str, ProbeResult], name: str, cause: str, dri
 
 
 def _instruction(by_name: dict[str, ProbeResult], said: Callable[[str, str], None]) -> None:
-    """instruction_ignored: the target scores the custom instruction's pairs as it scores the same pairs under the
-    default one, where the model does not, and scores the default's right."""
+    """instruction_ignored: the target scores the custom instruction's pairs (nearly) as it scores the same pairs
+    under the default one, where the model moves them ten times as much, and scores the default's right (an f16
+    llama.cpp's batch noise moved its scores 3e-4 where the model's moved 0.078: ignored)."""
     custom, default = by_name.get("custom_instruction"), by_name.get("relevant_and_unrelated")
     if custom is None or default is None or custom.refused or default.verdict == "wrong":
         return  # (with the default instruction wrong too, the template explains it)
     pairs = list(zip(custom.pairs, default.pairs))
     target_moved = max((abs(c.target - d.target) for c, d in pairs), default=0.0)
     model_moved = max((abs(c.reference - d.reference) for c, d in pairs), default=0.0)
-    if model_moved > 10 * SAME and target_moved <= SAME:
+    if model_moved > 10 * SAME and target_moved <= max(SAME, model_moved / 10):  # a target's own noise moves a little
         said("instruction_ignored", f"with the custom instruction the target's scores moved by at most "
                                     f"{target_moved:.2g}; the model's moved by up to {model_moved:.3f}")
 

@@ -8,25 +8,22 @@ resumed without scoring again what was scored, and a second evaluation of the sa
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reranker.analysis.dense_retrieval import MEMORY_SHARE, FirstStage, make_first_stage, parse_first_stage
+from reranker.analysis.dense_retrieval import FirstStage, allowed_memory, first_stage_maker, parse_first_stage
 from reranker.analysis.evaluation import (
     FirstStageMaker,
-    Judge,
     Reranked,
     load_evaluation,
     measure,
     metrics_document,
     parse_measures,
-    rerank_run,
 )
+from reranker.analysis.evaluation_runs import check_depths, pairs_to_depth, rerank_at_depths
 from reranker.analysis.judgement_store import CHUNK_PAIRS, JudgementStore
 from reranker.backends import open_backend
 from reranker.cli.evaluate_table import table
@@ -34,9 +31,8 @@ from reranker.core.backend import RerankBackend
 from reranker.core.calibrated import calibrated
 from reranker.core.environment import DATA_DIR
 from reranker.core.failures import BadRequest
-from reranker.core.prompt import resolve_instruction
 from reranker.core.ranking import Judgement, Progress, Query
-from reranker.formats.retrieval import Dataset, DatasetError, Run, write_run
+from reranker.formats.retrieval import DatasetError, Run, write_run
 
 RAY_CHUNK_PAIRS = 200_000
 """On Ray every call starts its workers and loads the model in each: one call for all the pairs not yet stored."""
@@ -100,7 +96,7 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     dataset, first, texts = load_evaluation(options.dataset, options.run, max(depths), options.queries, options.qrels,
                                             _first_stage_maker(options, stage, store_path, report))
     if options.depths is not None:
-        _check_depths(first, depths, str(options.run) if options.run else stage.text())
+        check_depths(first, depths, str(options.run) if options.run else stage.text())
     before = measure(dataset.qrels, first, measures, dataset.queries)
     store = JudgementStore(store_path)
     chunk = RAY_CHUNK_PAIRS if options.ray_address else CHUNK_PAIRS
@@ -112,12 +108,13 @@ def evaluate(options: EvaluateOptions, report: Callable[[str], None] = lambda li
     try:
         for spec in [options.backend, *options.more_backends]:
             backend = _open_scorer(options, spec)
-            pairs = _pairs(first, max(depths))
+            pairs = pairs_to_depth(first, max(depths))
             report(f"{len(first):,} queries, top {max(depths)} of the first stage: {pairs:,} pairs per instruction, "
                    f"scored by {backend.model_name} ({backend.capabilities.where})")
             for instruction in options.instructions:
-                at_depths = _rerank_at_depths(backend, store, judge, first, dataset, texts, depths, instruction,
-                                              options, progress, report)
+                at_depths = rerank_at_depths(backend, store, judge, first, dataset.queries, texts, depths,
+                                             instruction, progress, report, options.passage_tokens,
+                                             options.max_passages)
                 for result in at_depths:
                     result.per_query = measure(dataset.qrels, result.run, measures, dataset.queries)
                 reranked.extend(at_depths)
@@ -140,10 +137,9 @@ def _first_stage_maker(options: EvaluateOptions, stage: FirstStage, store_path: 
 
     memory = options.exact_search_memory
     if memory is None:
-        free = available_bytes()
-        memory = None if free is None else int(free * MEMORY_SHARE)
-    return functools.partial(make_first_stage, stage, cache_dir=options.embeddings or store_path.parent / "embeddings",
-                             open_embedder=EmbeddingModel, memory_bytes=memory, report=report)
+        memory = allowed_memory(available_bytes())
+    return first_stage_maker(stage, options.embeddings or store_path.parent / "embeddings", EmbeddingModel, memory,
+                             report)
 
 
 def _depths(options: EvaluateOptions) -> list[int]:
@@ -151,18 +147,6 @@ def _depths(options: EvaluateOptions) -> list[int]:
     if min(depths) < 1:
         raise BadRequest("--top-k must be at least 1 (a depth, or depths separated by commas: 10,20,50,100)")
     return depths
-
-
-def _check_depths(first: Run, depths: Sequence[int], where: str) -> None:
-    """BadRequest when a depth asked for is deeper than every query's ranking of the first stage."""
-    longest = max((len(ranked) for ranked in first.values()), default=0)
-    if max(depths) > longest:
-        raise BadRequest(f"--top-k {max(depths)} is deeper than the first stage's run: it ranks at most {longest:,} "
-                         f"documents for a query ({where}); give depths up to {longest:,}")
-
-
-def _pairs(first: Run, depth: int) -> int:
-    return sum(min(len(r), depth) for r in first.values())
 
 
 def _open_scorer(options: EvaluateOptions, spec: str | None) -> RerankBackend:
@@ -175,29 +159,6 @@ def _open_scorer(options: EvaluateOptions, spec: str | None) -> RerankBackend:
     else:
         backend = open_backend(spec, options.key, dtype=options.dtype)
     return calibrated(backend, options.calibration)
-
-
-def _rerank_at_depths(backend: RerankBackend, store: JudgementStore, judge: Judge, first: Run, dataset: Dataset,
-                      texts: dict[str, str], depths: Sequence[int], instruction: str | None,
-                      options: EvaluateOptions, progress: Progress | None,
-                      report: Callable[[str], None]) -> list[Reranked]:
-    """The run reranked at each depth, in `depths`' order. Scored shallowest first, each depth adding only its new
-    pairs (the store answers the rest), so every pair is scored once and each depth's seconds are measured: the
-    time of its pairs, summed (None when some of them came from the store)."""
-    found: dict[int, Reranked] = {}
-    seconds, scored_all, done = 0.0, 0, 0
-    for k in sorted(depths):
-        started, scored_before = time.perf_counter(), store.pairs_scored
-        result = rerank_run(backend, first, dataset.queries, texts, k, instruction, judge, progress,
-                            options.passage_tokens, options.max_passages)
-        seconds += time.perf_counter() - started
-        scored, new = store.pairs_scored - scored_before, _pairs(first, k) - done
-        done, scored_all = done + new, scored_all + scored
-        result.seconds_per_query = seconds / len(first) if first and scored_all == done else None
-        found[k] = result
-        report(f"instruction {resolve_instruction(instruction)!r}, top {k}: {scored:,} pairs scored now "
-               f"({new - scored:,} from the store) in {time.perf_counter() - started:.1f} s")
-    return [found[k] for k in depths]
 
 
 def write_outputs(outcome: Outcome, output: Path | None, metrics: Path | None) -> list[Path]:

@@ -1,7 +1,7 @@
 """Everything the Streamlit pages share.
 
 Drawn with Streamlit: `frame`, `widgets`, `job_panel`, `session_panel`, `draft_panel`, `run_models`,
-`table_upload`; and `broken_text`, which has Streamlit's server read text a browser sends broken.
+`table_upload`, `dataset_upload`; and `broken_text`, which has Streamlit's server read text a browser sends broken.
 Plain Python, so tests reach them without a page: `backend_openings`, `batch_scoring`, `charts`, `code_snippets`,
 `comparison`, `depth_view`, `document_blocks`, `drafts`, `evaluation_view`, `explanation_view`, `presets`, `results`,
 `saved_sessions`, `scoring_steps`, `tuning_view`, `verification_view`.

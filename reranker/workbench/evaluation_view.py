@@ -44,6 +44,8 @@ class EvaluationShown:
     """A short name per run: "A", "B", ..."""
     asked: str = ""
     """What was evaluated (the data, K, each run's model and instruction), to tell when the page asks another."""
+    first_made_here: bool = False
+    """The first stage was made on the page (BM25, dense, hybrid), not read from a run: it is offered to download."""
 
 
 FORMAT = "qwen-ranker-pro evaluation"
@@ -53,6 +55,7 @@ def evaluation_json(shown: EvaluationShown) -> str:
     """An Evaluate result as JSON, for the page's history (workbench.drafts): a reload shows it without scoring."""
     return json.dumps({"format": FORMAT, "document": shown.document, "first": shown.first, "qrels": shown.qrels,
                        "queries": shown.queries, "texts": shown.texts, "names": shown.names, "asked": shown.asked,
+                       "first_made_here": shown.first_made_here,
                        "reranked": [{"instruction": r.instruction, "model": r.model, "run": r.run,
                                      "per_query": r.per_query,
                                      "judged": {q: {d: [j.score, j.logit, j.tokens, j.truncated]
@@ -71,7 +74,7 @@ def evaluation_from_json(data: str) -> EvaluationShown:
                              r["per_query"], r["model"]) for r in body["reranked"]]
         first = {q: [(d, s) for d, s in ranked] for q, ranked in body["first"].items()}
         return EvaluationShown(body["document"], first, reranked, body["qrels"], body["queries"], body["texts"],
-                               body["names"], body.get("asked", ""))
+                               body["names"], body.get("asked", ""), bool(body.get("first_made_here")))
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"the evaluation is incomplete or damaged ({type(e).__name__}: {e})") from None
 

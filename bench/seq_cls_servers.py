@@ -1,0 +1,65 @@
+"""The seq-cls export of the full-size shape, checked by `verify` as its servers serve it (issue 28's "exact to
+1e-5 on the full-size shape"): a real Infinity (its own virtualenv, sentence-transformers 3 under transformers 4)
+sent the prompt's halves, and this project's cross-encoder backend (sentence-transformers 6) in this process, each
+against the exact engine (float32) on the original weights.
+
+    flock /tmp/heavy.lock .venv/bin/python bench/seq_cls_servers.py [--model bench/out/qwen3-reranker-0.6b-random]
+
+The model is the random-weight full-size shape bench/bench_engine.py builds (bf16, the real tokenizer); the export is
+made once beside it. Prints one line per probe and target, and a Markdown table for docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from reranker.analysis.probes import probe_suite
+from reranker.analysis.verification import verify
+from reranker.backends import open_backend, open_reference
+from reranker.engine.loading import cpu_flags
+from reranker.engine.seq_cls_export import export_seq_cls
+from reranker.remote.plain_clients import plain_clients
+from reranker.testing.infinity_process import InfinityProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "bench" / "out" / "qwen3-reranker-0.6b-random"))
+    args = parser.parse_args()
+    model = Path(args.model)
+    export = model.parent / f"{model.name}-seq-cls"
+    if not (export / "README.md").exists():
+        started = time.perf_counter()
+        export_seq_cls(str(model), export)
+        print(f"exported {model} to {export} in {time.perf_counter() - started:.0f} s")
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f == "avx2")
+    print(f"CPU flags: {', '.join(flags)}")
+    reference = open_reference(str(model), str(model))
+    rows = []
+    in_process = open_backend(str(export), dtype="float32")
+    rows.append(("cross-encoder backend (sentence-transformers 6)", checked(reference, in_process)))
+    with InfinityProcess(export, model.parent / "infinity-bench.log") as server:
+        server.wait_ready(900)
+        [client], _ = plain_clients(server.url, send_prompt_halves=True)
+        rows.append(("Infinity 0.0.78 /rerank, prompt halves", checked(reference, client)))
+    print("\n| target | verdict | max abs dp (all but control_strings) | control_strings max abs dp | seconds |")
+    print("|---|---|---|---|---|")
+    for name, (report, seconds) in rows:
+        document = report.document()
+        others = max(p["max_abs_diff"] for p in document["probes"] if p["name"] != "control_strings")
+        control = next(p["max_abs_diff"] for p in document["probes"] if p["name"] == "control_strings")
+        print(f"| {name} | {document['verdict']} | {others:.2g} | {control:.3g} | {seconds:.0f} |")
+
+
+def checked(reference, target):
+    started = time.perf_counter()
+    report = verify(reference, target, probe_suite(), report=print)
+    return report, time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
