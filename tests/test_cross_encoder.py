@@ -351,3 +351,18 @@ def test_the_batch_command_scores_with_a_cross_encoder(local_ray, bge_dir: Path,
         rows, activation_fn=torch.nn.Sigmoid())
     assert result["document"].tolist() == [d for _, d in rows] and set(result["model"]) == {str(bge_dir)}
     assert result["score"].tolist() == pytest.approx([float(s) for s in expected], abs=1e-6)
+
+
+def test_a_bfloat16_model_exports_the_exact_score_row(tmp_path: Path) -> None:
+    """The published checkpoint is bfloat16; "yes" minus "no" of two bfloat16 rows is not a bfloat16 row, so the export
+    keeps it in float32: loaded in float32 the export gives the engine's float32 scores."""
+    from reranker.testing.random_models import TINY_SHAPE, build_random_model
+
+    source = build_random_model(tmp_path / "bf16-qwen3-reranker", init_std=0.5, dtype="bfloat16", **TINY_SHAPE)
+    export = export_seq_cls(str(source), tmp_path / "bf16-seq-cls")
+    engine = Qwen3Reranker(model=str(source), device="cpu", dtype="float32")
+    exported = open_backend(str(export), device="cpu", dtype="float32")
+    for query, documents, instruction in CASES:
+        expected = engine.score(query, documents, instruction)
+        got = [j.score for j in exported.judge(query, documents, instruction)]
+        assert got == pytest.approx(expected, abs=SCORE_TOLERANCE)

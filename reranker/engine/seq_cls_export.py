@@ -120,8 +120,11 @@ def sequence_classifier(model: str, lm: PreTrainedModel, tokenizer: PreTrainedTo
     if not isinstance(getattr(classifier, "score", None), torch.nn.Linear):
         raise BadRequest(f"{model} ({config.model_type}): its sequence classifier has no `score` layer to hold the row")
     setattr(classifier, classifier.base_model_prefix, lm.get_decoder())
-    row = (head.weight[1] - head.weight[0]).to(lm.dtype)  # "yes" minus "no", from the float32 copies
-    classifier.score = torch.nn.Linear(row.shape[0], 1, bias=False, dtype=lm.dtype)
+    # "yes" minus "no", from the float32 copies, kept in float32: the difference of two bfloat16 rows is not a
+    # bfloat16 row (rounded, it moved P(yes) by up to 0.03 on the full-size shape); a server that loads the export in
+    # float32 then reads the card's exact logit, one that loads it in bfloat16 rounds it as it rounds the rest
+    row = head.weight[1] - head.weight[0]
+    classifier.score = torch.nn.Linear(row.shape[0], 1, bias=False, dtype=torch.float32)
     classifier.score.weight.data = row.unsqueeze(0).clone()
     return classifier.eval()
 
