@@ -135,3 +135,16 @@ def test_fewer_negatives_than_positives_are_weighed_to_balance() -> None:
     assert positive_weight(pairs, said.append) == pytest.approx(2 / 6)
     assert "weighs 0.33" in said[0] and "yes to everything" in said[0]
     assert positive_weight([TrainingPair("q", "a", True), TrainingPair("q", "b", False)], said.append) == 1.0
+
+
+def test_an_instruction_in_another_language_than_the_queries_is_said() -> None:
+    from reranker.core.languages import instruction_language_note
+
+    english = ["What is the capital of China?", "How do I sleep better?", "Why is the sky blue?"]
+    chinese = ["中国的首都是哪里？", "如何提高睡眠质量？", "天空为什么是蓝色的？"]
+    assert instruction_language_note(None, chinese) is None  # the card's default serves every language
+    assert instruction_language_note("Find passages that answer the question", english) is None
+    assert instruction_language_note("检索能回答问题的段落", chinese) is None
+    note = instruction_language_note("检索能回答问题的段落", english + chinese[:1])
+    assert note and "Chinese" in note and "75%" in note and "English" in note
+    assert "Chinese" in instruction_language_note("Find passages that answer the question", chinese)

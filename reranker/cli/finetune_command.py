@@ -21,6 +21,7 @@ from reranker.analysis.evaluation import compare, evaluated_queries, load_evalua
 from reranker.cli.calibrate_command import graded_qrels
 from reranker.cli.evaluate_command import EvaluateOptions, evaluate
 from reranker.core.failures import BadRequest
+from reranker.core.languages import instruction_language_note
 from reranker.core.model_names import resolve_model
 from reranker.core.prompt import resolve_instruction
 from reranker.formats.retrieval import Dataset, DatasetError, Qrels, Run, read_documents, write_run
@@ -142,6 +143,9 @@ def prepare(options: FinetuneOptions, say: Callable[[str], None]) -> tuple[Datas
                                             options.qrels)
     labelled = [q for q in evaluated_queries(dataset.queries, qrels) if any(g > 0 for g in qrels[q].values())]
     train, held = split_queries(labelled, options.hold_out, options.seed)
+    note = instruction_language_note(options.instruction, [dataset.queries[q] for q in labelled])
+    if note:
+        say(f"note: {note}")
     wanted = {d for q in labelled for d, g in qrels[q].items() if g > 0} - set(texts)
     if wanted:
         texts = {**texts, **read_documents(dataset.corpus, wanted)}
