@@ -122,7 +122,7 @@ def test_csv_job_scores_rows_without_an_instruction_with_the_one_sent(jobs_serve
     ({"file": ("t.csv", b"a,b\nq,d\n", "text/csv")}, {}, 422, "query_column"),
     ({"file": ("t.csv", b"query,document,label\nq,d,high\n", "text/csv")}, {}, 400, "row 1"),
     ({"upload": ("t.csv", b"query,document\nq,d\n", "text/csv")}, {}, 422, "'file'"),
-    ({"file": ("t.csv", b"query,document\nq,d\nq\nq,d3\n", "text/csv")}, {}, 400, "line 3 has 1 fields"),
+    ({"file": ("t.csv", b"query,document\nq,d\nq\nq,d3\n", "text/csv")}, {}, 400, "line 3 has 1 field "),
     ({"file": ("t.csv", b"query,document\nq,d,x\nq,d2,y\n", "text/csv")}, {}, 400, "line 2 has 3 fields"),
     ({"file": ("t.tsv", b"query\tdocument\nq\td\textra\n", "text/tab-separated-values")}, {}, 400,
      "line 2 has 3 fields"),
