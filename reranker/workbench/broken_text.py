@@ -48,8 +48,12 @@ class LenientBackMsg:
 
 
 def accept_broken_text() -> None:
-    """Have this process's Streamlit server read messages with surrogates (once; later calls do nothing)."""
-    from streamlit.web.server.starlette import starlette_websocket
+    """Have this process's Streamlit server read messages with surrogates (once; later calls do nothing). A Streamlit
+    whose server is laid out otherwise is left as it is: the page works, only such text is refused as before."""
+    try:
+        from streamlit.web.server.starlette import starlette_websocket
+    except ImportError:
+        return
 
     if getattr(starlette_websocket, "BackMsg", None) is BackMsg:
         starlette_websocket.BackMsg = LenientBackMsg  # type: ignore[misc,assignment]
