@@ -1,8 +1,9 @@
 """A Qwen3-Reranker exported as a sequence classifier (`python -m reranker export --to seq-cls`), served by a real
-Infinity (`infinity-emb`, in a virtualenv of its own made on first use) and checked with `verify`: sent the prompt as
-the export's README says (`--prompt-halves`) it gives the engine's scores, though Infinity's sentence-transformers 3
-strips each text of a pair; called as RAG clients call a rerank API (query and documents as plain text) it is wrong,
-and verify says why."""
+Infinity (`infinity-emb` 0.0.78, in a virtualenv of its own made on first use) and checked with `verify`. Infinity
+scores with sentence-transformers 3, which strips each text of a pair: the query part's final line break is lost, so
+even sent the prompt's halves as the export's README says (`--prompt-halves`) it does not read the card's prompt, and
+verify says so (a template, but not the card's: the server reads one token a pair fewer); called as RAG clients call
+a rerank API (query and documents as plain text) it is wrong for want of any template."""
 
 from __future__ import annotations
 
@@ -47,17 +48,12 @@ def verify(*args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     return done, json.loads(report.read_text(encoding="utf-8"))
 
 
-def test_sent_the_prompt_halves_infinity_scores_as_the_engine(infinity: InfinityProcess, tiny_model_dir: Path) -> None:
-    """Every probe exact to 1e-5 but the control strings, which Infinity's tokenizer reads as tokens (said so)."""
+def test_sent_the_prompt_halves_infinity_strips_the_query_parts_line_break(infinity: InfinityProcess,
+                                                                          tiny_model_dir: Path) -> None:
     done, report = verify(infinity.url, "--reference", str(tiny_model_dir), "--prompt-halves")
-    verdicts = {p["name"]: p for p in report["probes"]}
-    not_exact = {name for name, p in verdicts.items() if p["verdict"] != "exact"}
-    assert not_exact <= {"control_strings"}, done.stdout
-    assert all(p["max_abs_diff"] <= 1e-5 for name, p in verdicts.items() if name != "control_strings")
-    if not_exact:
-        assert [d["cause"] for d in report["diagnoses"]] == ["control_strings_as_tokens"]
-        assert done.returncode == 1
     assert report["target"].endswith(f"{infinity.url}/rerank)")  # a base address: Infinity's /rerank, found
+    assert done.returncode == 1 and report["verdict"] == "wrong", done.stdout
+    assert "chat_template_added" in [d["cause"] for d in report["diagnoses"]], done.stdout
 
 
 def test_called_as_rag_clients_call_it_infinity_is_wrong_without_the_prompt(infinity: InfinityProcess,

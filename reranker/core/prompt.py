@@ -42,16 +42,17 @@ def prompt_halves(query: str, document: str, instruction: str | None = None) -> 
     return SYSTEM_PREFIX + _query_part(query, instruction), _document_part(document) + ASSISTANT_SUFFIX
 
 
-PAIR_JOINER = "\n"
 PAIR_END = "\n\n"
-"""The whitespace `prompt_halves` has at the end of each half, which a sequence-classifier export's tokenizer adds
-itself (its pair template), as `classifier_pair` leaves it out."""
+"""The line breaks that end the prompt, after `</think>`: a sequence-classifier export's tokenizer adds them itself
+(its pair template), as `classifier_pair` leaves them out."""
 
 
 def classifier_pair(query: str, document: str, instruction: str | None = None) -> tuple[str, str]:
     """The two texts a Qwen3-Reranker exported as a sequence classifier is sent (engine/seq_cls_export.py):
-    `prompt_halves` without the line breaks at their ends, which the export's tokenizer puts back between and after
-    them. Servers that strip each text of a pair (sentence-transformers 3, so Infinity) would otherwise cut the
-    prompt's last two line breaks and read a prompt the model was not trained on."""
+    `prompt_halves`, the second without the prompt's final line breaks, which the export's tokenizer adds after it
+    (a server that strips a text's trailing whitespace would cut them). The first half keeps its final line break:
+    Qwen's tokenizer reads a query's last punctuation and that break as one token ("?\n"), which no template added
+    after it could rebuild; so a server that strips each text (sentence-transformers 3, hence Infinity 0.0.78) cannot
+    be sent the card's prompt exactly (docs/VERIFY.md)."""
     query_part, document_part = prompt_halves(query, document, instruction)
-    return query_part.removesuffix(PAIR_JOINER), document_part.removesuffix(PAIR_END)
+    return query_part, document_part.removesuffix(PAIR_END)

@@ -17,14 +17,14 @@ import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from reranker.core.failures import BadRequest
-from reranker.core.prompt import DEFAULT_INSTRUCTION, PAIR_END, PAIR_JOINER, classifier_pair
+from reranker.core.prompt import DEFAULT_INSTRUCTION, PAIR_END, classifier_pair
 from reranker.engine.loading import load_model
 from reranker.engine.yes_no_head import YesNoHead
 
 PROMPT_MARKER = "qwen_ranker_prompt"
 """The config.json field an export writes: its value, PROMPT_FORM, says each pair is `core.prompt.classifier_pair`'s
 (the backend over CrossEncoder reads it, engine/cross_encoder.py)."""
-PROMPT_FORM = "qwen3-reranker classifier_pair"
+PROMPT_FORM = "qwen3-reranker classifier_pair v2"
 """(An export made before its tokenizer had the pair template says "qwen3-reranker prompt_halves": sent whole
 halves, engine/cross_encoder.py.)"""
 SERVED_MAX_LENGTH = 8192
@@ -54,9 +54,9 @@ def export_seq_cls(model: str, out: Path) -> Path:
 
 
 def read_pairs_as_the_prompt(tokenizer: PreTrainedTokenizerBase) -> None:
-    """Give the tokenizer a pair template: text 1, PAIR_JOINER, text 2, PAIR_END, so that `classifier_pair`'s two texts
-    (each without whitespace at its ends, which some servers strip) are read as the model card's whole prompt. A
-    single text (vLLM's /classify, a prompt sent whole) is read as it is."""
+    """Give the tokenizer a pair template: text 1, text 2, PAIR_END, so that `classifier_pair`'s two texts (the second
+    without the prompt's final line breaks) are read as the model card's whole prompt. A single text (vLLM's
+    /classify, a prompt sent whole) is read as it is."""
     from tokenizers import processors
 
     def added(name: str, text: str) -> dict:
@@ -64,8 +64,7 @@ def read_pairs_as_the_prompt(tokenizer: PreTrainedTokenizerBase) -> None:
         return {"id": name, "ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids)}
 
     template = processors.TemplateProcessing(
-        single="$A:0", pair="$A:0 PAIR_JOINER:0 $B:1 PAIR_END:1",
-        special_tokens=[added("PAIR_JOINER", PAIR_JOINER), added("PAIR_END", PAIR_END)])
+        single="$A:0", pair="$A:0 $B:1 PAIR_END:1", special_tokens=[added("PAIR_END", PAIR_END)])
     backend = tokenizer.backend_tokenizer
     backend.post_processor = (template if backend.post_processor is None
                               else processors.Sequence([backend.post_processor, template]))
@@ -158,8 +157,9 @@ template, so a pair is read as two plain texts.
 
 Every server below reads a pair (text 1, text 2). They are the model card's prompt cut in two: text 1, the **query
 part**, carries the instruction and the query; text 2, the **document part**, the document. The tokenizer's pair
-template puts back the line break between them and the two line breaks after them, which the texts leave out: so
-servers that strip each text (sentence-transformers 3, hence Infinity) read the same prompt as those that do not.
+template adds the prompt's two final line breaks after text 2, which text 2 leaves out. Text 1 must keep its final
+line break: a server that strips each text (sentence-transformers 3, hence Infinity 0.0.78) loses it and does not
+read the card's prompt.
 Fill `{{instruction}}` (the default is "{default_instruction}"), `{{query}}` and `{{document}}`:
 
 Query part (text 1):

@@ -10,6 +10,7 @@ from a file opened for it alone, so the pages read stay in the page cache, not i
 
 from __future__ import annotations
 
+import ctypes
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +69,8 @@ def load_int8(folder: Path) -> PreTrainedModel | None:
             parts[field] = tensor
             if set(parts) == {n for n, p in module.named_parameters() if p is not None}:
                 model.set_submodule(module_name, Int8Linear(parts["weight"], parts.get("bias")))
-                del pending[module_name]
+                del pending[module_name], parts
+                return_freed_memory()
         elif isinstance(module, torch.nn.Embedding):
             model.set_submodule(module_name, WidenedEmbedding(tensor, module.padding_idx))
         else:  # norms float32, as a float32 load holds them; an untied LM head as stored (the yes/no head copies
@@ -78,6 +80,26 @@ def load_int8(folder: Path) -> PreTrainedModel | None:
     if pending or any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         return None
     return model.eval()
+
+
+def return_freed_memory() -> None:
+    """Hand what the process has freed back to the system (glibc's malloc_trim; elsewhere nothing). Each layer's
+    read and quantized copies are freed as the next arrive, but once glibc's mmap threshold has risen (it rises after
+    a large free, and threads started by another library, scipy's, make it matter) freed blocks stay in the heap:
+    the full-size shape's int8 load then peaked at 2.37 GB instead of 1.11 GB."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
 
 
 def _names(files: list[Path]) -> Iterator[str]:
