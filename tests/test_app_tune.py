@@ -107,5 +107,6 @@ def test_a_fine_tuning_job_ends_with_its_table_on_a_fresh_page(page: AppTest, op
     picker = at.sidebar.selectbox(key="model_choice")
     tuned = Path(picker.value)
     assert (tuned / "evaluation.json").is_file() and f"Tuned: {tuned.name}" in picker.options
+    assert frame.openings().get(at.session_state["frame_backend"]).wait(120)  # the sidebar loads it in the background
     at = at.switch_page("views/evaluate.py").run()  # offered where a run's model is chosen too
     assert str(tuned) in at.selectbox(key="eval_A_model").options

@@ -67,9 +67,10 @@ def test_tuning_lifts_the_held_out_ndcg_significantly(tuned: tuple[Path, Path]) 
     _, output = tuned
     evaluation = json.loads((output / "evaluation.json").read_text())
     assert len(evaluation["held_out"]) == 8
-    assert evaluation["base"]["nDCG@10"] < 0.6  # the random model does not know the task
+    assert evaluation["base"]["nDCG@10"] < 0.8  # the random model does not know the task (a random order: ~0.55)
+    assert evaluation["tuned"]["nDCG@10"] > 0.95
     ndcg = evaluation["significance"]["nDCG@10"]
-    assert ndcg["tuned_minus_base"] > 0.3 and ndcg["p_value"] < 0.05
+    assert ndcg["tuned_minus_base"] > 0.15 and ndcg["p_value"] < 0.05
     assert evaluation["tuned"]["nDCG@10"] == pytest.approx(evaluation["base"]["nDCG@10"] + ndcg["tuned_minus_base"])
     trained_on = {line for line in (output / "README.md").read_text().splitlines()}
     assert any("held out: 8 queries" in line for line in trained_on)
