@@ -89,6 +89,13 @@ def settled(page) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
 
 
+def drawn(page) -> None:
+    """Wait until the tables and charts are drawn (they show a grey placeholder first; on a narrow page for
+    seconds), then a moment for their content."""
+    page.wait_for_function("!document.querySelector('[data-testid^=\"stSkeleton\"]')", timeout=30_000)
+    page.wait_for_timeout(1000)
+
+
 def test_rerank_in_a_real_browser(workbench_url, browser, reranker, output_dir):
     from playwright.sync_api import expect
 
@@ -203,18 +210,22 @@ def test_a_json_upload_scored_in_the_page_keeps_its_ids_in_the_download(workbenc
 
 
 def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
-    """The sample evaluated in a real browser: the table, the charts, the threshold; drawn at 1440 and 390 px."""
+    """The sample evaluated in a real browser: the table, the charts, the threshold, the depth curve; drawn at 1440
+    and 390 px."""
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1440, "height": 3400})  # tall: the page scrolls inside itself
     page.goto(f"{workbench_url}/evaluate")
     expect(page.get_by_text("Engine ready")).to_be_visible(timeout=90_000)
+    page.get_by_role("textbox", name="Depth sweep: also K =").fill("3,5")
+    page.get_by_role("textbox", name="Depth sweep: also K =").press("Enter")
     page.get_by_role("button", name="Evaluate", exact=True).click()
     expect(page.get_by_role("heading", name="Before and after")).to_be_visible(timeout=120_000)
     expect(page.get_by_text(re.compile(r"\d+ queries gained, \d+ lost"))).to_be_visible()
+    expect(page.get_by_text(re.compile("^Suggested K, the smallest within"))).to_be_visible()
     expect(page.get_by_role("button", name="Threshold (JSON)")).to_be_visible(timeout=30_000)  # drawn last
     settled(page)
-    page.wait_for_timeout(1000)  # the grids and charts draw after they appear
+    drawn(page)
     page.screenshot(path=str(output_dir / "evaluate-1440.png"), full_page=True)
     page.reload()  # the result comes back, not scored again
     expect(page.get_by_role("heading", name="Before and after")).to_be_visible(timeout=30_000)
@@ -233,7 +244,7 @@ def test_the_evaluate_page_on_the_sample(workbench_url, browser, output_dir):
     expect(phone.get_by_text(re.compile("^Suggested K, the smallest within"))).to_be_visible()
     expect(phone.get_by_text(re.compile(r"^0 of [\d,]+ pairs scored now"))).to_be_visible()  # the store had them
     settled(phone)
-    phone.wait_for_timeout(1000)
+    drawn(phone)
     phone.screenshot(path=str(output_dir / "evaluate-390.png"), full_page=True)
 
 

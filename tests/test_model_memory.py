@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from reranker.engine.memory import Fit, available_bytes, estimate, fit_of, parameter_count, read_config
 from reranker.workbench.charts import scatter_figure
 
@@ -43,3 +45,16 @@ def test_the_scatter_plots_each_document_once_with_the_diagonal():
     assert list(fig.data[1].x) == [1.0, -2.0] and list(fig.data[1].y) == [0.5, -1.0]
     assert list(fig.data[0].x) == [-2.0, 1.0]  # the line where both runs agree
     assert "<b>" not in fig.data[1].customdata[0]
+
+
+@pytest.mark.parametrize("family", ["XLMRoberta", "Bert"])
+def test_an_encoder_cross_encoder_is_counted_as_its_own_kind(family: str):
+    """bge-reranker-v2-m3 (XLM-RoBERTa) or a MiniLM (BERT) cross-encoder: the fit check counts an encoder's
+    parameters, not a decoder's."""
+    import transformers
+
+    config = getattr(transformers, f"{family}Config")(vocab_size=1000, hidden_size=64, num_hidden_layers=3,
+                                                      num_attention_heads=4, intermediate_size=256,
+                                                      max_position_embeddings=130, num_labels=1)
+    model = getattr(transformers, f"{family}ForSequenceClassification")(config)
+    assert parameter_count(config.to_dict()) == sum(p.numel() for p in model.parameters())

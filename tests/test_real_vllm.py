@@ -151,3 +151,37 @@ def test_verify_as_rag_clients_call_its_rerank_is_exact_or_says_why(request: pyt
         assert ("chat_template_added" if templated else "no_prompt_template") in causes or "constant_scores" in causes
         tokens = probes["plain_pairs"]["prompt_tokens"]
         assert (tokens["target"] > tokens["reference"] / 2) == templated
+
+
+@pytest.fixture(scope="module")
+def exported_vllm(vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmProcess]:
+    """vLLM serving the seq-cls export (`python -m reranker export MODEL --to seq-cls OUT`) as it serves any
+    sequence classifier: no overrides, no template."""
+    from reranker.engine.seq_cls_export import export_seq_cls
+
+    export = export_seq_cls(str(vllm_model_dir), tmp_path_factory.mktemp("export") / "seq-cls")
+    yield from started(export, tmp_path_factory.mktemp("vllm-export") / "vllm.log", overrides=None)
+
+
+def test_the_seq_cls_export_on_vllm_is_exact_sent_the_prompt_halves(exported_vllm: VllmProcess,
+                                                                     vllm_model_dir: Path) -> None:
+    """A real /v1/rerank server built on the export (issue 28): vLLM reads each pair as the tokenizer's text pair, so
+    the export's pair template adds the prompt's end and the card's prompt is scored, sent in halves as the export's
+    README says; as RAG clients call it (plain text), verify names the missing prompt."""
+    from reranker.cli.verify_command import VerifyOptions, run_verify
+
+    [report] = run_verify(VerifyOptions(exported_vllm.url + "/v1/rerank", reference=str(vllm_model_dir),
+                                        prompt_halves=True, max_length=MAX_MODEL_LEN))
+    document = report.document()
+    verdicts = {p["name"]: (p["verdict"], p["max_abs_diff"], p["refused"]) for p in document["probes"]}
+    print(verdicts, document["diagnoses"])
+    assert {name for name, (verdict, _, _) in verdicts.items() if verdict != "exact"} <= {"control_strings",
+                                                                                          "long_document"}, verdicts
+    assert all(diff < 1e-5 for name, (_, diff, _) in verdicts.items() if name not in ("control_strings",
+                                                                                      "long_document"))
+
+    [plain] = run_verify(VerifyOptions(exported_vllm.url + "/v1/rerank", reference=str(vllm_model_dir),
+                                       max_length=MAX_MODEL_LEN))
+    plain_document = plain.document()
+    assert plain_document["verdict"] == "wrong"
+    assert "no_prompt_template" in [d["cause"] for d in plain_document["diagnoses"]]

@@ -71,7 +71,11 @@ def _count(parameters: int) -> str:
 
 
 def parameter_count(config: dict) -> int:
-    """A Qwen3 decoder's parameters from its config: embeddings, the layers, the final norm, an untied LM head."""
+    """A model's parameters from its config: a Qwen3-style decoder (gated MLP, untied LM head when not tied), or a
+    BERT-style encoder cross-encoder (bge-reranker, MiniLM: position embeddings, a two-matrix MLP with biases, a
+    pooler and a one-label head); the fit check reads it before anything loads."""
+    if config.get("model_type") in ENCODER_TYPES:
+        return _encoder_parameter_count(config)
     hidden, vocab, layers = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
     heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads") or config["num_attention_heads"]
     head_dim = config.get("head_dim") or hidden // heads
@@ -80,6 +84,19 @@ def parameter_count(config: dict) -> int:
     per_layer = attention + mlp + 2 * hidden
     head = 0 if config.get("tie_word_embeddings", True) else vocab * hidden
     return vocab * hidden + layers * per_layer + hidden + head
+
+
+ENCODER_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "camembert"})
+
+
+def _encoder_parameter_count(config: dict) -> int:
+    hidden, inner = config["hidden_size"], config["intermediate_size"]
+    embeddings = ((config["vocab_size"] + config.get("max_position_embeddings", 512) + config.get("type_vocab_size", 2))
+                  * hidden + 2 * hidden)
+    per_layer = 4 * (hidden * hidden + hidden) + 2 * hidden * inner + inner + hidden + 4 * hidden
+    labels = config.get("num_labels") or len(config.get("id2label") or {}) or 1
+    head = hidden * hidden + hidden + hidden * labels + labels  # the pooler or classifier's dense layer, then labels
+    return embeddings + config["num_hidden_layers"] * per_layer + head
 
 
 def estimate(config: dict, bytes_per_parameter: int) -> MemoryEstimate:
