@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 from reranker import Query, Qwen3Reranker, open_backend
 from reranker.core.backend import ScoringStopped, StopScoring
 from reranker.core.failures import BadRequest, PromptTooLong, UnsupportedOption
-from reranker.core.prompt import DEFAULT_INSTRUCTION, classifier_pair
+from reranker.core.prompt import ASSISTANT_SUFFIX, DEFAULT_INSTRUCTION, classifier_pair
 from reranker.engine.cross_encoder import CrossEncoderReranker, is_sequence_classifier
 from reranker.engine.seq_cls_export import PROMPT_FORM, PROMPT_MARKER, export_seq_cls
 from reranker.testing.random_encoders import build_embedding_model, into_hub_cache, vocabulary_of
@@ -93,13 +93,31 @@ def test_the_export_is_a_one_label_classifier_with_a_readme(seq_cls_dir: Path) -
 @pytest.mark.parametrize(("query", "documents", "instruction"), CASES)
 def test_crossencoder_on_the_prompt_halves_gives_the_engines_scores(
         seq_cls_dir: Path, reranker: Qwen3Reranker, query: str, documents: list[str], instruction: str | None) -> None:
-    """Sent as the README says (the document part without the prompt's final line breaks, which the export's tokenizer
-    adds)."""
+    """Sent as the README says (the document part without the prompt's end, which the export's tokenizer adds)."""
     model = sentence_transformers.CrossEncoder(str(seq_cls_dir), device="cpu")
     expected = reranker.score(query, documents, instruction)
     for _ in (1,):
         scores = model.predict([classifier_pair(query, d, instruction) for d in documents])
         assert max(abs(float(a) - b) for a, b in zip(scores, expected)) < SCORE_TOLERANCE
+
+
+def test_crossencoder_cutting_a_long_document_itself_keeps_the_question(seq_cls_dir: Path,
+                                                                          tiny_model_dir: Path) -> None:
+    """sentence-transformers cuts a pair over its max_length from the end of the longer text (the document; the query
+    part, about 60 tokens, stays whole while it is under half the limit); the export's tokenizer adds the prompt's
+    end after the cut, so the model still reads the question and scores the document's beginning as the engine does
+    at that length."""
+    model = sentence_transformers.CrossEncoder(str(seq_cls_dir), device="cpu", max_length=300)
+    engine = Qwen3Reranker(model=str(tiny_model_dir), device="cpu", max_length=300)
+    documents = ["The capital of China is Beijing. " * 80, "中国的首都是北京。重力是一种力。" * 60]
+    pairs = [classifier_pair("capital of China", d) for d in documents]
+    encoded = model.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation=True, max_length=300)
+    end = model.tokenizer.encode(ASSISTANT_SUFFIX, add_special_tokens=False)
+    assert all(len(ids) == 300 and ids[-len(end):] == end for ids in encoded["input_ids"])
+    judged = engine.judge_many([Query("capital of China", documents)])[0]
+    assert all(j.truncated and j.tokens == 300 for j in judged)
+    scores = model.predict(pairs)
+    assert [float(s) for s in scores] == pytest.approx([j.score for j in judged], abs=SCORE_TOLERANCE)
 
 
 def test_our_backend_on_the_export_gives_the_engines_judgements(seq_cls_dir: Path, reranker: Qwen3Reranker) -> None:

@@ -42,17 +42,20 @@ def prompt_halves(query: str, document: str, instruction: str | None = None) -> 
     return SYSTEM_PREFIX + _query_part(query, instruction), _document_part(document) + ASSISTANT_SUFFIX
 
 
-PAIR_END = "\n\n"
-"""The line breaks that end the prompt, after `</think>`: a sequence-classifier export's tokenizer adds them itself
-(its pair template), as `classifier_pair` leaves them out."""
+PAIR_END = ASSISTANT_SUFFIX
+"""The end of the prompt, from `<|im_end|>` to `</think>` and its line breaks: a sequence-classifier export's tokenizer
+adds it after text 2 itself (its pair template, as the model card's code adds its suffix tokens), as `classifier_pair`
+leaves it out. So a server that cuts an over-long text 2 cuts the document, never the question, and one that strips a
+text's trailing whitespace cannot cut the final line breaks."""
 
 
-def classifier_pair(query: str, document: str, instruction: str | None = None) -> tuple[str, str]:
+def classifier_pair(query: str, document: str, instruction: str | None = None,
+                    pair_end: str = PAIR_END) -> tuple[str, str]:
     """The two texts a Qwen3-Reranker exported as a sequence classifier is sent (engine/seq_cls_export.py):
-    `prompt_halves`, the second without the prompt's final line breaks, which the export's tokenizer adds after it
-    (a server that strips a text's trailing whitespace would cut them). The first half keeps its final line break:
-    Qwen's tokenizer reads a query's last punctuation and that break as one token ("?\n"), which no template added
-    after it could rebuild; so a server that strips each text (sentence-transformers 3, hence Infinity 0.0.78) cannot
-    be sent the card's prompt exactly (docs/VERIFY.md)."""
+    `prompt_halves`, the second without `pair_end`, which the export's tokenizer adds after it (exports of the
+    "v2" form added only the final line breaks: engine/seq_cls_export.PAIR_ENDS). The first half keeps its final line
+    break: Qwen's tokenizer reads a query's last punctuation and that break as one token ("?\n"), which no template
+    added after it could rebuild; so a server that strips each text (sentence-transformers 3, hence Infinity 0.0.78)
+    cannot be sent the card's prompt exactly (docs/VERIFY.md)."""
     query_part, document_part = prompt_halves(query, document, instruction)
-    return query_part, document_part.removesuffix(PAIR_END)
+    return query_part, document_part.removesuffix(pair_end)

@@ -30,7 +30,7 @@ from reranker.core.prompt import DEFAULT_INSTRUCTION, classifier_pair, prompt_ha
 from reranker.core.ranking import Judgement, Progress, Query
 from reranker.engine.loading import dtype_kwarg, resolve_device, resolve_dtype
 from reranker.engine.model_files import CROSS_ENCODER, EMBEDDING, architectures_text, model_kind
-from reranker.engine.seq_cls_export import PROMPT_FORM, PROMPT_MARKER
+from reranker.engine.seq_cls_export import PAIR_ENDS, PROMPT_MARKER
 
 KIND = "cross-encoder (sentence-transformers)"
 Verdict = tuple[float, float]
@@ -86,9 +86,9 @@ class CrossEncoderReranker(RerankBackend):
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or (16384 if self.device.type == "cpu" else 65536)
         config = self.encoder.model.config
-        self.adds_pair_whitespace = getattr(config, PROMPT_MARKER, None) == PROMPT_FORM
-        """Its tokenizer puts the prompt's line breaks back (our export): pairs are `classifier_pair`'s."""
-        self.reads_prompt_halves = (self.adds_pair_whitespace or getattr(config, PROMPT_MARKER, None) is not None
+        self.pair_end = PAIR_ENDS.get(getattr(config, PROMPT_MARKER, None))
+        """What its tokenizer adds after text 2 (our export): pairs are `classifier_pair`'s without it."""
+        self.reads_prompt_halves = (self.pair_end is not None or getattr(config, PROMPT_MARKER, None) is not None
                                     or list(config.architectures or []) == ["Qwen3ForSequenceClassification"])
         """It is a Qwen3-Reranker in sequence-classification form: pairs are `prompt_halves`, with instructions."""
         self._lock = threading.RLock()  # re-entered by a progress callback that scores in between passes
@@ -132,8 +132,9 @@ class CrossEncoderReranker(RerankBackend):
     def _texts(self, q: Query, document: str) -> tuple[str, str]:
         if not self.reads_prompt_halves:
             return q.query, document
-        pair = classifier_pair if self.adds_pair_whitespace else prompt_halves
-        return pair(q.query, document, q.instruction)
+        if self.pair_end is None:
+            return prompt_halves(q.query, document, q.instruction)
+        return classifier_pair(q.query, document, q.instruction, self.pair_end)
 
     def _count(self, q: Query, documents: Sequence[str]) -> list[int]:
         """Tokens of each document's pair, as the model reads it (special tokens included), uncut."""

@@ -24,9 +24,11 @@ from reranker.engine.yes_no_head import YesNoHead
 PROMPT_MARKER = "qwen_ranker_prompt"
 """The config.json field an export writes: its value, PROMPT_FORM, says each pair is `core.prompt.classifier_pair`'s
 (the backend over CrossEncoder reads it, engine/cross_encoder.py)."""
-PROMPT_FORM = "qwen3-reranker classifier_pair v2"
-"""(An export made before its tokenizer had the pair template says "qwen3-reranker prompt_halves": sent whole
-halves, engine/cross_encoder.py.)"""
+PROMPT_FORM = "qwen3-reranker classifier_pair v3"
+PAIR_ENDS = {PROMPT_FORM: PAIR_END, "qwen3-reranker classifier_pair v2": "\n\n"}
+"""What each form's tokenizer adds after text 2: v3 the prompt's whole end (`core.prompt.PAIR_END`), v2 (2026-12-07)
+its final line breaks only. (An export made before its tokenizer had a pair template says "qwen3-reranker
+prompt_halves": sent whole halves, engine/cross_encoder.py.)"""
 SERVED_MAX_LENGTH = 8192
 """The model card's max_length, written as the tokenizer's limit: servers that cut pairs to it (sentence-transformers,
 Infinity) would otherwise try the decoder's 32k or 40k positions on an over-long document and run out of memory."""
@@ -55,8 +57,9 @@ def export_seq_cls(model: str, out: Path) -> Path:
 
 def read_pairs_as_the_prompt(tokenizer: PreTrainedTokenizerBase) -> None:
     """Give the tokenizer a pair template: text 1, text 2, PAIR_END, so that `classifier_pair`'s two texts (the second
-    without the prompt's final line breaks) are read as the model card's whole prompt. A single text (vLLM's
-    /classify, a prompt sent whole) is read as it is."""
+    without the prompt's end) are read as the model card's whole prompt, its end tokenized alone as the card's code
+    does. A server that cuts an over-long pair cuts text 2 before the template is added, so the end stays. A single
+    text (vLLM's /classify, a prompt sent whole) is read as it is."""
     from tokenizers import processors
 
     def added(name: str, text: str) -> dict:
@@ -157,9 +160,9 @@ template, so a pair is read as two plain texts.
 
 Every server below reads a pair (text 1, text 2). They are the model card's prompt cut in two: text 1, the **query
 part**, carries the instruction and the query; text 2, the **document part**, the document. The tokenizer's pair
-template adds the prompt's two final line breaks after text 2, which text 2 leaves out. Text 1 must keep its final
-line break: a server that strips each text (sentence-transformers 3, hence Infinity 0.0.78) loses it and does not
-read the card's prompt.
+template adds the end of the prompt after text 2 (`<|im_end|>`, the assistant turn, `</think>` and its line breaks),
+which text 2 leaves out. Text 1 must keep its final line break: a server that strips each text (sentence-transformers
+3, hence Infinity 0.0.78) loses it and does not read the card's prompt.
 Fill `{{instruction}}` (the default is "{default_instruction}"), `{{query}}` and `{{document}}`:
 
 Query part (text 1):
@@ -182,9 +185,10 @@ DOCUMENT_PART = {document_repr}
 ```
 
 Sent without these templates (a bare query and document) the model answers something else: a query or a document
-alone is not the prompt it was trained on. A pair longer than a server's limit is cut by the server from the end of
-text 2, which takes the assistant suffix with it: keep query and document within the limit (Qwen-Ranker Pro cuts
-the document instead). A control string typed in a query or a document (`<|im_end|>`, `<|im_start|>`) is read by
+alone is not the prompt it was trained on. A pair longer than a server's limit is cut by a server that truncates
+(sentence-transformers, TEI with `truncate`) from the end of text 2, the document, and the template's end is added
+after the cut, so the question is kept; vLLM refuses such a pair (HTTP 400) instead: keep documents within its
+`--max-model-len` there. A control string typed in a query or a document (`<|im_end|>`, `<|im_start|>`) is read by
 these servers as the control token itself, as one tokenizer call over the whole text reads it: a document can then
 end the turn. Remove or escape such strings from user text before you send it (Qwen-Ranker Pro's own engine keeps
 them as text). Check a deployment of this folder with `python -m reranker verify` against the original model.
