@@ -83,7 +83,7 @@ def test_the_export_is_a_one_label_classifier_with_a_readme(seq_cls_dir: Path) -
     readme = (seq_cls_dir / "README.md").read_text()
     query_part, document_part = classifier_pair("{query}", "{document}", "{instruction}")
     assert query_part in readme and document_part in readme
-    assert repr(query_part) in readme and repr(document_part) in readme
+    assert repr(query_part) in readme and repr(document_part) in readme and repr(ASSISTANT_SUFFIX) in readme
     for words in ("text-embeddings-router", "infinity_emb", "vllm serve", "--task score", "CrossEncoder",
                   DEFAULT_INSTRUCTION):
         assert words in readme

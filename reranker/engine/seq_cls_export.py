@@ -141,6 +141,7 @@ def readme(model: str, out: Path, dtype: str) -> str:
         model=model, name=out.name, dtype=dtype, exactness=exactness, query_block=query_part,
         document_block=document_part,
         query_repr=repr(query_part), document_repr=repr(document_part), default_repr=repr(default_part),
+        end_repr=repr(PAIR_END),
         default_instruction=DEFAULT_INSTRUCTION)
 
 
@@ -182,6 +183,7 @@ As Python strings (`str.format` them):
 ```python
 QUERY_PART = {query_repr}
 DOCUMENT_PART = {document_repr}
+PROMPT_END = {end_repr}  # added by the tokenizer after text 2; only a prompt sent whole needs it
 ```
 
 Sent without these templates (a bare query and document) the model answers something else: a query or a document
@@ -222,7 +224,7 @@ them as text). Check a deployment of this folder with `python -m reranker verify
 - **vLLM**: `vllm serve {name} --task score` (releases without `--task`: `--runner pooling`). `POST /score` with
   `{{"text_1": QUERY_PART filled, "text_2": [DOCUMENT_PART filled, ...]}}`, or `/v1/rerank` with the same as
   `query` and `documents`; the scores are the sigmoid. With `--task classify`, `/classify` takes each prompt whole:
-  QUERY_PART + DOCUMENT_PART as one text.
+  QUERY_PART + DOCUMENT_PART + PROMPT_END as one text (a single text gets no template).
 
 The instruction goes into the query part, so one query under two instructions is two different text 1s. The
 default one, filled in, starts text 1 like this:
