@@ -67,6 +67,7 @@ def rerank_a_sample(page) -> None:
     except AssertionError:  # seen once under CI load: the click did not reach the app; a person would click again
         page.get_by_role("button", name="Rerank").click()
         expect(page.locator(".rank-card.top")).to_have_count(1, timeout=60_000)
+    expect(page.locator(".rank-card")).to_have_count(8, timeout=30_000)  # all drawn (seen read at 3 of 8 under load)
 
 
 def type_and_rerank(browser, url: str, documents: str):
