@@ -70,6 +70,10 @@ def _count(parameters: int) -> str:
     return f"{parameters / 1e9:.2f}B" if parameters >= 1e9 else f"{parameters / 1e6:.0f}M"
 
 
+ENCODER_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "camembert"})
+"""model_type values of BERT-style encoders, the cross-encoders sentence-transformers loads beside Qwen3."""
+
+
 def parameter_count(config: dict) -> int:
     """A model's parameters from its config: a Qwen3-style decoder (gated MLP, untied LM head when not tied), or a
     BERT-style encoder cross-encoder (bge-reranker, MiniLM: position embeddings, a two-matrix MLP with biases, a
@@ -84,9 +88,6 @@ def parameter_count(config: dict) -> int:
     per_layer = attention + mlp + 2 * hidden
     head = 0 if config.get("tie_word_embeddings", True) else vocab * hidden
     return vocab * hidden + layers * per_layer + hidden + head
-
-
-ENCODER_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "camembert"})
 
 
 def _encoder_parameter_count(config: dict) -> int:
