@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import cache
 from pathlib import Path
 
 from reranker.analysis.probes import probe_suite
@@ -50,23 +51,22 @@ def main() -> None:
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f == "avx2")
     print(f"CPU flags: {', '.join(flags)}")
     rows = []
+    reference = cache(lambda max_length=8192: open_reference(str(model), str(model), max_length))
     if "in-process" in targets:
-        reference = open_reference(str(model), str(model))
         in_process = open_backend(str(export), dtype="float32")
-        rows.append(("cross-encoder backend (sentence-transformers 6)", checked(reference, in_process)))
+        rows.append(("cross-encoder backend (sentence-transformers 6)", checked(reference(), in_process)))
     if "vllm" in targets:
         with VllmProcess(export, model.parent / "vllm-bench.log", max_model_len=VLLM_MAX_LENGTH,
                          overrides=None) as server:
             server.wait_ready(900)
             [client], _ = plain_clients(server.url + "/v1/rerank", send_prompt_halves=True)
-            reference = open_reference(str(model), str(model), VLLM_MAX_LENGTH)
-            rows.append((f"vLLM {VLLM_PACKAGE.split('==')[1]} /v1/rerank, prompt halves", checked(reference, client)))
+            rows.append((f"vLLM {VLLM_PACKAGE.split('==')[1]} /v1/rerank, prompt halves",
+                         checked(reference(VLLM_MAX_LENGTH), client)))
     if "infinity" in targets:
-        reference = open_reference(str(model), str(model))
         with InfinityProcess(export, model.parent / "infinity-bench.log") as server:
             server.wait_ready(900)
             [client], _ = plain_clients(server.url, send_prompt_halves=True)
-            rows.append(("Infinity 0.0.78 /rerank, prompt halves", checked(reference, client)))
+            rows.append(("Infinity 0.0.78 /rerank, prompt halves", checked(reference(), client)))
     print("\n| target | verdict | max abs dp (all but control_strings) | control_strings max abs dp | seconds |")
     print("|---|---|---|---|---|")
     for name, (report, seconds) in rows:

@@ -88,7 +88,7 @@ class CrossEncoderReranker(RerankBackend):
         config = self.encoder.model.config
         self.pair_end = PAIR_ENDS.get(getattr(config, PROMPT_MARKER, None))
         """What its tokenizer adds after text 2 (our export): pairs are `classifier_pair`'s without it."""
-        self.reads_prompt_halves = (self.pair_end is not None or getattr(config, PROMPT_MARKER, None) is not None
+        self.reads_prompt_halves = (getattr(config, PROMPT_MARKER, None) is not None
                                     or list(config.architectures or []) == ["Qwen3ForSequenceClassification"])
         """It is a Qwen3-Reranker in sequence-classification form: pairs are `prompt_halves`, with instructions."""
         self._lock = threading.RLock()  # re-entered by a progress callback that scores in between passes
